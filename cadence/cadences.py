@@ -1,0 +1,237 @@
+"""Cadences: validate, create, pause, resume, preview, describe.
+
+Plain functions shared by the staff UI, the API and the CLI. They add to the
+session; the caller commits.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+
+from cadence.clock import isoformat_z
+from cadence.models import Cadence, Delivery, Invitation, Round, Team
+from cadence.planner import cadence_occurrences, refresh_next_open
+from cadence.recurrence import RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
+from surveys.extensions import db
+from surveys.models import QuestionSet
+
+MAX_OPEN_DAYS = 90
+
+
+class CadenceInvalid(ValueError):
+    def __init__(self, errors: dict):
+        super().__init__("invalid cadence")
+        self.errors = errors
+
+
+def _parse_date(value, field, errors):
+    if value in (None, ""):
+        return None
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        errors[field] = "must be a date as YYYY-MM-DD"
+        return None
+
+
+def validate_cadence(data: dict, today: date) -> dict:
+    """Check an API-shaped cadence payload; raise CadenceInvalid with a message
+    per field, or return the model's fields."""
+    errors: dict[str, str] = {}
+    fields: dict = {}
+
+    name = (data.get("name") or "").strip()
+    if not name:
+        errors["name"] = "give the cadence a name"
+    elif len(name) > 200:
+        errors["name"] = "at most 200 characters"
+    fields["name"] = name
+
+    question_set = None
+    set_id = data.get("question_set_id")
+    if not isinstance(set_id, int) or isinstance(set_id, bool):
+        errors["question_set_id"] = "the id of a question set is required"
+    else:
+        question_set = db.session.get(QuestionSet, set_id)
+        if question_set is None:
+            errors["question_set_id"] = f"no question set with id {set_id}"
+        elif question_set.latest_published is None:
+            errors["question_set_id"] = "publish the question set before scheduling it"
+    fields["question_set_id"] = set_id
+
+    rule = (data.get("rrule") or "").strip()
+    if rule.upper().startswith("RRULE:"):
+        rule = rule[6:]
+    try:
+        validate_rule(rule)
+    except RecurrenceError as error:
+        errors["rrule"] = str(error)
+    fields["rrule"] = rule
+
+    send_time = data.get("send_time") or "09:00"
+    try:
+        parsed = parse_send_time(send_time)
+        send_time = f"{parsed.hour:02d}:{parsed.minute:02d}"
+    except RecurrenceError as error:
+        errors["send_time"] = str(error)
+    fields["send_time"] = send_time
+
+    tz_name = data.get("timezone") or "UTC"
+    if tz_name != RECIPIENT:
+        try:
+            zone_for(tz_name)
+        except RecurrenceError as error:
+            errors["timezone"] = f"{error}; use an IANA name such as Europe/Berlin, or \"recipient\""
+    fields["timezone"] = tz_name
+
+    open_days = data.get("open_days", 5)
+    if not isinstance(open_days, int) or isinstance(open_days, bool) or not 1 <= open_days <= MAX_OPEN_DAYS:
+        errors["open_days"] = f"a whole number of days from 1 to {MAX_OPEN_DAYS}"
+    fields["open_days"] = open_days
+
+    reminder_days = data.get("reminder_days") or []
+    if not isinstance(reminder_days, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) for d in reminder_days
+    ):
+        errors["reminder_days"] = "a list of whole numbers of days after opening"
+    else:
+        if isinstance(open_days, int) and any(d < 1 or d >= open_days for d in reminder_days):
+            errors["reminder_days"] = "each reminder must fall after opening and before the round closes"
+        elif len(set(reminder_days)) > 5:
+            errors["reminder_days"] = "at most 5 reminders"
+        reminder_days = sorted(set(reminder_days))
+    fields["reminder_days"] = reminder_days
+
+    audience = data.get("audience") or {}
+    if not isinstance(audience, dict) or set(audience) - {"teams", "regions", "segments"}:
+        errors["audience"] = 'an object with "teams", "regions" and/or "segments" lists'
+    else:
+        cleaned = {}
+        for key in ("teams", "regions", "segments"):
+            values = audience.get(key) or []
+            if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+                errors[f"audience.{key}"] = "a list of names"
+                continue
+            cleaned[key] = [v.strip() for v in values]
+        known = set(db.session.scalars(select(Team.path).where(Team.path.in_(cleaned.get("teams", [])))))
+        unknown = [t for t in cleaned.get("teams", []) if t not in known]
+        if unknown:
+            errors["audience.teams"] = f"unknown team {unknown[0]!r} (use the full path, e.g. 'Sales / EMEA')"
+        audience = cleaned
+    fields["audience"] = audience
+
+    starts_on = _parse_date(data.get("starts_on"), "starts_on", errors) or today
+    ends_on = _parse_date(data.get("ends_on"), "ends_on", errors)
+    if ends_on and ends_on < starts_on:
+        errors["ends_on"] = "must not be before the start date"
+    fields["starts_on"] = starts_on
+    fields["ends_on"] = ends_on
+
+    if errors:
+        raise CadenceInvalid(errors)
+    return fields
+
+
+def create_cadence(data: dict, created_by, now: datetime) -> Cadence:
+    fields = validate_cadence(data, now.date())
+    cadence = Cadence(**fields, created_by_id=created_by.id if created_by else None, created_at=now, status="active")
+    db.session.add(cadence)
+    db.session.flush()
+    refresh_next_open(cadence, now)
+    return cadence
+
+
+def pause(cadence: Cadence) -> Cadence:
+    cadence.status = "paused"
+    return cadence
+
+
+def resume(cadence: Cadence) -> Cadence:
+    """The next tick plans the cadence again: an occurrence missed while paused
+    whose window is still open opens (late); older ones are recorded as skipped."""
+    cadence.status = "active"
+    cadence.next_open_at = None
+    return cadence
+
+
+def preview(cadence: Cadence, now: datetime, count: int = 5) -> list[dict]:
+    """The next `count` occurrences after now, with reminder times."""
+    items = []
+    zone = zone_for("UTC" if cadence.uses_recipient_timezone else cadence.timezone)
+    for occurrence in cadence_occurrences(cadence, after=now, limit=count):
+        items.append(
+            {
+                "period_key": occurrence.period_key,
+                "opens_at": isoformat_z(occurrence.scheduled_at),
+                "closes_at": isoformat_z(occurrence.closes_at),
+                "reminders_at": [isoformat_z(t) for t in occurrence.reminder_times(cadence.reminder_days or [], zone)],
+                "opens_at_local": occurrence.scheduled_at.astimezone(zone).isoformat(),
+                "closes_at_local": occurrence.closes_at.astimezone(zone).isoformat(),
+            }
+        )
+    return items
+
+
+def cadence_to_dict(cadence: Cadence) -> dict:
+    return {
+        "id": cadence.id,
+        "name": cadence.name,
+        "question_set_id": cadence.question_set_id,
+        "rrule": cadence.rrule,
+        "send_time": cadence.send_time,
+        "timezone": cadence.timezone,
+        "open_days": cadence.open_days,
+        "reminder_days": list(cadence.reminder_days or []),
+        "audience": {
+            "teams": list((cadence.audience or {}).get("teams", [])),
+            "regions": list((cadence.audience or {}).get("regions", [])),
+            "segments": list((cadence.audience or {}).get("segments", [])),
+        },
+        "starts_on": cadence.starts_on.isoformat(),
+        "ends_on": cadence.ends_on.isoformat() if cadence.ends_on else None,
+        "status": cadence.status,
+        "next_open_at": isoformat_z(cadence.next_open_at),
+        "created_at": isoformat_z(cadence.created_at),
+    }
+
+
+def round_summaries(cadence: Cadence) -> list[dict]:
+    """Rounds of a cadence with invited and responded counts (one query)."""
+    rows = db.session.execute(
+        select(
+            Round,
+            func.count(Invitation.id).label("invited"),
+            func.count(Invitation.responded_at).label("responded"),
+        )
+        .outerjoin(Invitation, Invitation.round_id == Round.id)
+        .where(Round.cadence_id == cadence.id)
+        .group_by(Round.id)
+        .order_by(Round.scheduled_at.desc())
+    ).all()
+    return [
+        {
+            "id": round_.id,
+            "period_key": round_.period_key,
+            "opens_at": isoformat_z(round_.opens_at),
+            "closes_at": isoformat_z(round_.closes_at),
+            "status": round_.status,
+            "late": round_.late,
+            "invited": invited_count,
+            "responded": responded_count,
+        }
+        for round_, invited_count, responded_count in rows
+    ]
+
+
+def delivery_counts(round_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        select(Delivery.status, func.count())
+        .join(Invitation, Invitation.id == Delivery.invitation_id)
+        .where(Invitation.round_id == round_id)
+        .group_by(Delivery.status)
+    ).all()
+    return dict(rows)

@@ -1,0 +1,260 @@
+"""People, teams, cadences, rounds, invitations and deliveries.
+
+The database is the source of truth for the schedule: Redis only carries jobs.
+Unique constraints are what make the tick idempotent: one round per
+(cadence, period), one invitation per (round, person), one delivery per
+(invitation, kind).
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import date, datetime
+
+from flask_login import UserMixin
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from cadence.clock import utcnow
+from surveys.extensions import UTCDateTime, db
+
+ROLES = ("rep", "pm", "leader", "admin")
+STAFF_ROLES = ("pm", "leader", "admin")
+TEAM_PATH_SEPARATOR = " / "
+
+
+class Team(db.Model):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    # The full path from the top of the org ("Sales / EMEA / Enterprise"):
+    # lets SQL select a team with all its sub-teams by prefix.
+    path: Mapped[str] = mapped_column(String(1000), unique=True)
+
+    parent: Mapped[Team | None] = relationship(remote_side=[id])
+
+    def __repr__(self):
+        return f"<Team {self.path}>"
+
+
+class Person(UserMixin, db.Model):
+    """Anyone Canary knows: reps (no password) and staff (sign in)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored lower-cased: emails are unique case-insensitively.
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    region: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    team: Mapped[Team | None] = relationship()
+    manager: Mapped[Person | None] = relationship(remote_side=[id])
+    role_rows: Mapped[list[PersonRole]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PersonRole.role"
+    )
+
+    @property
+    def roles(self) -> set[str]:
+        return {row.role for row in self.role_rows}
+
+    def set_roles(self, roles):
+        wanted = set(roles)
+        self.role_rows = [row for row in self.role_rows if row.role in wanted]
+        for role in sorted(wanted - self.roles):
+            self.role_rows.append(PersonRole(role=role))
+
+    def has_role(self, *roles) -> bool:
+        return bool(self.roles & set(roles))
+
+    @property
+    def is_staff(self) -> bool:
+        return self.has_role(*STAFF_ROLES)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: inactive people cannot sign in
+        return self.active
+
+    def __repr__(self):
+        return f"<Person {self.email}>"
+
+
+class PersonRole(db.Model):
+    __tablename__ = "person_roles"
+    __table_args__ = (CheckConstraint(f"role IN {ROLES!r}", name="known_role"),)
+
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+
+class ApiToken(db.Model):
+    """A Bearer token for /api/v1. Only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    person: Mapped[Person] = relationship()
+
+
+class Cadence(db.Model):
+    """One question set sent to one audience on a recurrence."""
+
+    __tablename__ = "cadences"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'paused')", name="known_status"),
+        CheckConstraint("open_days >= 1", name="positive_window"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    question_set_id: Mapped[int] = mapped_column(ForeignKey("question_sets.id"), index=True)
+    # An RFC 5545 RRULE without DTSTART; the start comes from starts_on + send_time.
+    rrule: Mapped[str] = mapped_column(String(500))
+    send_time: Mapped[str] = mapped_column(String(5), default="09:00")
+    # An IANA zone name, or "recipient": send_time in each person's own zone.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    open_days: Mapped[int] = mapped_column(Integer, default=5)
+    reminder_days: Mapped[list] = mapped_column(JSON, default=list)
+    # {"teams": [paths], "regions": [...], "segments": [...]}; empty = everyone.
+    audience: Mapped[dict] = mapped_column(JSON, default=dict)
+    starts_on: Mapped[date] = mapped_column(Date)
+    ends_on: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Maintained by the planner so a tick only looks at cadences with due work.
+    next_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    question_set = relationship("QuestionSet")
+    rounds: Mapped[list[Round]] = relationship(back_populates="cadence", order_by="Round.opens_at")
+
+    @property
+    def uses_recipient_timezone(self) -> bool:
+        return self.timezone == "recipient"
+
+
+class Round(db.Model):
+    """One occurrence of a cadence, identified by its period key."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (
+        UniqueConstraint("cadence_id", "period_key"),
+        CheckConstraint("status IN ('open', 'closed', 'skipped')", name="known_status"),
+        Index("ix_rounds_status_closes_at", "status", "closes_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cadence_id: Mapped[int] = mapped_column(ForeignKey("cadences.id"), index=True)
+    period_key: Mapped[str] = mapped_column(String(20))
+    question_set_version_id: Mapped[int | None] = mapped_column(ForeignKey("question_set_versions.id"))
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    # When the recurrence said it should open, and when it really did.
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    late: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    cadence: Mapped[Cadence] = relationship(back_populates="rounds")
+    version = relationship("QuestionSetVersion")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+class Invitation(db.Model):
+    """One person asked in one round, with their org position frozen at opening."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (UniqueConstraint("round_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    region: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64))
+    # The instant this person's invitation goes out (differs per person when
+    # the cadence sends at a local time in each recipient's zone).
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Part of the signed link; replacing it revokes the link.
+    nonce: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_urlsafe(12))
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    round: Mapped[Round] = relationship()
+    person: Mapped[Person] = relationship()
+    team: Mapped[Team | None] = relationship()
+
+
+DELIVERY_STATUSES = ("pending", "queued", "sending", "sent", "failed", "cancelled")
+
+
+class Delivery(db.Model):
+    """One message owed to one invitation: the invite, each reminder, a nudge."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("invitation_id", "kind"),
+        CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="known_status"),
+        Index("ix_deliveries_status_due_at", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), index=True)
+    # "invite", "reminder-1", "reminder-2", ...
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(255))
+
+    invitation: Mapped[Invitation] = relationship()
+
+
+class OutboxMessage(db.Model):
+    """A message kept by the development mail backend instead of being sent."""
+
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_address: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

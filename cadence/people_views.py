@@ -1,0 +1,78 @@
+"""The admin's people page: the list, the CSV upload with its report, the export."""
+
+from flask import Blueprint, Response, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField, FileRequired
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from wtforms import BooleanField
+
+from cadence.clock import utcnow
+from cadence.models import Person, Team
+from cadence.people import export_people_csv, import_people, normalise_team_path, team_and_subteams
+from surveys.auth import roles_required
+from surveys.extensions import db
+
+people_bp = Blueprint("people", __name__, url_prefix="/people")
+
+PER_PAGE = 50
+
+
+class PeopleImportForm(FlaskForm):
+    file = FileField(
+        "People CSV",
+        description="Columns: email, name, roles, team, region, segment, manager_email, timezone "
+        "(any order; other columns are ignored). At most 2 MB.",
+        validators=[FileRequired("Choose a CSV file to import."), FileAllowed(["csv", "txt"], "Choose a .csv file.")],
+    )
+    dry_run = BooleanField("Dry run: check the file and show the report, change nothing")
+    skip_bad = BooleanField("Skip bad rows: import the good rows even when some rows are bad")
+
+
+@people_bp.get("/")
+@roles_required("admin")
+def index():
+    return _people_page(PeopleImportForm())
+
+
+@people_bp.post("/import")
+@roles_required("admin")
+def import_csv():
+    form = PeopleImportForm()
+    if not form.validate_on_submit():
+        return _people_page(form, status=422)
+    report = import_people(form.file.data.read(), dry_run=form.dry_run.data, skip_bad=form.skip_bad.data)
+    return _people_page(form, report=report)
+
+
+@people_bp.get("/export.csv")
+@roles_required("admin")
+def export_csv():
+    # The byte-order mark lets Excel read the names as UTF-8; import skips it.
+    body = "\ufeff" + export_people_csv()
+    filename = f"people-{utcnow():%Y-%m-%d}.csv"
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _people_page(form, report=None, status=200):
+    team_path = normalise_team_path(request.args.get("team", "").strip())
+    query = select(Person).options(selectinload(Person.team)).order_by(Person.name, Person.email)
+    if team_path:
+        query = query.join(Team, Person.team_id == Team.id).where(team_and_subteams(team_path))
+    page = db.paginate(query, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    return render_template(
+        "people/index.html",
+        form=form,
+        report=report,
+        page=page,
+        team_path=team_path,
+        team_paths=db.session.scalars(select(Team.path).order_by(Team.path)).all(),
+        # The admin looking at the page is a person too: "no people yet"
+        # means nobody else.
+        anyone_else=db.session.scalar(select(func.count()).where(Person.id != current_user.id)) > 0,
+    ), status

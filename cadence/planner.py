@@ -1,0 +1,373 @@
+"""The scheduler pass ("tick"): what is due as of `now`, from the database.
+
+A tick
+1. closes rounds whose window has ended (and cancels their unsent reminders);
+2. opens each cadence's due occurrences: one whose window is still open opens
+   (late, if the scheduler was down), older missed ones are recorded as
+   skipped, never sent in a burst;
+3. hands due deliveries (invites, reminders) to the `mail` queue, plus any that
+   a lost Redis or a killed worker left behind.
+
+It is idempotent and safe to run concurrently: unique constraints allow one
+round per (cadence, period), one invitation per (round, person) and one
+delivery per (invitation, kind); inserts that lose a race do nothing. Jobs
+are enqueued only after the commit that made their work visible.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round, Team
+from cadence.recurrence import (
+    RECIPIENT,
+    Occurrence,
+    occurrences,
+    place_local,
+    recipient_send_instant,
+    zone_for,
+)
+from surveys.extensions import db
+
+log = logging.getLogger(__name__)
+
+# A round opened more than this after its scheduled time is marked late.
+LATE_AFTER = timedelta(minutes=15)
+# A delivery handed to Redis but not picked up in this long is handed again:
+# Redis may have lost it. A claimed one not finished is presumed abandoned by
+# a killed worker. Both are safe because sending claims each row atomically.
+REQUEUE_QUEUED_AFTER = timedelta(minutes=10)
+REQUEUE_SENDING_AFTER = timedelta(minutes=10)
+MAX_CATCH_UP = 500
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    opened: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    invitations: int = 0
+    invites_enqueued: int = 0
+    reminders_enqueued: int = 0
+    requeued: int = 0
+
+    def lines(self) -> list[str]:
+        lines = [f"tick at {self.now.isoformat()}"]
+        lines += [f"opened {label}" for label in self.opened]
+        lines += [f"skipped {label} (its window had passed)" for label in self.skipped]
+        lines += [f"closed {label}" for label in self.closed]
+        lines.append(
+            f"invitations created: {self.invitations}; invites enqueued: {self.invites_enqueued}; "
+            f"reminders enqueued: {self.reminders_enqueued}; re-enqueued: {self.requeued}"
+        )
+        return lines
+
+    def as_dict(self) -> dict:
+        return {
+            "now": self.now.isoformat(),
+            "opened": self.opened,
+            "skipped": self.skipped,
+            "closed": self.closed,
+            "invitations": self.invitations,
+            "invites_enqueued": self.invites_enqueued,
+            "reminders_enqueued": self.reminders_enqueued,
+            "requeued": self.requeued,
+        }
+
+
+def tick(now: datetime, enqueue: bool = True) -> TickReport:
+    report = TickReport(now=now)
+    close_due_rounds(now, report)
+    for cadence_id in due_cadence_ids(now):
+        plan_cadence(db.session.get(Cadence, cadence_id), now, report)
+    batches = claim_due_deliveries(now, report)
+    if enqueue:
+        enqueue_delivery_batches(batches)
+    return report
+
+
+# -- Closing ----------------------------------------------------------------------
+
+
+def close_due_rounds(now: datetime, report: TickReport) -> None:
+    rounds = db.session.scalars(
+        select(Round).where(Round.status == "open", Round.closes_at <= now).order_by(Round.closes_at)
+    ).all()
+    for round_ in rounds:
+        closed = db.session.execute(
+            update(Round)
+            .where(Round.id == round_.id, Round.status == "open")
+            .values(status="closed", closed_at=now)
+        ).rowcount
+        if closed:
+            cancel_unsent(round_.id)
+            report.closed.append(_label(round_.cadence, round_.period_key))
+        db.session.commit()
+
+
+def cancel_unsent(round_id: int) -> None:
+    """Nothing more goes out for a closed round."""
+    invitation_ids = select(Invitation.id).where(Invitation.round_id == round_id)
+    db.session.execute(
+        update(Delivery)
+        .where(Delivery.invitation_id.in_(invitation_ids), Delivery.status.in_(("pending", "queued")))
+        .values(status="cancelled")
+    )
+
+
+# -- Opening ----------------------------------------------------------------------
+
+
+def due_cadence_ids(now: datetime) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(Cadence.id)
+            .where(Cadence.status == "active", or_(Cadence.next_open_at.is_(None), Cadence.next_open_at <= now))
+            .order_by(Cadence.id)
+        )
+    )
+
+
+def cadence_occurrences(cadence: Cadence, *, after=None, until=None, limit=100) -> list[Occurrence]:
+    return occurrences(
+        cadence.rrule,
+        cadence.starts_on,
+        cadence.send_time,
+        cadence.timezone,
+        cadence.open_days,
+        after=after,
+        until=until,
+        ends_on=cadence.ends_on,
+        limit=limit,
+    )
+
+
+def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
+    """Open or skip every occurrence of `cadence` due by `now`, then remember
+    when the next one is due so later ticks can ignore this cadence."""
+    last_scheduled = db.session.scalar(select(db.func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
+    due = cadence_occurrences(cadence, after=last_scheduled, until=now, limit=MAX_CATCH_UP)
+    for occurrence in due:
+        if last_scheduled is None and occurrence.closes_at <= cadence.created_at:
+            continue  # before the cadence existed: nothing was missed
+        if occurrence.closes_at > now:
+            if open_round(cadence, occurrence, now, report) is not None:
+                report.opened.append(_label(cadence, occurrence.period_key) + (" (late)" if _is_late(occurrence, now) else ""))
+        else:
+            if record_skipped(cadence, occurrence, now):
+                report.skipped.append(_label(cadence, occurrence.period_key))
+    following = cadence_occurrences(cadence, after=max([now] + [o.scheduled_at for o in due]), limit=1)
+    cadence.next_open_at = following[0].scheduled_at if following else None
+    db.session.commit()
+
+
+def refresh_next_open(cadence: Cadence, now: datetime) -> None:
+    """Called when a cadence is created, edited or resumed."""
+    last_scheduled = db.session.scalar(select(db.func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
+    after = max(filter(None, [last_scheduled, now - timedelta(days=cadence.open_days)]))
+    upcoming = cadence_occurrences(cadence, after=after, limit=1)
+    cadence.next_open_at = upcoming[0].scheduled_at if upcoming else None
+
+
+def _is_late(occurrence: Occurrence, now: datetime) -> bool:
+    return now - occurrence.scheduled_at > LATE_AFTER
+
+
+def _label(cadence: Cadence, period_key: str) -> str:
+    return f"{cadence.name} {period_key}"
+
+
+def insert_ignoring_conflicts(model):
+    """INSERT ... ON CONFLICT DO NOTHING, on SQLite and PostgreSQL alike."""
+    dialect = db.session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
+
+
+def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime) -> bool:
+    result = db.session.execute(
+        insert_ignoring_conflicts(Round).values(
+            cadence_id=cadence.id,
+            period_key=occurrence.period_key,
+            status="skipped",
+            scheduled_at=occurrence.scheduled_at,
+            opens_at=occurrence.scheduled_at,
+            closes_at=occurrence.closes_at,
+            late=False,
+            created_at=now,
+        )
+    )
+    db.session.commit()
+    return bool(result.rowcount)
+
+
+def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: TickReport | None = None) -> Round | None:
+    """Create the round, its invitations and their deliveries in one
+    transaction. Returns None when the round already existed (another tick
+    got there first) or the set has nothing published to send."""
+    from surveys.questions import version_for_round
+
+    version = version_for_round(cadence.question_set)
+    if version is None:
+        log.warning("cadence %s has no published question set version; not opening %s", cadence.id, occurrence.period_key)
+        return None
+    opens_at = max(now, occurrence.scheduled_at)
+    result = db.session.execute(
+        insert_ignoring_conflicts(Round).values(
+            cadence_id=cadence.id,
+            period_key=occurrence.period_key,
+            question_set_version_id=version.id,
+            status="open",
+            scheduled_at=occurrence.scheduled_at,
+            opens_at=opens_at,
+            closes_at=occurrence.closes_at,
+            late=_is_late(occurrence, now),
+            created_at=now,
+        )
+    )
+    if not result.rowcount:
+        db.session.rollback()
+        return None
+    round_ = db.session.scalar(
+        select(Round).where(Round.cadence_id == cadence.id, Round.period_key == occurrence.period_key)
+    )
+    created = create_invitations(cadence, round_, occurrence, now)
+    db.session.commit()
+    if report is not None:
+        report.invitations += created
+    return round_
+
+
+def audience_query(audience: dict):
+    """Active reps matching the audience: teams (with their sub-teams),
+    regions and segments; within a dimension any value matches, across
+    dimensions all must. An empty audience means every active rep."""
+    query = (
+        select(Person.id, Person.team_id, Person.region, Person.segment, Person.timezone)
+        .join(PersonRole, and_(PersonRole.person_id == Person.id, PersonRole.role == "rep"))
+        .where(Person.active.is_(True))
+    )
+    teams = [t for t in (audience or {}).get("teams") or [] if t]
+    if teams:
+        team_match = or_(*[or_(Team.path == path, Team.path.startswith(path + " / ", autoescape=True)) for path in teams])
+        query = query.where(Person.team_id.in_(select(Team.id).where(team_match)))
+    regions = [r for r in (audience or {}).get("regions") or [] if r]
+    if regions:
+        query = query.where(Person.region.in_(regions))
+    segments = [s for s in (audience or {}).get("segments") or [] if s]
+    if segments:
+        query = query.where(Person.segment.in_(segments))
+    return query.order_by(Person.id)
+
+
+def create_invitations(cadence: Cadence, round_: Round, occurrence: Occurrence, now: datetime) -> int:
+    """One invitation per person in the audience (snapshotting team, region and
+    segment), an invite delivery each, and the reminders of the ladder."""
+    import secrets
+
+    people = db.session.execute(audience_query(cadence.audience)).all()
+    if not people:
+        return 0
+    rows = []
+    for person_id, team_id, region, segment, tz_name in people:
+        if cadence.uses_recipient_timezone:
+            send_at = recipient_send_instant(occurrence.local_date, cadence.send_time, tz_name)
+        else:
+            send_at = occurrence.scheduled_at
+        rows.append(
+            {
+                "round_id": round_.id,
+                "person_id": person_id,
+                "team_id": team_id,
+                "region": region,
+                "segment": segment,
+                "timezone": tz_name,
+                "send_at": max(send_at, round_.opens_at),
+                "nonce": secrets.token_urlsafe(12),
+                "created_at": now,
+            }
+        )
+    db.session.execute(insert_ignoring_conflicts(Invitation), rows)
+    create_deliveries(cadence, round_)
+    return len(rows)
+
+
+def create_deliveries(cadence: Cadence, round_: Round) -> None:
+    invitations = db.session.execute(
+        select(Invitation.id, Invitation.send_at, Invitation.timezone).where(Invitation.round_id == round_.id)
+    ).all()
+    cadence_zone = None if cadence.uses_recipient_timezone else zone_for(cadence.timezone)
+    ladder = sorted(set(cadence.reminder_days or []))
+    rows = []
+    for invitation_id, send_at, tz_name in invitations:
+        rows.append({"invitation_id": invitation_id, "kind": "invite", "status": "pending", "due_at": send_at})
+        zone = cadence_zone or zone_for(tz_name)
+        local_send = send_at.astimezone(zone).replace(tzinfo=None)
+        for number, days in enumerate(ladder, start=1):
+            due = place_local(local_send + timedelta(days=days), zone)
+            if due < round_.closes_at:
+                rows.append(
+                    {"invitation_id": invitation_id, "kind": f"reminder-{number}", "status": "pending", "due_at": due}
+                )
+    if rows:
+        db.session.execute(insert_ignoring_conflicts(Delivery), rows)
+
+
+# -- Handing deliveries to the workers ------------------------------------------------
+
+
+def claim_due_deliveries(now: datetime, report: TickReport) -> list[list[int]]:
+    """Mark due deliveries as queued and return them in batches for the mail
+    queue. Includes deliveries that Redis lost or a killed worker abandoned."""
+    from flask import current_app
+
+    open_rounds = select(Round.id).where(Round.status == "open")
+    open_invitations = select(Invitation.id).where(Invitation.round_id.in_(open_rounds))
+    due = or_(
+        and_(Delivery.status == "pending", Delivery.due_at <= now),
+        and_(Delivery.status == "queued", Delivery.enqueued_at <= now - REQUEUE_QUEUED_AFTER),
+        and_(Delivery.status == "sending", Delivery.claimed_at <= now - REQUEUE_SENDING_AFTER),
+    )
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.kind, Delivery.status)
+        .where(due, Delivery.invitation_id.in_(open_invitations))
+        .order_by(Delivery.due_at, Delivery.id)
+    ).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    for chunk in _chunks(ids, 1000):
+        db.session.execute(
+            update(Delivery).where(Delivery.id.in_(chunk)).values(status="queued", enqueued_at=now)
+        )
+    db.session.commit()
+    for row in rows:
+        if row.status != "pending":
+            report.requeued += 1
+        elif row.kind == "invite":
+            report.invites_enqueued += 1
+        else:
+            report.reminders_enqueued += 1
+    return list(_chunks(ids, current_app.config["MAIL_BATCH_SIZE"]))
+
+
+def enqueue_delivery_batches(batches: list[list[int]]) -> None:
+    from cadence.jobs import deliver
+    from cadence.queues import get_queue, mail_retry
+
+    if not batches:
+        return
+    queue = get_queue("mail")
+    for batch in batches:
+        queue.enqueue(deliver, batch, retry=mail_retry(), job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400)
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,213 @@
+"""Recurrence: when does a cadence open its rounds? Pure functions, no database.
+
+A cadence's RRULE (RFC 5545, python-dateutil) is expanded in *local wall-clock
+time* from its start date and send time, then each local occurrence is placed
+in its time zone. Expanding in local time is what keeps "09:00 on the first
+Monday" at 09:00 across daylight-saving changes. A local time that does not
+exist (spring-forward gap) moves forward by the gap; an ambiguous one (the
+repeated autumn hour) takes its first occurrence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import DAILY, MONTHLY, WEEKLY, YEARLY, rrule, rrulestr
+
+# With "send at 09:00 in each recipient's own zone" a round opens when the
+# earliest zone on Earth reaches the send time and closes when the latest one
+# reaches the close, so everyone gets the whole window.
+EARLIEST_ZONE = ZoneInfo("Etc/GMT-14")
+LATEST_ZONE = ZoneInfo("Etc/GMT+12")
+RECIPIENT = "recipient"
+
+PRESETS = {
+    "weekly_monday": ("Weekly on Monday", "FREQ=WEEKLY;BYDAY=MO"),
+    "biweekly_friday": ("Every other Friday", "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR"),
+    "monthly_first_monday": ("Monthly on the first Monday", "FREQ=MONTHLY;BYDAY=+1MO"),
+    "monthly_1st": ("Monthly on the 1st", "FREQ=MONTHLY;BYMONTHDAY=1"),
+    "monthly_last_friday": ("Monthly on the last Friday", "FREQ=MONTHLY;BYDAY=-1FR"),
+    "monthly_last_business_day": (
+        "Monthly on the last business day",
+        "FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+    ),
+    "quarterly_first_weekday": (
+        "Quarterly on the first weekday of the quarter",
+        "FREQ=MONTHLY;INTERVAL=3;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=1",
+    ),
+}
+
+
+class RecurrenceError(ValueError):
+    """A recurrence the user gave that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    period_key: str
+    scheduled_at: datetime  # aware UTC: when the round opens
+    closes_at: datetime  # aware UTC
+    local_date: date  # the occurrence's date in the cadence's zone
+
+    def reminder_times(self, reminder_days, zone: ZoneInfo) -> list[datetime]:
+        """Reminder instants at the same local time N days after opening,
+        capped before the close."""
+        local_open = self.scheduled_at.astimezone(zone)
+        times = []
+        for days in sorted(set(reminder_days)):
+            due = place_local(local_open.replace(tzinfo=None) + timedelta(days=days), zone)
+            if due < self.closes_at:
+                times.append(due)
+        return times
+
+
+def zone_for(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise RecurrenceError(f"unknown time zone {name!r}") from None
+
+
+def parse_send_time(text: str) -> time:
+    try:
+        hours, minutes = text.split(":")
+        return time(int(hours), int(minutes))
+    except (ValueError, AttributeError):
+        raise RecurrenceError(f"send time must be HH:MM, got {text!r}") from None
+
+
+def place_local(local: datetime, zone: ZoneInfo) -> datetime:
+    """A naive local wall-clock time in `zone`, as aware UTC.
+
+    Nonexistent times (DST gap) move forward by the gap; ambiguous ones take
+    the first occurrence (fold=0)."""
+    # zoneinfo resolves a gap time with fold=0 using the offset from before the
+    # change, which lands just after the gap: exactly "moved forward".
+    return local.replace(tzinfo=zone, fold=0).astimezone(timezone.utc)
+
+
+def parse_rule(rule_text: str, dtstart: datetime) -> rrule:
+    text = (rule_text or "").strip()
+    if text.upper().startswith("RRULE:"):
+        text = text[6:]
+    if not text:
+        raise RecurrenceError("the recurrence is empty")
+    if "DTSTART" in text.upper():
+        raise RecurrenceError("give the start date separately, not as DTSTART in the rule")
+    try:
+        rule = rrulestr(text, dtstart=dtstart)
+    except (ValueError, TypeError) as error:
+        raise RecurrenceError(f"not a valid RRULE: {error}") from None
+    if not isinstance(rule, rrule):
+        raise RecurrenceError("give one RRULE, not a set")
+    if rule._freq not in (YEARLY, MONTHLY, WEEKLY, DAILY):
+        raise RecurrenceError("the recurrence must be daily, weekly, monthly or yearly")
+    return rule
+
+
+def validate_rule(rule_text: str) -> None:
+    """Raise RecurrenceError unless the rule yields at least one occurrence."""
+    rule = parse_rule(rule_text, datetime(2026, 1, 1, 9, 0))
+    if rule[0:1] == []:
+        raise RecurrenceError("the recurrence never occurs")
+
+
+# -- Period keys ----------------------------------------------------------------
+
+
+def _month_key(d: date) -> str:
+    return f"{d.year:04d}-{d.month:02d}"
+
+
+def _quarter_key(d: date) -> str:
+    return f"{d.year:04d}-Q{(d.month - 1) // 3 + 1}"
+
+
+def _week_key(d: date) -> str:
+    year, week, _ = d.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def _year_key(d: date) -> str:
+    return f"{d.year:04d}"
+
+
+def _date_key(d: date) -> str:
+    return d.isoformat()
+
+
+def period_key_function(rule: rrule):
+    """Pick the coarsest period naming that is unique for this rule: a monthly
+    pulse is "2026-11", quarterly "2026-Q4", weekly "2026-W48"; a rule with
+    several occurrences per period falls back to the open date."""
+    interval = rule._interval
+    candidates = {
+        YEARLY: [_year_key],
+        MONTHLY: ([_quarter_key] if interval % 3 == 0 else []) + [_month_key],
+        WEEKLY: [_week_key],
+        DAILY: [],
+    }[rule._freq]
+    sample = [d.date() for d in rule[0:60]]
+    for key_of in candidates:
+        keys = [key_of(d) for d in sample]
+        if len(set(keys)) == len(keys):
+            return key_of
+    return _date_key
+
+
+# -- Expansion --------------------------------------------------------------------
+
+
+def occurrences(
+    rule_text: str,
+    starts_on: date,
+    send_time: str,
+    tz_name: str,
+    open_days: int,
+    *,
+    after: datetime | None = None,
+    until: datetime | None = None,
+    ends_on: date | None = None,
+    limit: int = 100,
+) -> list[Occurrence]:
+    """Occurrences whose open instant is > `after` (or all from the start) and
+    <= `until`, at most `limit` of them, in order."""
+    send = parse_send_time(send_time)
+    zone = EARLIEST_ZONE if tz_name == RECIPIENT else zone_for(tz_name)
+    dtstart = datetime.combine(starts_on, send)
+    rule = parse_rule(rule_text, dtstart)
+    key_of = period_key_function(rule)
+    result = []
+    # Start the expansion a little before `after` in local time; exact
+    # filtering happens on the UTC instant below.
+    cursor = dtstart
+    if after is not None:
+        cursor = max(dtstart, after.astimezone(zone).replace(tzinfo=None) - timedelta(days=2))
+    for local in rule.xafter(cursor, inc=True):
+        if ends_on is not None and local.date() > ends_on:
+            break
+        opens = place_local(local, zone)
+        if after is not None and opens <= after:
+            continue
+        if until is not None and opens > until:
+            break
+        close_zone = LATEST_ZONE if tz_name == RECIPIENT else zone
+        closes = place_local(local + timedelta(days=open_days), close_zone)
+        result.append(Occurrence(key_of(local.date()), opens, closes, local.date()))
+        if len(result) >= limit:
+            break
+    return result
+
+
+def recipient_send_instant(local_date: date, send_time: str, tz_name: str) -> datetime:
+    """The instant a person in `tz_name` gets the invitation for `local_date`."""
+    return place_local(datetime.combine(local_date, parse_send_time(send_time)), zone_for(tz_name))
+
+
+def describe(rule_text: str) -> str:
+    for label, preset in PRESETS.values():
+        if preset == rule_text:
+            return label
+    return rule_text

@@ -1,0 +1,174 @@
+"""Staff pages for cadences and the development outbox."""
+
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import distinct, select
+from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from cadence import cadences as service
+from cadence.clock import utcnow
+from cadence.models import Cadence, OutboxMessage, Person, Team
+from cadence.recurrence import PRESETS, describe
+from surveys.auth import roles_required
+from surveys.extensions import db
+from surveys.models import QuestionSet
+
+cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
+
+CUSTOM = "custom"
+
+
+class CadenceForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired(), Length(max=200)], description="e.g. Monthly win/loss pulse")
+    question_set_id = SelectField("Question set", coerce=int, validators=[InputRequired()])
+    preset = SelectField("Repeats", choices=[(key, label) for key, (label, _) in PRESETS.items()] + [(CUSTOM, "Custom RRULE…")])
+    rrule = StringField("Custom RRULE", validators=[Optional(), Length(max=500)], description="Only for “Custom”, e.g. FREQ=WEEKLY;BYDAY=TU")
+    send_time = StringField("Send time", default="09:00", validators=[InputRequired(), Length(max=5)], description="HH:MM")
+    timezone = StringField("Time zone", default="recipient", validators=[InputRequired(), Length(max=64)],
+                           description="An IANA name such as Europe/Berlin, or “recipient” for the send time in each rep's own zone")
+    open_days = IntegerField("Open for (days)", default=5, validators=[InputRequired(), NumberRange(1, 90)])
+    reminder_days = StringField("Reminders after (days)", default="2, 4", validators=[Optional(), Length(max=50)],
+                                description="Comma-separated days after opening; non-responders only")
+    teams = SelectMultipleField("Teams (with their sub-teams)", validators=[Optional()])
+    regions = SelectMultipleField("Regions", validators=[Optional()])
+    segments = SelectMultipleField("Segments", validators=[Optional()])
+    starts_on = DateField("Starts on", validators=[Optional()])
+    ends_on = DateField("Ends on", validators=[Optional()])
+
+
+def _fill_choices(form: CadenceForm):
+    sets = db.session.scalars(select(QuestionSet).order_by(QuestionSet.name)).all()
+    form.question_set_id.choices = [(s.id, s.name) for s in sets if s.latest_published is not None]
+    form.teams.choices = [(p, p) for p in db.session.scalars(select(Team.path).order_by(Team.path))]
+    form.regions.choices = [(r, r) for r in db.session.scalars(select(distinct(Person.region)).where(Person.region.isnot(None)).order_by(Person.region))]
+    form.segments.choices = [(s, s) for s in db.session.scalars(select(distinct(Person.segment)).where(Person.segment.isnot(None)).order_by(Person.segment))]
+
+
+def _payload(form: CadenceForm) -> dict:
+    rule = form.rrule.data if form.preset.data == CUSTOM else PRESETS[form.preset.data][1]
+    reminders = []
+    for part in (form.reminder_days.data or "").split(","):
+        part = part.strip()
+        if part:
+            reminders.append(int(part) if part.isdigit() else part)
+    return {
+        "name": form.name.data,
+        "question_set_id": form.question_set_id.data,
+        "rrule": rule,
+        "send_time": form.send_time.data,
+        "timezone": form.timezone.data.strip(),
+        "open_days": form.open_days.data,
+        "reminder_days": reminders,
+        "audience": {"teams": form.teams.data, "regions": form.regions.data, "segments": form.segments.data},
+        "starts_on": form.starts_on.data,
+        "ends_on": form.ends_on.data,
+    }
+
+
+ERROR_FIELDS = {"question_set_id": "question_set_id", "audience.teams": "teams", "audience.regions": "regions",
+                "audience.segments": "segments", "audience": "teams"}
+
+
+@cadences_bp.get("/")
+@roles_required("pm", "admin")
+def index():
+    cadences = db.session.scalars(select(Cadence).order_by(Cadence.name)).all()
+    return render_template("cadences/index.html", cadences=cadences, describe=describe)
+
+
+@cadences_bp.route("/new", methods=["GET", "POST"])
+@roles_required("pm", "admin")
+def new():
+    form = CadenceForm()
+    _fill_choices(form)
+    if not form.question_set_id.choices:
+        return render_template("cadences/new.html", form=None)
+    if form.validate_on_submit():
+        if form.preset.data == CUSTOM and not (form.rrule.data or "").strip():
+            form.rrule.errors.append("Write the RRULE, or choose a preset.")
+        else:
+            try:
+                cadence = service.create_cadence(_payload(form), current_user, utcnow())
+            except service.CadenceInvalid as invalid:
+                db.session.rollback()
+                for field, message in invalid.errors.items():
+                    target = ERROR_FIELDS.get(field, field if field in form else "name")
+                    if field == "rrule" and form.preset.data != CUSTOM:
+                        target = "preset"
+                    form[target].errors = list(form[target].errors) + [message]
+            else:
+                db.session.commit()
+                flash(f"Cadence “{cadence.name}” created.", "success")
+                return redirect(url_for("cadences.show", cadence_id=cadence.id))
+    return render_template("cadences/new.html", form=form), (422 if form.errors else 200)
+
+
+@cadences_bp.get("/<int:cadence_id>")
+@roles_required("pm", "admin")
+def show(cadence_id):
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    return render_template(
+        "cadences/show.html",
+        cadence=cadence,
+        rule_label=describe(cadence.rrule),
+        upcoming=service.preview(cadence, utcnow(), 5),
+        rounds=service.round_summaries(cadence),
+    )
+
+
+@cadences_bp.post("/<int:cadence_id>/pause")
+@roles_required("pm", "admin")
+def pause(cadence_id):
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    service.pause(cadence)
+    db.session.commit()
+    flash("Paused: no new rounds open until you resume.", "info")
+    return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+@cadences_bp.post("/<int:cadence_id>/resume")
+@roles_required("pm", "admin")
+def resume(cadence_id):
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    service.resume(cadence)
+    db.session.commit()
+    flash("Resumed: the next tick plans the next round.", "info")
+    return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+# -- Development outbox ---------------------------------------------------------------
+
+
+@cadences_bp.get("/outbox")
+@roles_required("admin", "pm")
+def outbox():
+    page = max(1, request.args.get("page", 1, type=int))
+    query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
+    to = (request.args.get("to") or "").strip().lower()
+    if to:
+        query = query.where(OutboxMessage.to_address.contains(to, autoescape=True))
+    messages = db.paginate(query, page=page, per_page=50, error_out=False)
+    return render_template("cadences/outbox.html", messages=messages, to=to)
+
+
+@cadences_bp.get("/outbox/<int:message_id>")
+@roles_required("admin", "pm")
+def outbox_message(message_id):
+    message = db.session.get(OutboxMessage, message_id) or abort(404)
+    return render_template("cadences/outbox_message.html", message=message)
+
+
+@cadences_bp.get("/outbox/<int:message_id>/html")
+@roles_required("admin", "pm")
+def outbox_message_html(message_id):
+    """The HTML part as the rep's mail client would render it, sandboxed:
+    its inline styles are allowed here and nowhere else, and no script runs."""
+    message = db.session.get(OutboxMessage, message_id) or abort(404)
+    if not message.html_body:
+        abort(404)
+    response = make_response(message.html_body)
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox allow-popups allow-top-navigation-by-user-activation"
+    return response

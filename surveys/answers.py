@@ -1,0 +1,317 @@
+"""The rep form: a WTForms class built from a frozen version, server-side
+validation (including show-if), and storing a response.
+
+Field names are the question keys (API.md). A multi_choice question posts one
+value per chosen option key; its "other" text, when allowed, is the field
+`<key>__other`. A question hidden by its show-if condition is neither
+validated nor stored, whatever was posted for it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from flask_wtf import FlaskForm
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from wtforms import (
+    DecimalField,
+    Field,
+    RadioField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    widgets,
+)
+from wtforms.validators import InputRequired, Length, NumberRange, Optional
+
+from cadence.models import Invitation
+from surveys.extensions import db
+from surveys.models import Answer, Question, QuestionSetVersion, Response
+
+OTHER_SUFFIX = "__other"
+OTHER_OPTION = "other"
+
+
+class ChoiceField(RadioField):
+    """Radio buttons; an unanswered optional question is not "an invalid choice"."""
+
+    def pre_validate(self, form):
+        if not self.raw_data:
+            return
+        super().pre_validate(form)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = widgets.ListWidget(prefix_label=False)
+    option_widget = widgets.CheckboxInput()
+
+
+class RepFormBase(FlaskForm):
+    """Rep forms keep their CSRF token valid for a long answering session."""
+
+    class Meta:
+        @property
+        def csrf_time_limit(self):
+            return current_app.config.get("REP_FORM_CSRF_TIME_LIMIT", 7 * 24 * 3600)
+
+
+def _required(question: Question, message="Please answer this question."):
+    return InputRequired(message) if question.required else Optional()
+
+
+def field_for(question: Question) -> Field:
+    label = question.prompt
+    description = question.help or ""
+    if question.type == "scale":
+        top = question.setting("scale_max", 5)
+        return ChoiceField(label, choices=[(str(v), str(v)) for v in range(1, top + 1)], validators=[_required(question, "Choose a value on the scale.")], description=description)
+    if question.type == "nps":
+        return ChoiceField(label, choices=[(str(v), str(v)) for v in range(0, 11)], validators=[_required(question, "Choose a value from 0 to 10.")], description=description)
+    if question.type == "single_choice":
+        return ChoiceField(label, choices=[(o["key"], o["label"]) for o in question.options], validators=[_required(question, "Choose one option.")], description=description)
+    if question.type == "multi_choice":
+        return MultiCheckboxField(label, choices=choice_options(question), validators=[_required(question, "Choose at least one option.")], description=description)
+    if question.type == "yes_no":
+        return ChoiceField(label, choices=[("yes", "Yes"), ("no", "No")], validators=[_required(question, "Answer yes or no.")], description=description)
+    if question.type == "number":
+        low, high = question.setting("min"), question.setting("max")
+        validators = [_required(question, "Enter a number.")]
+        if low is not None or high is not None:
+            validators.append(NumberRange(min=low, max=high, message=_range_message(low, high)))
+        return DecimalField(label, validators=validators, description=description, places=None)
+    if question.type == "text":
+        limit = question.setting("max_length", 2000)
+        return TextAreaField(label, validators=[_required(question, "Please write an answer."), Length(max=limit, message=f"At most {limit} characters, please (you wrote %(length)d).")], description=description)
+    raise ValueError(f"unknown question type {question.type}")
+
+
+def choice_options(question: Question) -> list[tuple[str, str]]:
+    """A multi-choice question that allows "other" always offers it last."""
+    choices = [(o["key"], o["label"]) for o in question.options]
+    if question.type == "multi_choice" and question.setting("allow_other") and OTHER_OPTION not in dict(choices):
+        choices.append((OTHER_OPTION, "Other"))
+    return choices
+
+
+def _range_message(low, high):
+    if low is not None and high is not None:
+        return f"Enter a number from {_plain(low)} to {_plain(high)}."
+    if low is not None:
+        return f"Enter a number of at least {_plain(low)}."
+    return f"Enter a number of at most {_plain(high)}."
+
+
+def _plain(value):
+    return int(value) if float(value).is_integer() else value
+
+
+def form_class_for(version: QuestionSetVersion) -> type[RepFormBase]:
+    attributes = {}
+    for question in version.questions:
+        attributes[question.key] = field_for(question)
+        if question.type == "multi_choice" and question.setting("allow_other"):
+            attributes[question.key + OTHER_SUFFIX] = StringField(
+                "Other (please say what)", validators=[Optional(), Length(max=200)]
+            )
+    return type(f"RepForm{version.id}", (RepFormBase,), attributes)
+
+
+def allowed_field_names(version: QuestionSetVersion) -> set[str]:
+    names = {"csrf_token"}
+    for question in version.questions:
+        names.add(question.key)
+        if question.type == "multi_choice" and question.setting("allow_other"):
+            names.add(question.key + OTHER_SUFFIX)
+    return names
+
+
+# -- Show-if ---------------------------------------------------------------------------
+
+
+def answer_matches(value, expected: str | None) -> bool:
+    """Does an answer satisfy a show-if condition? Values compare as strings;
+    a multi-choice answer matches when the option is among those chosen."""
+    if value is None or expected is None:
+        return False
+    if isinstance(value, (list, tuple, set)):
+        return expected in value
+    return _as_text(value) == str(expected)
+
+
+def _as_text(value):
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "is_integer") and value == int(value):  # Decimal
+        return str(int(value))
+    return str(value)
+
+
+def visible_questions(version: QuestionSetVersion, values: dict) -> list[Question]:
+    """Questions shown for these answers, in order. A question whose condition
+    names a hidden question is hidden too."""
+    shown: dict[str, bool] = {}
+    result = []
+    for question in version.questions:
+        if question.show_if_key:
+            visible = shown.get(question.show_if_key, False) and answer_matches(
+                values.get(question.show_if_key), question.show_if_value
+            )
+        else:
+            visible = True
+        shown[question.key] = visible
+        if visible:
+            result.append(question)
+    return result
+
+
+# -- Validation ----------------------------------------------------------------------
+
+
+class UnexpectedFields(ValueError):
+    """The post carries fields the form does not have: tampering."""
+
+
+def validate_submission(form: RepFormBase, version: QuestionSetVersion, posted_names) -> dict | None:
+    """Validate in question order so show-if sees earlier answers. Returns the
+    cleaned answers {key: value} of visible questions, or None with errors on
+    the form's fields."""
+    unexpected = set(posted_names) - allowed_field_names(version)
+    if unexpected:
+        raise UnexpectedFields(", ".join(sorted(unexpected)))
+    ok = True
+    if form.meta.csrf:
+        csrf_field = form._fields.get("csrf_token")
+        if csrf_field is not None and not csrf_field.validate(form):
+            ok = False
+    cleaned: dict = {}
+    shown: dict[str, bool] = {}
+    for question in version.questions:
+        field = form[question.key]
+        if question.show_if_key:
+            visible = shown.get(question.show_if_key, False) and answer_matches(
+                cleaned.get(question.show_if_key), question.show_if_value
+            )
+        else:
+            visible = True
+        shown[question.key] = visible
+        if not visible:
+            field.errors = []
+            continue
+        if not field.validate(form):
+            ok = False
+            continue
+        value = clean_value(question, field.data)
+        other_text = None
+        if question.type == "multi_choice" and question.setting("allow_other"):
+            other_field = form[question.key + OTHER_SUFFIX]
+            if not other_field.validate(form):
+                ok = False
+                continue
+            other_text = (other_field.data or "").strip() or None
+            if value and OTHER_OPTION in value and not other_text and question.required:
+                other_field.errors = list(other_field.errors) + ["Say what the other option is."]
+                ok = False
+                continue
+        if value is not None and value != []:
+            cleaned[question.key] = value
+            if other_text and value and OTHER_OPTION in value:
+                cleaned[question.key + OTHER_SUFFIX] = other_text
+    return cleaned if ok else None
+
+
+def clean_value(question: Question, data):
+    if data is None or data == "":
+        return None
+    if question.type in ("scale", "nps"):
+        return int(data)
+    if question.type == "number":
+        return float(data)
+    if question.type == "multi_choice":
+        return list(dict.fromkeys(data))
+    if question.type == "text":
+        text = data.strip()
+        return text or None
+    return data
+
+
+# -- Storing ---------------------------------------------------------------------------
+
+
+def answer_rows(question: Question, value, other_text=None) -> list[dict]:
+    """How one answer is stored (see surveys.models); every row has the same
+    columns so they insert in one executemany."""
+    if question.type in ("scale", "nps", "number"):
+        values = [(float(value), None, None)]
+    elif question.type == "yes_no":
+        values = [(1.0 if value == "yes" else 0.0, None, None)]
+    elif question.type in ("single_choice", "text"):
+        values = [(None, value, None)]
+    elif question.type == "multi_choice":
+        values = [(None, key, other_text if key == OTHER_OPTION else None) for key in value]
+    else:
+        raise ValueError(question.type)
+    return [{"value_num": num, "value_text": text, "detail": detail} for num, text, detail in values]
+
+
+def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned: dict, now: datetime) -> Response:
+    """Replace the invitation's answers with `cleaned`, all or nothing. Two
+    submissions racing for the same invitation end with one response."""
+    for attempt in range(2):
+        try:
+            response = db.session.scalar(select(Response).where(Response.invitation_id == invitation.id))
+            if response is None:
+                response = Response(invitation_id=invitation.id, round_id=invitation.round_id, submitted_at=now, updated_at=now)
+                db.session.add(response)
+                db.session.flush()
+            else:
+                db.session.execute(delete(Answer).where(Answer.response_id == response.id))
+                response.updated_at = now
+            rows = []
+            for question in version.questions:
+                if question.key not in cleaned:
+                    continue
+                for row in answer_rows(question, cleaned[question.key], cleaned.get(question.key + OTHER_SUFFIX)):
+                    rows.append({"response_id": response.id, "round_id": invitation.round_id, "question_key": question.key, **row})
+            if rows:
+                db.session.execute(Answer.__table__.insert(), rows)
+            if invitation.responded_at is None:
+                invitation.responded_at = now
+            db.session.commit()
+            return response
+        except IntegrityError:
+            db.session.rollback()
+            if attempt:
+                raise
+    raise RuntimeError("unreachable")
+
+
+def stored_values(response: Response | None, version: QuestionSetVersion) -> dict:
+    """A response's answers as form data, to prefill the form on return."""
+    if response is None:
+        return {}
+    by_key: dict[str, list[Answer]] = {}
+    for answer in response.answers:
+        by_key.setdefault(answer.question_key, []).append(answer)
+    values = {}
+    for question in version.questions:
+        answers = by_key.get(question.key)
+        if not answers:
+            continue
+        first = answers[0]
+        if question.type in ("scale", "nps"):
+            values[question.key] = str(int(first.value_num))
+        elif question.type == "number":
+            values[question.key] = _plain(first.value_num)
+        elif question.type == "yes_no":
+            values[question.key] = "yes" if first.value_num else "no"
+        elif question.type == "multi_choice":
+            values[question.key] = [a.value_text for a in answers]
+            other = next((a.detail for a in answers if a.value_text == OTHER_OPTION and a.detail), None)
+            if other:
+                values[question.key + OTHER_SUFFIX] = other
+        else:
+            values[question.key] = first.value_text
+    return values
+

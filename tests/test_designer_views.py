@@ -1,0 +1,290 @@
+"""The staff question-set designer, driven through the test client with CSRF on."""
+
+import html
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from surveys.extensions import db
+from surveys.models import Question, QuestionSet
+from surveys.questions import create_question_set
+from tests.conftest import csrf_token_from
+
+
+@pytest.fixture
+def pm_client(signed_in_client):
+    return signed_in_client(roles=("pm",))
+
+
+def post_form(client, page_url, action_url, data):
+    """Post `data` to `action_url` with the CSRF token from `page_url`."""
+    page = client.get(page_url)
+    assert page.status_code == 200, page.text
+    return client.post(action_url, data={**data, "csrf_token": csrf_token_from(page.text)})
+
+
+def make_set(client, **fields):
+    data = {"name": "Monthly win/loss pulse", "description": "", "confidentiality": "confidential", "min_group_size": "5"}
+    answer = post_form(client, "/question-sets/new", "/question-sets/new", {**data, **fields})
+    assert answer.status_code == 302, answer.text
+    return db.session.scalar(select(QuestionSet).order_by(QuestionSet.id.desc()))
+
+
+def add(client, question_set, **fields):
+    url = f"/question-sets/{question_set.id}"
+    data = {"required": "y", **fields}
+    return post_form(client, url, f"{url}/questions", data)
+
+
+def field_errors(page_html, field_id):
+    """The messages shown under one field."""
+    match = re.search(rf'<ul class="field-errors" id="{field_id}-error">(.*?)</ul>', page_html, re.S)
+    return [html.unescape(m) for m in re.findall(r"<li>(.*?)</li>", match.group(1))] if match else []
+
+
+def test_the_empty_list_says_what_to_do(pm_client):
+    page = pm_client.get("/question-sets/")
+    assert page.status_code == 200
+    assert "create your first question set" in page.text.lower()
+    assert 'href="/question-sets/new"' in page.text
+
+
+def test_create_a_set(pm_client):
+    question_set = make_set(
+        pm_client, name="Win/loss <pulse>", description="Monthly", confidentiality="attributed", min_group_size="7"
+    )
+    assert (question_set.name, question_set.description, question_set.confidentiality, question_set.min_group_size) == (
+        "Win/loss <pulse>", "Monthly", "attributed", 7,
+    )
+    assert question_set.comment_min_group_size == 10
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "draft")]
+    assert question_set.owner.email == "staff@example.com"
+
+    listing = pm_client.get("/question-sets/")
+    assert "Win/loss &lt;pulse&gt;" in listing.text and "<pulse>" not in listing.text
+    assert f'href="/question-sets/{question_set.id}"' in listing.text
+    page = pm_client.get(f"/question-sets/{question_set.id}")
+    assert "No questions yet" in page.text
+    assert "Publish version 1" in page.text
+
+
+def test_a_bad_set_shows_errors_keeps_input_and_stores_nothing(pm_client):
+    answer = post_form(
+        pm_client, "/question-sets/new", "/question-sets/new",
+        {"name": "", "description": "Kept <text>", "confidentiality": "confidential", "min_group_size": "2"},
+    )
+    assert answer.status_code == 422
+    assert field_errors(answer.text, "name") == ["Required."]
+    assert field_errors(answer.text, "min_group_size") == ["Must be from 3 to 10000."]
+    assert "Kept &lt;text&gt;" in answer.text
+    assert 'value="2"' in answer.text
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 0
+
+
+ALL_TYPES = [
+    ({"key": "win_confidence", "question_type": "scale", "prompt": "How confident?", "scale_max": "7",
+      "favorable_min": "6", "low_label": "Not at all", "high_label": "Completely"},
+     {"scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely"}),
+    ({"key": "recommend", "question_type": "nps", "prompt": "Would customers recommend us?"},
+     {"low_label": None, "high_label": None}),
+    ({"key": "lost_deal", "question_type": "yes_no", "prompt": "Did you lose a deal?"}, {}),
+    ({"key": "lost_to", "question_type": "single_choice", "prompt": "Lost to whom?",
+      "options": "acme: Acme Corp\r\n\r\nGlobex\r\nno_decision: No decision",
+      "show_if_question": "lost_deal", "show_if_equals": "yes"},
+     {"options": [{"key": "acme", "label": "Acme Corp"}, {"key": "globex", "label": "Globex"},
+                  {"key": "no_decision", "label": "No decision"}]}),
+    ({"key": "gaps", "question_type": "multi_choice", "prompt": "Which gaps hurt?",
+      "options": "sso: SSO\nreporting: Reporting", "allow_other": "y"},
+     {"options": [{"key": "sso", "label": "SSO"}, {"key": "reporting", "label": "Reporting"}], "allow_other": True}),
+    ({"key": "deals_lost", "question_type": "number", "prompt": "How many deals?", "min_value": "0",
+      "max_value": "50", "unit": "deals"},
+     {"min": 0.0, "max": 50.0, "unit": "deals"}),
+    ({"key": "anything_else", "question_type": "text", "prompt": "Anything else?", "max_length": "500",
+      "required": "", "help": "Optional"},
+     {"max_length": 500}),
+]
+
+
+def test_add_a_question_of_every_type(pm_client):
+    question_set = make_set(pm_client)
+    for fields, settings in ALL_TYPES:
+        data = {k: v for k, v in fields.items() if v != ""}
+        if fields.get("required") == "":
+            data.pop("required", None)
+            answer = post_form(pm_client, f"/question-sets/{question_set.id}",
+                               f"/question-sets/{question_set.id}/questions", data)
+        else:
+            answer = add(pm_client, question_set, **data)
+        assert answer.status_code == 302, answer.text
+    db.session.expire_all()
+    questions = db.session.scalars(select(Question).order_by(Question.position)).all()
+    assert [(q.position, q.key, q.type) for q in questions] == [
+        (1, "win_confidence", "scale"), (2, "recommend", "nps"), (3, "lost_deal", "yes_no"),
+        (4, "lost_to", "single_choice"), (5, "gaps", "multi_choice"), (6, "deals_lost", "number"),
+        (7, "anything_else", "text"),
+    ]
+    for question, (_, settings) in zip(questions, ALL_TYPES):
+        assert question.settings == settings, question.key
+    assert (questions[3].show_if_key, questions[3].show_if_value) == ("lost_deal", "yes")
+    assert questions[6].required is False and questions[6].help == "Optional"
+    assert all(q.required for q in questions[:6])
+
+    page = pm_client.get(f"/question-sets/{question_set.id}")
+    for key in ("win_confidence", "recommend", "lost_deal", "lost_to", "gaps", "deals_lost", "anything_else"):
+        assert f"<code>{key}</code>" in page.text
+    assert "shown if lost_deal = yes" in page.text
+    # Later questions may depend on any earlier one.
+    assert '<option value="anything_else">' in page.text
+
+
+def test_fields_of_other_types_are_ignored(pm_client):
+    question_set = make_set(pm_client)
+    answer = add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?",
+                 scale_max="7", options="a: A\nb: B", max_length="9")
+    assert answer.status_code == 302
+    assert db.session.scalar(select(Question)).settings == {}
+
+
+def test_a_bad_question_shows_field_errors_keeps_input_and_stores_nothing(pm_client):
+    question_set = make_set(pm_client)
+    add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?")
+    answer = add(
+        pm_client, question_set,
+        key="Lost To", question_type="single_choice", prompt="Lost to <whom>?",
+        options="acme: Acme\nacme: Acme again\nbad key: Bad",
+        show_if_question="lost_deal", show_if_equals="maybe",
+    )
+    assert answer.status_code == 422
+    assert field_errors(answer.text, "key")[0].startswith("Use a slug")
+    assert field_errors(answer.text, "options") == [
+        "Line 2: Duplicate option key 'acme' (also option 1).",
+        "Line 3: Use a slug: a lowercase letter, then lowercase letters, digits or underscores (at most 64 characters).",
+    ]
+    assert field_errors(answer.text, "show_if_equals") == ['Must be "yes" or "no".']
+    assert 'id="error-summary"' in answer.text
+    # The input is kept, escaped.
+    assert 'value="Lost To"' in answer.text
+    assert "Lost to &lt;whom&gt;?" in answer.text
+    assert "acme: Acme again" in answer.text
+    assert '<option selected value="single_choice">' in answer.text
+    assert '<option selected value="lost_deal">' in answer.text
+    assert 'value="maybe"' in answer.text
+    assert db.session.scalar(select(func.count(Question.id))) == 1
+
+
+def test_text_that_is_not_a_number_is_reported_with_the_rest(pm_client):
+    question_set = make_set(pm_client)
+    answer = add(pm_client, question_set, key="ease", question_type="scale", prompt="", scale_max="seven")
+    assert answer.status_code == 422
+    assert field_errors(answer.text, "scale_max") == ["Enter a whole number."]
+    assert field_errors(answer.text, "prompt") == ["Required."]
+    assert db.session.scalar(select(func.count(Question.id))) == 0
+
+
+def test_duplicate_keys_and_forward_references_are_refused(pm_client):
+    question_set = make_set(pm_client)
+    add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?")
+    answer = add(pm_client, question_set, key="lost_deal", question_type="nps", prompt="Again?")
+    assert answer.status_code == 422
+    assert field_errors(answer.text, "key") == ["The key 'lost_deal' is already used in this set."]
+    answer = add(pm_client, question_set, key="why", question_type="text", prompt="Why?", show_if_equals="yes")
+    assert field_errors(answer.text, "show_if_question") == ["Choose the question this answer belongs to."]
+    answer = add(pm_client, question_set, key="why", question_type="text", prompt="Why?",
+                 show_if_question="not_yet_asked", show_if_equals="yes")
+    assert field_errors(answer.text, "show_if_question") == ["Must be the key of an earlier question."]
+
+
+def test_remove_a_question(pm_client):
+    question_set = make_set(pm_client)
+    add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?")
+    add(pm_client, question_set, key="why", question_type="text", prompt="Why?",
+        show_if_question="lost_deal", show_if_equals="yes")
+    url = f"/question-sets/{question_set.id}"
+
+    refused = post_form(pm_client, url, f"{url}/questions/lost_deal/remove", {})
+    assert refused.status_code == 302
+    assert "change or remove it first" in html.unescape(pm_client.get(url).text)
+    assert db.session.scalar(select(func.count(Question.id))) == 2
+
+    assert post_form(pm_client, url, f"{url}/questions/why/remove", {}).status_code == 302
+    assert post_form(pm_client, url, f"{url}/questions/lost_deal/remove", {}).status_code == 302
+    assert db.session.scalar(select(func.count(Question.id))) == 0
+
+
+def test_publish_then_edit_starts_the_next_draft(pm_client):
+    question_set = make_set(pm_client)
+    url = f"/question-sets/{question_set.id}"
+    empty = post_form(pm_client, url, f"{url}/publish", {})
+    assert empty.status_code == 302
+    assert "has no questions yet" in pm_client.get(url).text
+
+    add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?")
+    assert post_form(pm_client, url, f"{url}/publish", {}).status_code == 302
+    db.session.expire_all()
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "published")]
+    page = pm_client.get(url)
+    assert "Questions in published version 1" in page.text
+    assert "Publish version" not in page.text
+
+    add(pm_client, question_set, key="why", question_type="text", prompt="Why?")
+    db.session.expire_all()
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "published"), (2, "draft")]
+    assert [q.key for q in question_set.versions[0].questions] == ["lost_deal"]
+    assert [q.key for q in question_set.versions[1].questions] == ["lost_deal", "why"]
+    assert "Questions in draft version 2" in pm_client.get(url).text
+
+
+def test_forms_need_the_csrf_token(pm_client):
+    question_set = make_set(pm_client)
+    url = f"/question-sets/{question_set.id}"
+    add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?")
+    assert pm_client.post(f"{url}/publish").status_code == 400
+    assert pm_client.post(f"{url}/questions/lost_deal/remove").status_code == 400
+    assert pm_client.post(f"{url}/questions", data={"key": "x", "question_type": "yes_no", "prompt": "X"}).status_code == 400
+    assert pm_client.post("/question-sets/new", data={"name": "No token", "min_group_size": "5"}).status_code == 400
+    db.session.expire_all()
+    assert question_set.versions[0].status == "draft"
+    assert db.session.scalar(select(func.count(Question.id))) == 1
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 1
+
+
+def test_admins_may_design_too(signed_in_client):
+    client = signed_in_client(roles=("admin",), email="admin@example.com")
+    assert client.get("/question-sets/").status_code == 200
+
+
+def test_unknown_set_is_404(pm_client):
+    assert pm_client.get("/question-sets/999").status_code == 404
+
+
+def test_leaders_may_not_design(signed_in_client, make_person, app):
+    owner = make_person(email="owner@example.com", roles=("pm",))
+    question_set = create_question_set(owner, {"name": "Pulse"}, require_questions=False)
+    db.session.commit()
+    client = signed_in_client(roles=("leader",), email="leader@example.com")
+    url = f"/question-sets/{question_set.id}"
+    for path in ("/question-sets/", "/question-sets/new", url):
+        assert client.get(path).status_code == 403, path
+    # Even with a valid CSRF token (the 403 page carries the sign-out form's).
+    token = csrf_token_from(client.get("/question-sets/").text)
+    for path in (f"{url}/publish", f"{url}/questions", "/question-sets/new"):
+        answer = client.post(path, data={"csrf_token": token, "key": "x", "question_type": "yes_no", "prompt": "X",
+                                         "name": "Leader set", "min_group_size": "5"})
+        assert answer.status_code == 403, path
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 1
+    assert db.session.scalar(select(func.count(Question.id))) == 0
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(client, app, make_person):
+    owner = make_person(email="owner@example.com", roles=("pm",))
+    question_set = create_question_set(owner, {"name": "Pulse"}, require_questions=False)
+    publish_target = f"/question-sets/{question_set.id}/publish"
+    db.session.commit()
+    for path in ("/question-sets/", f"/question-sets/{question_set.id}"):
+        answer = client.get(path)
+        assert answer.status_code == 302 and "/sign-in" in answer.headers["Location"]
+    answer = client.post(publish_target)
+    assert answer.status_code in (302, 400)
+    db.session.expire_all()
+    assert db.session.get(QuestionSet, question_set.id).versions[0].status == "draft"

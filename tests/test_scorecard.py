@@ -1,0 +1,574 @@
+"""Scorecards: numbers against an independent computation on the raw answers,
+previous-round deltas, comparability, confidentiality, the API and the page."""
+
+import csv
+import io
+import random
+import statistics
+
+import pytest
+from scipy import stats as scipy_stats
+
+from surveys.extensions import db
+from surveys.scorecard import (
+    COMPLEMENTARY,
+    OVERALL,
+    SMALL_GROUP,
+    Family,
+    build_scorecard,
+    participation,
+    previous_round,
+    response_export,
+    trend,
+    withheld_groups,
+)
+from tests.scorecard_data import ScorecardData
+
+QUESTIONS = [
+    {"key": "win_confidence", "type": "scale", "settings": {"scale_max": 5}},
+    {"key": "recommend", "type": "nps"},
+    {"key": "lost_to", "type": "single_choice",
+     "settings": {"options": [{"key": "acme", "label": "Acme"}, {"key": "globex", "label": "Globex"},
+                              {"key": "initech", "label": "Initech"}]}},
+    {"key": "gaps", "type": "multi_choice",
+     "settings": {"options": [{"key": "sso", "label": "SSO"}, {"key": "api", "label": "API"},
+                              {"key": "reports", "label": "Reports"}], "allow_other": True}},
+    {"key": "deals_won", "type": "number", "settings": {"unit": "deals"}},
+    {"key": "lost_deal", "type": "yes_no"},
+    {"key": "comment", "type": "text", "required": False},
+]
+
+
+def random_answers(rng, favour=0.0):
+    """One respondent's answers; `favour` shifts the numbers upward."""
+    answers = {
+        "win_confidence": min(5, max(1, round(rng.gauss(3 + favour, 1.1)))),
+        "recommend": min(10, max(0, round(rng.gauss(7 + 2 * favour, 2.2)))),
+        "lost_to": rng.choice(["acme", "acme", "globex", "initech"]),
+        "gaps": rng.sample(["sso", "api", "reports", ("other", "Offline mode")], k=rng.randint(1, 3)),
+        "deals_won": rng.choice([0, 1, 1, 2, 3, 5, 8]),
+        "lost_deal": rng.random() < 0.4 + favour / 4,
+    }
+    if rng.random() < 0.5:
+        answers["comment"] = rng.choice(["Pricing", "Needs SSO", "=HYPERLINK(\"http://x\")"])
+    return answers
+
+
+def record_round(data, round_, answer_sets, **person_fields):
+    for answers in answer_sets:
+        data.respond(round_, data.person(**person_fields), answers)
+
+
+# -- Independent expectations (plain Python on the raw answers) ------------------------
+
+
+def pct(part, whole):
+    return 100.0 * part / whole
+
+
+def expected_metrics(answer_sets):
+    scale = [a["win_confidence"] for a in answer_sets]
+    recommend = [a["recommend"] for a in answer_sets]
+    gaps = [[item[0] if isinstance(item, tuple) else item for item in a["gaps"]] for a in answer_sets]
+    deals = [a["deals_won"] for a in answer_sets]
+    n = len(answer_sets)
+    promoters = sum(1 for v in recommend if v >= 9)
+    detractors = sum(1 for v in recommend if v <= 6)
+    return {
+        "win_confidence": {
+            "mean": statistics.mean(scale),
+            "favorable_pct": pct(sum(1 for v in scale if v >= 4), n),
+            "distribution": {str(v): scale.count(v) for v in range(1, 6)},
+        },
+        "recommend": {
+            "nps": pct(promoters - detractors, n),
+            "promoters_pct": pct(promoters, n),
+            "passives_pct": pct(n - promoters - detractors, n),
+            "detractors_pct": pct(detractors, n),
+            "distribution": {str(v): recommend.count(v) for v in range(0, 11)},
+        },
+        "lost_to": {"option_pct": {k: pct(sum(1 for a in answer_sets if a["lost_to"] == k), n)
+                                   for k in ("acme", "globex", "initech")}},
+        "gaps": {"option_pct": {k: pct(sum(1 for g in gaps if k in g), n) for k in ("sso", "api", "reports", "other")}},
+        "deals_won": {"sum": sum(deals), "mean": statistics.mean(deals), "median": statistics.median(deals)},
+        "lost_deal": {"yes_pct": pct(sum(1 for a in answer_sets if a["lost_deal"]), n)},
+        "comment": {"count": sum(1 for a in answer_sets if "comment" in a)},
+    }
+
+
+def assert_rounded(actual, exact, digits):
+    """`actual` is `exact` rounded to `digits` decimals (half a unit of slack, plus float noise)."""
+    assert actual is not None
+    assert abs(actual - exact) <= 0.5 * 10 ** -digits + 1e-9, (actual, exact)
+
+
+DIGITS = {"mean": 2, "sum": 2, "median": 2, "count": 0}
+
+
+def assert_metrics_equal(actual, expected):
+    for name, value in expected.items():
+        if name == "distribution":
+            assert actual[name] == value
+        elif isinstance(value, dict):
+            assert set(actual[name]) == set(value)
+            for key, share in value.items():
+                assert_rounded(actual[name][key], share, 1)
+        else:
+            assert_rounded(actual[name], value, DIGITS.get(name, 1))
+
+
+@pytest.fixture
+def two_rounds(app):
+    """An attributed set, two closed rounds (25 then 30 respondents), a skipped
+    round in between and a later open round: the scorecard of March compares with January."""
+    rng = random.Random(20260105)
+    data = ScorecardData(confidentiality="attributed")
+    version = data.version(QUESTIONS)
+    january = data.round("2026-01", version, 0)
+    data.round("2026-02", version, 1, status="skipped")
+    march = data.round("2026-03", version, 2)
+    before = [random_answers(rng) for _ in range(25)]
+    now = [random_answers(rng, favour=1.0) for _ in range(30)]
+    record_round(data, january, before, region="EMEA")
+    record_round(data, march, now, region="EMEA")
+    for _ in range(10):  # invited, never answered
+        data.invite(march, data.person(region="EMEA"))
+    april = data.round("2026-04", version, 3, status="open")
+    data.commit()
+    return data, january, march, april, before, now
+
+
+# -- Overall numbers ---------------------------------------------------------------
+
+
+def test_scorecard_numbers_match_an_independent_computation(two_rounds):
+    data, january, march, _april, before, now = two_rounds
+    card = build_scorecard(march)
+
+    assert card["round"] == {"id": march.id, "period_key": "2026-03", "status": "closed"}
+    assert card["previous_round"] == {"id": january.id, "period_key": "2026-01", "status": "closed"}
+    assert card["response_rate"] == {"invited": 40, "responded": 30, "rate": 75.0}
+    assert card["slices"] == []
+
+    expected_now, expected_before = expected_metrics(now), expected_metrics(before)
+    by_key = {q["key"]: q for q in card["questions"]}
+    assert [q["key"] for q in card["questions"]] == [q["key"] for q in QUESTIONS]
+    for key, expected in expected_now.items():
+        question = by_key[key]
+        assert question["comparable"] is True
+        assert question["n"] == (expected["count"] if key == "comment" else 30)
+        assert_metrics_equal(question["metrics"], expected)
+        assert_metrics_equal(question["previous"], expected_before[key])
+        for name, value in expected.items():
+            if name == "distribution":
+                continue
+            if isinstance(value, dict):
+                for option, share in value.items():
+                    assert_rounded(question["delta"][name][option], share - expected_before[key][name][option], 1)
+            else:
+                assert_rounded(question["delta"][name], value - expected_before[key][name], DIGITS.get(name, 1))
+
+
+def test_confidence_intervals_and_significance_agree_with_scipy(two_rounds):
+    _data, _january, march, _april, before, now = two_rounds
+    by_key = {q["key"]: q for q in build_scorecard(march)["questions"]}
+
+    scale_now = [a["win_confidence"] for a in now]
+    scale_before = [a["win_confidence"] for a in before]
+    low, high = scipy_stats.t.interval(0.95, len(scale_now) - 1, loc=statistics.mean(scale_now),
+                                       scale=scipy_stats.sem(scale_now))
+    assert_rounded(by_key["win_confidence"]["ci95"]["mean"][0], low, 2)
+    assert_rounded(by_key["win_confidence"]["ci95"]["mean"][1], high, 2)
+    welch = scipy_stats.ttest_ind(scale_now, scale_before, equal_var=False).pvalue
+    assert by_key["win_confidence"]["significant"]["mean"] is bool(welch < 0.05)
+
+    yes_now = sum(a["lost_deal"] for a in now)
+    wilson = scipy_stats.binomtest(yes_now, len(now)).proportion_ci(method="wilson")
+    assert_rounded(by_key["lost_deal"]["ci95"]["yes_pct"][0], 100 * wilson.low, 1)
+    assert_rounded(by_key["lost_deal"]["ci95"]["yes_pct"][1], 100 * wilson.high, 1)
+    yes_before = sum(a["lost_deal"] for a in before)
+    table = [[yes_now, len(now) - yes_now], [yes_before, len(before) - yes_before]]
+    chi_square_p = scipy_stats.chi2_contingency(table, correction=False).pvalue
+    assert by_key["lost_deal"]["significant"]["yes_pct"] is bool(chi_square_p < 0.05)
+
+    # Shares per option each get an interval and a test.
+    acme = sum(1 for a in now if a["lost_to"] == "acme")
+    wilson = scipy_stats.binomtest(acme, len(now)).proportion_ci(method="wilson")
+    assert_rounded(by_key["lost_to"]["ci95"]["option_pct"]["acme"][1], 100 * wilson.high, 1)
+    assert set(by_key["gaps"]["significant"]["option_pct"]) == {"sso", "api", "reports", "other"}
+
+    # NPS: normal interval with the trinomial variance.
+    scores = [1 if v >= 9 else -1 if v <= 6 else 0 for v in (a["recommend"] for a in now)]
+    mean = statistics.mean(scores)
+    half = scipy_stats.norm.ppf(0.975) * (statistics.pvariance(scores) / len(scores)) ** 0.5
+    assert_rounded(by_key["recommend"]["ci95"]["nps"][0], 100 * (mean - half), 1)
+    assert by_key["recommend"]["significant"]["nps"] in (True, False)
+    assert by_key["comment"]["ci95"] == {}
+
+
+def test_a_large_shift_is_significant_and_no_change_is_not(app):
+    data = ScorecardData()
+    version = data.version([{"key": "happy", "type": "yes_no"}, {"key": "score", "type": "scale"}])
+    first, second = data.round("2026-01", version, 0), data.round("2026-02", version, 1)
+    record_round(data, first, [{"happy": i < 3, "score": 2 + i % 2} for i in range(20)])
+    record_round(data, second, [{"happy": i < 17, "score": 2 + i % 2} for i in range(20)])
+    data.commit()
+    by_key = {q["key"]: q for q in build_scorecard(second)["questions"]}
+    assert by_key["happy"]["delta"]["yes_pct"] == 70.0
+    assert by_key["happy"]["significant"]["yes_pct"] is True
+    assert by_key["score"]["delta"]["mean"] == 0.0
+    assert by_key["score"]["significant"] == {"mean": False, "favorable_pct": False}
+
+
+def test_significance_needs_ten_answers_in_both_rounds(app):
+    data = ScorecardData()
+    version = data.version([{"key": "happy", "type": "yes_no"}])
+    first, second = data.round("2026-01", version, 0), data.round("2026-02", version, 1)
+    record_round(data, first, [{"happy": False}] * 9)
+    record_round(data, second, [{"happy": True}] * 30)
+    data.commit()
+    (question,) = build_scorecard(second)["questions"]
+    assert question["delta"] == {"yes_pct": 100.0}
+    assert question["significant"] == {"yes_pct": None}
+
+
+def test_previous_round_skips_skipped_and_later_rounds(two_rounds):
+    _data, january, march, april, _before, _now = two_rounds
+    assert previous_round(march).id == january.id
+    assert previous_round(april).id == march.id
+    assert previous_round(january) is None
+    first = build_scorecard(january)
+    assert first["previous_round"] is None
+    assert all(q["previous"] is None and q["delta"] is None and q["comparable"] is False for q in first["questions"])
+
+
+def test_no_delta_across_a_changed_measure(app):
+    data = ScorecardData()
+    old = data.version([
+        {"key": "confidence", "type": "scale", "settings": {"scale_max": 5}},
+        {"key": "threshold", "type": "scale", "settings": {"scale_max": 5}},
+        {"key": "competitor", "type": "single_choice", "settings": {"options": [{"key": "a", "label": "A"}, {"key": "b", "label": "B"}]}},
+        {"key": "reworded", "type": "yes_no", "prompt": "Old wording?"},
+    ])
+    new = data.version([
+        {"key": "confidence", "type": "scale", "settings": {"scale_max": 7}},
+        {"key": "threshold", "type": "scale", "settings": {"scale_max": 5, "favorable_min": 5}},
+        {"key": "competitor", "type": "single_choice", "settings": {"options": [{"key": "b", "label": "B"}, {"key": "a", "label": "Ay"}, {"key": "c", "label": "C"}]}},
+        {"key": "reworded", "type": "yes_no", "prompt": "New wording?"},
+        {"key": "brand_new", "type": "yes_no"},
+    ])
+    first, second = data.round("2026-01", old, 0), data.round("2026-02", new, 1)
+    record_round(data, first, [{"confidence": 3, "threshold": 4, "competitor": "a", "reworded": True}] * 12)
+    record_round(data, second, [{"confidence": 6, "threshold": 5, "competitor": "c", "reworded": False, "brand_new": True}] * 12)
+    data.commit()
+    by_key = {q["key"]: q for q in build_scorecard(second)["questions"]}
+    for key in ("confidence", "threshold", "competitor", "brand_new"):
+        assert by_key[key]["comparable"] is False, key
+        assert by_key[key]["previous"] is None and by_key[key]["delta"] is None and by_key[key]["significant"] is None
+    # Wording is not the measure: still comparable.
+    assert by_key["reworded"]["comparable"] is True
+    assert by_key["reworded"]["delta"] == {"yes_pct": -100.0}
+    assert by_key["competitor"]["metrics"]["option_pct"] == {"b": 0.0, "a": 0.0, "c": 100.0}
+
+    points = trend(data.cadence, "confidence")
+    assert [p["period_key"] for p in points] == ["2026-01", "2026-02"]
+    assert [p["break"] for p in points] == [False, True]
+    assert points[1]["metrics"]["mean"] == 6.0
+
+
+def test_a_question_nobody_answered_has_empty_metrics(app):
+    data = ScorecardData()
+    version = data.version([{"key": "score", "type": "scale"}, {"key": "pick", "type": "multi_choice",
+                            "settings": {"options": [{"key": "x", "label": "X"}]}}, {"key": "n", "type": "number"}])
+    round_ = data.round("2026-01", version, 0)
+    data.invite(round_, data.person())
+    data.commit()
+    by_key = {q["key"]: q for q in build_scorecard(round_)["questions"]}
+    assert by_key["score"]["n"] == 0
+    assert by_key["score"]["metrics"] == {"mean": None, "favorable_pct": None,
+                                          "distribution": {"1": 0, "2": 0, "3": 0, "4": 0, "5": 0}}
+    assert by_key["score"]["ci95"] == {"mean": None, "favorable_pct": None}
+    assert by_key["pick"]["metrics"] == {"option_pct": {"x": None}}
+    assert by_key["n"]["metrics"] == {"sum": None, "mean": None, "median": None}
+
+
+# -- Slices and confidentiality ------------------------------------------------------------
+
+
+def test_withheld_groups_primary_and_complementary():
+    family = [Family(OVERALL, ("APAC", "AMER", "EMEA", "LATAM"))]
+    sizes = {OVERALL: 50, "APAC": 3, "AMER": 8, "EMEA": 30, "LATAM": 9}
+    assert withheld_groups(family, sizes, 5) == {"APAC": SMALL_GROUP, "AMER": COMPLEMENTARY}
+    # Nothing small: nothing withheld.
+    assert withheld_groups(family, {**sizes, "APAC": 5, OVERALL: 52}, 5) == {}
+    # People outside every slice (here 2 without a region) are a hidden group too.
+    assert withheld_groups([Family(OVERALL, ("EMEA", "AMER"))], {OVERALL: 32, "EMEA": 20, "AMER": 10}, 5) == {
+        "AMER": COMPLEMENTARY
+    }
+    # Two small groups hiding 2 + 2 = 4 < 5 people: one more sibling goes.
+    assert withheld_groups(family, {OVERALL: 43, "APAC": 2, "AMER": 2, "EMEA": 30, "LATAM": 9}, 5) == {
+        "APAC": SMALL_GROUP, "AMER": SMALL_GROUP, "LATAM": COMPLEMENTARY
+    }
+    # A withheld parent must not be rebuildable from its children.
+    tree = [Family(OVERALL, ("A", "B")), Family("A", ("A1", "A2"))]
+    result = withheld_groups(tree, {OVERALL: 24, "A": 20, "B": 4, "A1": 12, "A2": 8}, 5)
+    assert result == {"B": SMALL_GROUP, "A": COMPLEMENTARY, "A2": COMPLEMENTARY}
+    # Too few overall: everything goes.
+    assert set(withheld_groups(family, {OVERALL: 4, "APAC": 1, "AMER": 1, "EMEA": 1, "LATAM": 1}, 5)) == {
+        OVERALL, "APAC", "AMER", "EMEA", "LATAM"
+    }
+
+
+@pytest.fixture
+def confidential_org(app):
+    """A confidential set (minimum group 5) answered by 12 EMEA, 8 AMER and 3 APAC reps."""
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}, {"key": "why", "type": "text", "required": False}])
+    round_ = data.round("2026-01", version, 0)
+    groups = [("EMEA", "Sales / EMEA / Enterprise", 7), ("EMEA", "Sales / EMEA / Mid-Market", 5),
+              ("AMER", "Sales / AMER", 8), ("APAC", "Sales / APAC", 3)]
+    for region, team, count in groups:
+        for i in range(count):
+            data.respond(round_, data.person(region=region, team=team, segment="Enterprise"),
+                         {"score": 1 + i % 5, **({"why": "=cmd|' /C calc'!A0"} if region == "EMEA" and i < 3 else {})})
+    data.commit()
+    return data, round_
+
+
+def test_region_slices_withhold_small_groups_and_a_complement(confidential_org):
+    _data, round_ = confidential_org
+    card = build_scorecard(round_, "region")
+    slices = {s["name"]: s for s in card["slices"]}
+    assert {name: s["n"] for name, s in slices.items()} == {"AMER": 8, "APAC": 3, "EMEA": 12}
+    assert slices["APAC"]["suppressed"] is True and slices["APAC"]["suppressed_reason"] == SMALL_GROUP
+    assert slices["AMER"]["suppressed"] is True and slices["AMER"]["suppressed_reason"] == COMPLEMENTARY
+    assert slices["APAC"]["questions"] == [] and slices["AMER"]["questions"] == []
+    assert slices["EMEA"]["suppressed"] is False
+    emea = {q["key"]: q for q in slices["EMEA"]["questions"]}
+    scores = [1 + i % 5 for i in range(7)] + [1 + i % 5 for i in range(5)]
+    assert_rounded(emea["score"]["metrics"]["mean"], statistics.mean(scores), 2)
+    # Only 3 people wrote a comment: that aggregate is withheld everywhere.
+    assert emea["why"]["suppressed"] is True and emea["why"]["metrics"] is None and emea["why"]["n"] is None
+    overall = {q["key"]: q for q in card["questions"]}
+    assert overall["why"]["suppressed"] is True
+    assert overall["score"]["suppressed"] is False and overall["score"]["n"] == 23
+
+
+def test_team_slices_roll_up_the_tree(confidential_org):
+    _data, round_ = confidential_org
+    slices = {s["name"]: s for s in build_scorecard(round_, "team")["slices"]}
+    assert {name: s["n"] for name, s in slices.items()} == {
+        "Sales": 23, "Sales / AMER": 8, "Sales / APAC": 3, "Sales / EMEA": 12,
+        "Sales / EMEA / Enterprise": 7, "Sales / EMEA / Mid-Market": 5,
+    }
+    assert slices["Sales / APAC"]["suppressed_reason"] == SMALL_GROUP
+    assert slices["Sales / AMER"]["suppressed_reason"] == COMPLEMENTARY
+    assert not slices["Sales"]["suppressed"] and not slices["Sales / EMEA"]["suppressed"]
+    assert not slices["Sales / EMEA / Enterprise"]["suppressed"]
+    sales_score = next(q for q in slices["Sales"]["questions"] if q["key"] == "score")
+    assert sales_score["n"] == 23
+
+
+def test_a_parents_direct_members_count_as_a_hidden_group(app):
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    for team, count in (("Sales", 2), ("Sales / North", 6), ("Sales / South", 9)):
+        for _ in range(count):
+            data.respond(round_, data.person(team=team), {"score": 4})
+    data.commit()
+    slices = {s["name"]: s for s in build_scorecard(round_, "team")["slices"]}
+    # Sales (17) minus North and South would reveal the 2 people on Sales itself.
+    assert slices["Sales"]["n"] == 17 and not slices["Sales"]["suppressed"]
+    assert slices["Sales / North"]["suppressed_reason"] == COMPLEMENTARY
+    assert not slices["Sales / South"]["suppressed"]
+
+
+def test_a_round_under_the_minimum_shows_nothing(app):
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    record_round(data, round_, [{"score": 5}] * 4, region="EMEA")
+    data.commit()
+    card = build_scorecard(round_, "region")
+    (question,) = card["questions"]
+    assert question["suppressed"] is True and question["metrics"] is None and question["ci95"] is None
+    assert card["slices"][0]["suppressed"] is True
+    with pytest.raises(Exception, match="fewer than 5"):
+        response_export(round_)
+
+
+def test_previous_values_of_a_withheld_group_stay_hidden(app):
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}])
+    first, second = data.round("2026-01", version, 0), data.round("2026-02", version, 1)
+    record_round(data, first, [{"score": 2}] * 3, region="APAC")
+    record_round(data, first, [{"score": 4}] * 20, region="EMEA")
+    record_round(data, first, [{"score": 4}] * 20, region="AMER")
+    record_round(data, second, [{"score": 5}] * 6, region="APAC")
+    record_round(data, second, [{"score": 4}] * 20, region="EMEA")
+    record_round(data, second, [{"score": 4}] * 20, region="AMER")
+    data.commit()
+    slices = {s["name"]: s for s in build_scorecard(second, "region")["slices"]}
+    apac = slices["APAC"]["questions"][0]
+    assert apac["metrics"]["mean"] == 5.0
+    assert apac["comparable"] is True and apac["previous"] is None and apac["delta"] is None
+    emea = slices["EMEA"]["questions"][0]
+    assert emea["previous"]["mean"] == 4.0 and emea["delta"]["mean"] == 0.0
+
+
+def test_held_results_stay_hidden_while_the_round_is_open(app):
+    data = ScorecardData(confidentiality="confidential", hold_until_close=True)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0, status="open")
+    record_round(data, round_, [{"score": 5}] * 12)
+    data.commit()
+    (question,) = build_scorecard(round_)["questions"]
+    assert question["suppressed"] is True and question["suppressed_reason"] == "held_until_close"
+    round_.status = "closed"
+    db.session.commit()
+    (question,) = build_scorecard(round_)["questions"]
+    assert question["metrics"]["mean"] == 5.0
+
+
+def test_participation_per_slice_flags_low_rates(app):
+    data = ScorecardData()
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    record_round(data, round_, [{"score": 3}] * 3, region="EMEA")
+    data.invite(round_, data.person(region="EMEA"))
+    record_round(data, round_, [{"score": 3}] * 1, region="AMER")
+    for _ in range(3):
+        data.invite(round_, data.person(region="AMER"))
+    data.commit()
+    result = participation(round_)
+    assert (result["invited"], result["responded"], result["rate"]) == (8, 4, 50.0)
+    regions = {entry["name"]: entry for entry in result["slices"]["region"]}
+    assert regions["EMEA"]["rate"] == 75.0 and regions["EMEA"]["low"] is False
+    assert regions["AMER"]["rate"] == 25.0 and regions["AMER"]["low"] is True
+    assert result["slices"]["team"] == []
+
+
+# -- API --------------------------------------------------------------------------------
+
+
+def test_scorecard_api_shape_and_slices(two_rounds, client, api_token):
+    _data, _january, march, _april, _before, _now = two_rounds
+    headers = api_token(roles=("leader",))
+    response = client.get(f"/api/v1/rounds/{march.id}/scorecard?slice=region", headers=headers)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) >= {"round", "previous_round", "response_rate", "questions", "slices"}
+    question = body["questions"][0]
+    assert set(question) >= {"key", "type", "prompt", "n", "metrics", "previous", "delta", "ci95", "significant", "comparable"}
+    assert body["slices"][0]["kind"] == "region" and body["slices"][0]["name"] == "EMEA"
+    assert set(body["slices"][0]) >= {"kind", "name", "n", "suppressed", "questions"}
+    assert body == build_scorecard(march, "region") | {}  # the JSON is the scorecard, unchanged
+
+    bad = client.get(f"/api/v1/rounds/{march.id}/scorecard?slice=planet", headers=headers)
+    assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
+    assert "slice" in bad.get_json()["errors"]
+    assert client.get("/api/v1/rounds/999999/scorecard", headers=headers).status_code == 404
+
+
+def test_round_api_needs_a_token_and_a_reader_role(two_rounds, client, api_token):
+    _data, _january, march, _april, _before, _now = two_rounds
+    for path in (f"/api/v1/rounds/{march.id}/scorecard", f"/api/v1/rounds/{march.id}/responses"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.get(path, headers=api_token(roles=("rep",), email="rep-api@example.com")).status_code == 403
+        for role in ("pm", "leader", "admin"):
+            assert client.get(path, headers=api_token(roles=(role,), email=f"{role}-api@example.com")).status_code == 200
+
+
+def test_attributed_export_has_names_versions_and_safe_csv(app, client, api_token):
+    data = ScorecardData(confidentiality="attributed")
+    version = data.version(QUESTIONS)
+    round_ = data.round("2026-01", version, 0)
+    data.respond(round_, data.person(name="@Mallory", email="mallory@example.com", region="EMEA", team="Sales"),
+                 {"win_confidence": 4, "gaps": ["sso", ("other", "-2+3")], "lost_deal": True,
+                  "comment": "=HYPERLINK(\"http://evil\")", "deals_won": 2.5})
+    data.respond(round_, data.person(name="Bob", region="AMER"), {"win_confidence": 2, "lost_deal": False,
+                                                                    "comment": "\tTabbed", "recommend": 10})
+    data.commit()
+    headers = api_token(roles=("pm",))
+    rows = client.get(f"/api/v1/rounds/{round_.id}/responses", headers=headers).get_json()["rows"]
+    assert [row["name"] for row in rows] == ["@Mallory", "Bob"]
+    assert rows[0]["email"] == "mallory@example.com" and rows[0]["team"] == "Sales"
+    assert rows[0]["gaps"] == ["sso", "other"] and rows[0]["gaps.other"] == "-2+3"
+    assert rows[0]["lost_deal"] == "yes" and rows[1]["lost_deal"] == "no" and rows[0]["deals_won"] == 2.5
+    assert all(row["version"] == 1 for row in rows)
+
+    response = client.get(f"/api/v1/rounds/{round_.id}/responses?format=csv", headers=headers)
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert table[0]["name"] == "'@Mallory"
+    assert table[0]["comment"] == "'=HYPERLINK(\"http://evil\")"
+    assert table[0]["gaps.other"] == "'-2+3"
+    assert table[0]["gaps"] == "sso;other"
+    assert table[1]["comment"] == "'\tTabbed"
+    assert table[1]["recommend"] == "10" and table[0]["version"] == "1"
+    assert client.get(f"/api/v1/rounds/{round_.id}/responses?format=xml", headers=headers).status_code == 400
+
+
+def test_confidential_export_has_no_names_and_blanks_small_slices(confidential_org, client, api_token):
+    _data, round_ = confidential_org
+    body = client.get(f"/api/v1/rounds/{round_.id}/responses", headers=api_token()).get_json()
+    assert "name" not in body["columns"] and "email" not in body["columns"] and "id" not in body["columns"]
+    assert all("name" not in row and "email" not in row for row in body["rows"])
+    assert len(body["rows"]) == 23
+    # 23 respondents: under the comment threshold of 10? No, above it: comments stay, without names.
+    assert "why" in body["columns"]
+    regions = [row["region"] for row in body["rows"]]
+    # APAC (3) is too small and AMER (8) the next-smallest combination: both blanked.
+    assert regions.count("EMEA") == 12 and regions.count(None) == 11
+    assert "APAC" not in regions and "AMER" not in regions
+
+
+def test_confidential_export_is_refused_under_the_minimum(app, client, api_token):
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    record_round(data, round_, [{"score": 3}] * 4)
+    data.commit()
+    response = client.get(f"/api/v1/rounds/{round_.id}/responses?format=csv", headers=api_token())
+    assert response.status_code == 403 and response.mimetype == "application/problem+json"
+    assert "fewer than 5" in response.get_json()["detail"]
+
+
+def test_openapi_describes_the_round_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "/rounds/{round_id}/scorecard" in paths and "/rounds/{round_id}/responses" in paths
+
+
+# -- Pages -----------------------------------------------------------------------------
+
+
+def test_scorecard_pages_render_for_a_pm(two_rounds, signed_in_client):
+    _data, _january, march, _april, _before, _now = two_rounds
+    client = signed_in_client(roles=("pm",))
+    index = client.get("/scorecards/")
+    assert index.status_code == 200
+    assert "Monthly pulse" in index.text and "2026-03" in index.text and "75.0 %" in index.text
+    page = client.get(f"/scorecards/rounds/{march.id}?slice=region")
+    assert page.status_code == 200
+    html = page.text
+    assert "Win confidence?" in html and "<svg" in html and "95 % interval" in html
+    assert "significant" in html and 'name="slice"' in html
+    assert "style=" not in html and "<script" not in html
+    assert client.get(f"/scorecards/rounds/{march.id}?slice=planet").status_code == 400
+
+
+def test_suppressed_cells_say_why(confidential_org, signed_in_client):
+    _data, round_ = confidential_org
+    client = signed_in_client(roles=("leader",))
+    html = client.get(f"/scorecards/rounds/{round_.id}?slice=region").text
+    assert "Fewer than 5 responses" in html
+    assert "Withheld so that a smaller group cannot be worked out" in html
+
+
+def test_scorecard_pages_need_a_staff_role(two_rounds, client):
+    _data, _january, march, _april, _before, _now = two_rounds
+    response = client.get(f"/scorecards/rounds/{march.id}")
+    assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
