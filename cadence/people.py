@@ -20,7 +20,7 @@ import io
 import os
 import re
 import unicodedata
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
@@ -270,8 +270,8 @@ def validate_people(rows, *, position_word: str = "line"):
         if not email:
             continue
         if email in first_position_of_email:
-            errors.append(RowError(
-                position, f"duplicate email {email} (also on {position_word} {first_position_of_email[email]})", "email"))
+            first = first_position_of_email[email]
+            errors.append(RowError(position, f"duplicate email {email} (also on {position_word} {first})", "email"))
             bad.add(position)
         else:
             first_position_of_email[email] = position
@@ -286,30 +286,43 @@ def validate_people(rows, *, position_word: str = "line"):
 
 
 def _manager_errors(cleaned, bad, first_position_of_email, position_word):
-    """Rows whose manager will not exist after the import (see validate_people)."""
-    wanted = {clean["manager_email"] for _, clean in cleaned if clean.get("manager_email")}
-    stored = existing_emails(wanted)
+    """Rows whose manager will not exist after the import (see validate_people).
+
+    Adds the rows it finds to `bad`. A row found bad this way takes its own
+    reports with it (unless that person is already stored), and so on down.
+    """
+    stored = existing_emails(clean["manager_email"] for _, clean in cleaned if clean.get("manager_email"))
+    email_at = {position: clean.get("email") for position, clean in cleaned}
+    good_emails = {email for position, email in email_at.items() if email and position not in bad}
+    reports_of = defaultdict(list)
+    for position, clean in cleaned:
+        if clean.get("manager_email"):
+            reports_of[clean["manager_email"]].append(position)
+
+    def missing(email):
+        return email not in good_emails and email not in stored
+
+    managers = {position: clean.get("manager_email") for position, clean in cleaned}
+    pending = deque(position for position, manager in managers.items() if manager and missing(manager))
     errors = []
     reported = set()
-    changed = True
-    # Dropping a row can orphan the rows it manages: repeat until stable.
-    while changed:
-        changed = False
-        good_emails = {clean["email"] for position, clean in cleaned if position not in bad and clean.get("email")}
-        for position, clean in cleaned:
-            manager = clean.get("manager_email")
-            if position in reported or not manager or manager in good_emails or manager in stored:
-                continue
-            if manager in first_position_of_email:
-                reason = (f"manager {manager} is on {position_word} "
-                          f"{first_position_of_email[manager]}, which has errors")
-            else:
-                reason = f"manager {manager} is not in the file nor in the database"
-            errors.append(RowError(position, reason, "manager_email"))
-            reported.add(position)
-            if position not in bad:
-                bad.add(position)
-                changed = True
+    while pending:
+        position = pending.popleft()
+        if position in reported:
+            continue
+        reported.add(position)
+        manager = managers[position]
+        if manager in first_position_of_email:
+            reason = f"manager {manager} is on {position_word} {first_position_of_email[manager]}, which has errors"
+        else:
+            reason = f"manager {manager} is not in the file nor in the database"
+        errors.append(RowError(position, reason, "manager_email"))
+        if position not in bad:
+            bad.add(position)
+            email = email_at[position]
+            good_emails.discard(email)
+            if missing(email):
+                pending.extend(reports_of[email])
     return errors
 
 
@@ -356,7 +369,8 @@ def _clean_row(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
         if team:
             path = normalise_team_path(team)
             if any(not part for part in path.split(TEAM_PATH_SEPARATOR)):
-                problems.append(("team", f"team path '{team}' has an empty part (write it as 'Sales / EMEA / Enterprise')"))
+                problems.append(
+                    ("team", f"team path '{team}' has an empty part (write it as 'Sales / EMEA / Enterprise')"))
             elif any(len(part) > MAX_TEAM_PART for part in path.split(TEAM_PATH_SEPARATOR)):
                 problems.append(("team", f"a team name in '{team}' is longer than {MAX_TEAM_PART} characters"))
             clean["team"] = path
@@ -406,12 +420,17 @@ def _clean_roles(value, problems) -> list[str]:
     return sorted(roles) or list(DEFAULT_ROLES)
 
 
+def _chunks(values):
+    """Distinct values in sorted slices small enough for one IN (...) list."""
+    values = sorted(set(values))
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start:start + _IN_CHUNK]
+
+
 def existing_emails(emails) -> set[str]:
     """Which of these (lower-case) emails belong to stored people."""
-    emails = sorted(set(emails))
     found = set()
-    for start in range(0, len(emails), _IN_CHUNK):
-        chunk = emails[start:start + _IN_CHUNK]
+    for chunk in _chunks(emails):
         found.update(db.session.scalars(select(Person.email).where(Person.email.in_(chunk))))
     return found
 
@@ -429,10 +448,8 @@ def ensure_teams(paths) -> dict[str, Team]:
     for path in paths:
         parts = normalise_team_path(path).split(TEAM_PATH_SEPARATOR)
         wanted.update(TEAM_PATH_SEPARATOR.join(parts[:depth]) for depth in range(1, len(parts) + 1))
-    wanted = sorted(wanted)
     teams: dict[str, Team] = {}
-    for start in range(0, len(wanted), _IN_CHUNK):
-        chunk = wanted[start:start + _IN_CHUNK]
+    for chunk in _chunks(wanted):
         teams.update((team.path, team) for team in db.session.scalars(select(Team).where(Team.path.in_(chunk))))
     # Parents before children: a parent's path is a prefix, so shallower first.
     for path in sorted(wanted, key=lambda p: p.count(TEAM_PATH_SEPARATOR)):
@@ -494,10 +511,8 @@ def upsert_people(rows) -> ImportResult:
 
 
 def _people_by_email(emails) -> dict[str, Person]:
-    emails = sorted(set(emails))
     people = {}
-    for start in range(0, len(emails), _IN_CHUNK):
-        chunk = emails[start:start + _IN_CHUNK]
+    for chunk in _chunks(emails):
         people.update((p.email, p) for p in db.session.scalars(select(Person).where(Person.email.in_(chunk))))
     return people
 

@@ -7,12 +7,12 @@ the API's question object and the service's errors back into field errors.
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
 from surveys.auth import roles_required
@@ -53,7 +53,7 @@ class QuestionSetForm(FlaskForm):
     name = StringField("Name")
     description = TextAreaField("Description", description="What this set is for; shown to staff only.")
     confidentiality = SelectField(
-        "Confidentiality", choices=[(level, CONFIDENTIALITY_LABELS[level]) for level in CONFIDENTIALITY_LEVELS],
+        "Confidentiality", choices=[SelectChoice(level, CONFIDENTIALITY_LABELS[level]) for level in CONFIDENTIALITY_LEVELS],
         default="confidential",
     )
     min_group_size = IntegerField(
@@ -68,7 +68,7 @@ class QuestionForm(FlaskForm):
     """Every field of every type: the chosen type decides which are read."""
 
     key = StringField("Key", description="A stable slug such as win_confidence; scorecards line up answers by it.")
-    question_type = SelectField("Type", choices=[(t, TYPE_LABELS[t]) for t in QUESTION_TYPES])
+    question_type = SelectField("Type", choices=[SelectChoice(t, TYPE_LABELS[t]) for t in QUESTION_TYPES])
     prompt = TextAreaField("Question")
     help = StringField("Help text", description="Optional, shown under the question.")
     required = BooleanField("Answer required", default=True)
@@ -170,9 +170,8 @@ def add(question_set_id):
 @designer_bp.post("/<int:question_set_id>/questions/<key>/remove")
 @roles_required(*DESIGNER_ROLES)
 def remove(question_set_id, key):
+    # The CSRF token of these button forms is checked app-wide by CSRFProtect.
     question_set = _load(question_set_id)
-    if not FlaskForm().validate():  # the CSRF token
-        abort(400)
     try:
         draft = remove_question(question_set, key)
     except QuestionSetInvalid as invalid:
@@ -188,8 +187,6 @@ def remove(question_set_id, key):
 @roles_required(*DESIGNER_ROLES)
 def publish_draft(question_set_id):
     question_set = _load(question_set_id)
-    if not FlaskForm().validate():
-        abort(400)
     try:
         version = publish(question_set)
     except NothingToPublish as refusal:
@@ -224,7 +221,7 @@ def _question_form(question_set: QuestionSet) -> QuestionForm:
     form = QuestionForm()
     version = working_version(question_set)
     earlier = [q.key for q in version.questions] if version else []
-    form.show_if_question.choices = [("", "Always show")] + [(key, key) for key in earlier]
+    form.show_if_question.choices = [SelectChoice("", "Always show")] + [SelectChoice(key) for key in earlier]
     return form
 
 

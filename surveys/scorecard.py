@@ -447,20 +447,17 @@ def participation_by_round(rounds) -> dict:
     return out
 
 
-def trend(cadence: Cadence, question_key: str, last: int = 12) -> list[dict]:
-    """One question over the cadence's last `last` sent rounds, oldest first.
+def trend(cadence: Cadence, question_key: str, last: int = 12, until: Round | None = None) -> list[dict]:
+    """One question over the cadence's last `last` sent rounds (up to and
+    including `until` when given), oldest first.
 
     Each point: round id, period key, n, metrics (None when withheld), and
     `break`: True where the measure differs from the point before (no line
     should join them)."""
-    rounds = list(
-        db.session.scalars(
-            select(Round)
-            .where(Round.cadence_id == cadence.id, Round.status.in_(COUNTED_STATUSES))
-            .order_by(Round.opens_at.desc())
-            .limit(last)
-        )
-    )[::-1]
+    statement = select(Round).where(Round.cadence_id == cadence.id, Round.status.in_(COUNTED_STATUSES))
+    if until is not None:
+        statement = statement.where(Round.opens_at <= until.opens_at)
+    rounds = list(db.session.scalars(statement.order_by(Round.opens_at.desc()).limit(last)))[::-1]
     if not rounds:
         return []
     round_ids = [r.id for r in rounds]

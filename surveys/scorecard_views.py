@@ -55,7 +55,7 @@ def show(round_id):
         abort(400, description=f"There is no slice called {slice_kind!r}. Choose team, region or segment.")
     card = build_scorecard(round_, slice_kind)
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
-    rows = [_question_view(entry, questions.get(entry["key"]), round_.cadence) for entry in card["questions"]]
+    rows = [_question_view(entry, questions.get(entry["key"]), round_) for entry in card["questions"]]
     return render_template(
         "scorecards/show.html",
         round=round_,
@@ -95,26 +95,34 @@ def format_metric(name, value):
 
 
 def change_text(entry, name, option=None):
-    """"+4.2 pts, significant" style text for a change, or None when there is none.
-    The words carry the meaning; colour only repeats it."""
+    """"+4.2 pts (significant)" style parts for a change, or None when there is none.
+    The words carry the meaning; colour only repeats it. Metrics without a test
+    (sum, median, count) get no verdict."""
     delta = (entry.get("delta") or {}).get(name)
-    significant = (entry.get("significant") or {}).get(name)
+    tests = entry.get("significant") or {}
+    significant = tests.get(name)
     if option is not None:
         delta = (delta or {}).get(option)
         significant = (significant or {}).get(option)
     if delta is None:
         return None
-    unit = " pts" if name in PERCENT_METRICS or name == "nps" else ""
-    if significant is None:
+    if name not in tests:
+        verdict = None
+    elif significant is None:
         verdict = "too few answers to test"
     else:
         verdict = "significant" if significant else "not significant"
+    if name in PERCENT_METRICS or name == "nps":
+        text = f"{delta:+.1f} pts"
+    elif name == "count":
+        text = f"{delta:+,}"
+    else:
+        text = f"{delta:+,.2f}"
     direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
-    return {"text": f"{delta:+.{1 if unit else 2}f}{unit}", "verdict": verdict, "significant": bool(significant),
-            "direction": direction}
+    return {"text": text, "verdict": verdict, "significant": bool(significant), "direction": direction}
 
 
-def _question_view(entry, question, cadence):
+def _question_view(entry, question, round_):
     """The template's view of one question: headline, bars, sparkline."""
     view = {"entry": entry, "headline": HEADLINE_METRIC.get(entry["type"]), "bars": [], "sparkline": None,
             "unit": question.setting("unit", "") if question else ""}
@@ -131,7 +139,7 @@ def _question_view(entry, question, cadence):
             option_keys=list(metrics["option_pct"]),
         )
     if view["headline"]:
-        view["sparkline"] = _sparkline(trend(cadence, entry["key"]), view["headline"])
+        view["sparkline"] = _sparkline(trend(round_.cadence, entry["key"], until=round_), view["headline"])
     return view
 
 
@@ -173,8 +181,14 @@ def _sparkline(points, metric):
             current.append(f"{index * step:.1f},{y:.1f}")
     if len(current) > 1:
         segments.append(current)
-    description = ", ".join(
-        f"{p['period_key']}: {format_metric(metric, v) if v is not None else 'withheld'}" for p, v in zip(points, values)
-    )
+    description = ", ".join(f"{p['period_key']}: {_trend_point_text(p, metric, v)}" for p, v in zip(points, values))
     return {"segments": [" ".join(segment) for segment in segments], "description": description,
             "width": SPARKLINE_WIDTH, "height": SPARKLINE_HEIGHT}
+
+
+def _trend_point_text(point, metric, value):
+    if point["metrics"] is None:
+        return "withheld"
+    if value is None:
+        return "no answers"
+    return format_metric(metric, value)

@@ -86,8 +86,14 @@ def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
 
 def student_t_cdf(t: float, df: float) -> float:
     """P(T <= t) for Student's t with df > 0 degrees of freedom (df may be fractional)."""
-    upper_or_lower_tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - upper_or_lower_tail if t > 0 else upper_or_lower_tail
+    t2 = t * t
+    if t2 < df:
+        # Near the centre df / (df + t^2) rounds to 1; the central mass
+        # P(|T| < |t|) = I_(t^2 / (df + t^2))(1/2, df/2) keeps the precision.
+        half_central = 0.5 * regularized_incomplete_beta(0.5, df / 2.0, t2 / (df + t2))
+        return 0.5 + half_central if t > 0 else 0.5 - half_central
+    one_tail = 0.5 * regularized_incomplete_beta(df / 2.0, 0.5, df / (df + t2))
+    return 1.0 - one_tail if t > 0 else one_tail
 
 
 def student_t_two_sided_p(t: float, df: float) -> float:

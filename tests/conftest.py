@@ -61,7 +61,7 @@ class SmtpSink:
         with self.lock:
             if self.drop_connection_times > 0:
                 self.drop_connection_times -= 1
-                session.transport.close()
+                server.transport.close()
                 return "421 closing"
             if self.refuse_code and self.refuse_times > 0:
                 self.refuse_times -= 1

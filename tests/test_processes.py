@@ -1,0 +1,135 @@
+"""Real processes: the CLI of API.md, a forking `worker --burst`, migrations."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, func, select, text
+
+from cadence.models import Delivery, Person
+from cadence.planner import tick
+from surveys.extensions import db
+from tests.conftest import ROOT
+from tests.test_loop import REPS, first_opening
+
+pytestmark = pytest.mark.slow
+
+
+def flask_env(app, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(
+        CANARY_ENV="development",
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=app.config["REDIS_URL"],
+        SECRET_KEY=app.config["SECRET_KEY"],
+        BASE_URL=app.config["BASE_URL"],
+        MAIL_BACKEND="smtp",
+        MAIL_SERVER=app.config["MAIL_SERVER"],
+        MAIL_PORT=str(app.config["MAIL_PORT"]),
+        MAIL_FROM=app.config["MAIL_FROM"],
+        RQ_QUEUE_PREFIX=app.config["RQ_QUEUE_PREFIX"],
+        CANARY_INSTANCE_DIR=app.config["INSTANCE_DIR"],
+    )
+    env.update(extra)
+    return env
+
+
+def flask(env, *args, input=None):
+    return subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, input=input,
+    )
+
+
+def test_forking_worker_subprocess_delivers_every_invitation(app, client, api_token, smtp, redis_conn):
+    tick(first_opening(client, api_token()))
+    db.session.commit()
+    result = flask(flask_env(app), "worker", "--burst")
+    assert result.returncode == 0, result.stderr
+    assert smtp.wait_for(len(REPS)) == len(REPS)
+    db.session.expire_all()
+    sent = db.session.scalar(select(func.count(Delivery.id)).where(Delivery.kind == "invite", Delivery.status == "sent"))
+    assert sent == len(REPS)
+
+
+def test_cli_users_tick_and_preview(app, client, api_token, smtp, redis_conn):
+    env = flask_env(app)
+    created = flask(env, "users", "create", "--email", "New.PM@Example.com", "--name", "New PM", "--roles", "pm;leader",
+                    "--password", "a long enough password")
+    assert created.returncode == 0, created.stderr
+    db.session.expire_all()
+    person = db.session.scalar(select(Person).where(Person.email == "new.pm@example.com"))
+    assert person.roles == {"pm", "leader"} and person.password_hash.startswith("$argon2id$")
+    bad_role = flask(env, "users", "create", "--email", "x@example.com", "--name", "X", "--roles", "root", "--password", "0123456789ab")
+    assert bad_role.returncode != 0 and "unknown role" in bad_role.stderr
+
+    token = flask(env, "users", "token", "--email", "new.pm@example.com")
+    assert token.returncode == 0, token.stderr
+    headers = {"Authorization": f"Bearer {token.stdout.strip()}"}
+    assert client.get("/api/v1/cadences", headers=headers).status_code == 200
+
+    opens = first_opening(client, api_token())
+    cadence_id = client.get("/api/v1/cadences", headers=headers).json[0]["id"]
+    preview = flask(env, "cadence", "preview", str(cadence_id), "--count", "2")
+    assert preview.returncode == 0, preview.stderr
+    assert opens.strftime("%Y-%m-%dT%H:%M:%SZ") in preview.stdout
+
+    ticked = flask(env, "cadence", "tick", "--now", opens.isoformat())
+    assert ticked.returncode == 0, ticked.stderr
+    assert "opened Monthly pulse" in ticked.stdout and f"invites enqueued: {len(REPS)}" in ticked.stdout
+    again = flask(env, "cadence", "tick", "--now", opens.isoformat())
+    assert "opened" not in again.stdout and "invites enqueued: 0" in again.stdout
+    wrong = flask(env, "cadence", "tick", "--now", "next tuesday")
+    assert wrong.returncode == 2 and "ISO 8601" in wrong.stderr
+
+
+def _empty_database_url(app, tmp_path):
+    url = app.config["SQLALCHEMY_DATABASE_URI"]
+    if url.startswith("postgresql"):
+        name = f"canary_migration_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        return url.rsplit("/", 1)[0] + "/" + name, lambda: _drop(url, name)
+    return f"sqlite:///{tmp_path / 'migrated.sqlite3'}", lambda: None
+
+
+def _drop(url, name):
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def test_migrations_build_the_schema_without_drift(app, tmp_path):
+    url, cleanup = _empty_database_url(app, tmp_path)
+    try:
+        env = flask_env(app, DATABASE_URL=url)
+        upgraded = flask(env, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        checked = flask(env, "db", "check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "No new upgrade operations detected" in checked.stdout + checked.stderr
+    finally:
+        cleanup()
+
+
+def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
+    env = flask_env(app, DATABASE_URL=url, MAIL_BACKEND="outbox", CANARY_INSTANCE_DIR=str(tmp_path))
+    assert flask(env, "db", "upgrade").returncode == 0
+    seeded = flask(env, "demo", "seed")
+    assert seeded.returncode == 0, seeded.stderr
+    assert "people: 79 imported" in seeded.stdout
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        closed = connection.execute(text("SELECT count(*) FROM rounds WHERE status = 'closed'")).scalar()
+        open_rounds = connection.execute(text("SELECT count(*) FROM rounds WHERE status = 'open'")).scalar()
+        answers = connection.execute(text("SELECT count(*) FROM answers")).scalar()
+    engine.dispose()
+    assert (closed, open_rounds) == (12, 1) and answers > 2000
+    again = flask(env, "demo", "seed")
+    assert again.returncode == 0 and "left it as it is" in again.stdout
