@@ -82,7 +82,7 @@ def worker_command(burst):
 @with_appcontext
 def dev_command(host, port):
     """Start everything locally: web, worker, cron scheduler, embedded Redis."""
-    from cadence.redis_server import _answers, start_redis_server
+    from cadence.redis_server import _answers, die_with_parent, start_redis_server
     from surveys.demo import DEMO_PASSWORD
 
     app = current_app._get_current_object()
@@ -105,7 +105,7 @@ def dev_command(host, port):
         "cron": flask + ["cadence", "cron"],
     }
     for command in commands.values():
-        children.append(subprocess.Popen(command, env=env))
+        children.append(subprocess.Popen(command, env=env, preexec_fn=die_with_parent))
     base = f"http://{host}:{port}"
     click.echo("")
     click.echo(f"Canary is running at {base}")
@@ -119,6 +119,9 @@ def dev_command(host, port):
     def stop(*_):
         raise KeyboardInterrupt
 
+    # Explicit handlers: a shell that starts us in the background sets SIGINT
+    # to "ignore", and Ctrl-C must still stop everything.
+    signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
         while all(child.poll() is None for child in children):

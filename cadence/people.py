@@ -23,7 +23,6 @@ import unicodedata
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from functools import cache
-from typing import NamedTuple
 from zoneinfo import available_timezones
 
 from sqlalchemy import or_, select
@@ -71,13 +70,26 @@ class PeopleFileError(ValueError):
         self.line = line
 
 
-class RowError(NamedTuple):
-    """One problem with one row: its line (or API item index), a plain-words
-    reason, and the field it concerns when there is one."""
+class RowError(tuple):
+    """One problem with one row: the pair (line, reason), where line is the
+    CSV line (or the API item index) and reason is in plain words. It
+    unpacks as that pair; `field` names the field concerned, if any."""
 
-    line: int
-    reason: str
-    field: str | None = None
+    def __new__(cls, line: int, reason: str, field: str | None = None):
+        error = super().__new__(cls, (line, reason))
+        error.field = field
+        return error
+
+    @property
+    def line(self) -> int:
+        return self[0]
+
+    @property
+    def reason(self) -> str:
+        return self[1]
+
+    def __repr__(self):
+        return f"RowError(line={self.line!r}, reason={self.reason!r}, field={self.field!r})"
 
 
 @dataclass
@@ -250,7 +262,7 @@ def validate_people(rows, *, position_word: str = "line"):
     (a normalised path or None), `region`, `segment`, `manager_email` (None
     when empty), `timezone` (UTC when empty), `active`.
 
-    Errors are RowError(position, reason, field), in input order. Beyond each
+    Errors are RowError (position, reason) pairs with a `field`, in input order. Beyond each
     row's own fields: a repeated email is bad on every row after the first,
     and a manager must be a good row of the same input or already stored (a
     manager whose own row is bad makes the rows they manage bad too, since

@@ -8,6 +8,7 @@ file lock makes sure only one does.
 
 import fcntl
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -84,7 +85,19 @@ def start_redis_server(socket_path: str, daemonize: bool = False) -> subprocess.
     if daemonize:
         subprocess.run(args, check=True)
         return None
-    return subprocess.Popen(args)
+    return subprocess.Popen(args, preexec_fn=die_with_parent)
+
+
+def die_with_parent():
+    """Linux: the kernel sends SIGTERM to this child if its parent dies, so a
+    killed `dev` or test run leaves no Redis behind."""
+    try:
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_embedded_redis(socket_path: str) -> None:

@@ -133,3 +133,55 @@ def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
     assert (closed, open_rounds) == (12, 1) and answers > 2000
     again = flask(env, "demo", "seed")
     assert again.returncode == 0 and "left it as it is" in again.stdout
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dev_starts_web_worker_cron_and_redis_and_ctrl_c_stops_them_all(app, tmp_path):
+    import signal
+    import time
+    import urllib.request
+
+    import psutil
+
+    port = _free_port()
+    env = flask_env(app, DATABASE_URL=f"sqlite:///{tmp_path / 'dev.sqlite3'}", MAIL_BACKEND="outbox",
+                    CANARY_INSTANCE_DIR=str(tmp_path), RQ_QUEUE_PREFIX="canary-dev-test")
+    del env["REDIS_URL"]  # dev starts the embedded Redis itself
+    assert flask(env, "db", "upgrade").returncode == 0
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dev", "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the web server did not come up"
+                time.sleep(0.3)
+        children = psutil.Process(process.pid).children(recursive=True)
+        commands = " ".join(" ".join(child.cmdline()) for child in children)
+        for part in ("redis-server", " run ", " worker", "cadence cron"):
+            assert part in commands, f"{part!r} not started: {commands}"
+        # The cron scheduler enqueues a tick at once and the worker runs it.
+        redis_client = __import__("redis").Redis(unix_socket_path=str(tmp_path / "redis.sock"))
+        deadline = time.monotonic() + 20
+        while not redis_client.keys("rq:results:*") and not redis_client.keys("rq:job:*"):
+            assert time.monotonic() < deadline, "no tick job appeared"
+            time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+        assert "Canary is running at" in output
+        gone, alive = psutil.wait_procs(children, timeout=15)
+        assert alive == [], f"still running after Ctrl-C: {[c.cmdline() for c in alive]}"
+    finally:
+        if process.poll() is None:
+            process.kill()
