@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import distinct, select
+from sqlalchemy import select
 from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -42,8 +42,8 @@ def _fill_choices(form: CadenceForm):
     sets = db.session.scalars(select(QuestionSet).order_by(QuestionSet.name)).all()
     form.question_set_id.choices = [(s.id, s.name) for s in sets if s.latest_published is not None]
     form.teams.choices = [(p, p) for p in db.session.scalars(select(Team.path).order_by(Team.path))]
-    form.regions.choices = [(r, r) for r in db.session.scalars(select(distinct(Person.region)).where(Person.region.isnot(None)).order_by(Person.region))]
-    form.segments.choices = [(s, s) for s in db.session.scalars(select(distinct(Person.segment)).where(Person.segment.isnot(None)).order_by(Person.segment))]
+    form.regions.choices = [(r, r) for r in db.session.scalars(select(Person.region).distinct().where(Person.region.isnot(None)).order_by(Person.region))]
+    form.segments.choices = [(s, s) for s in db.session.scalars(select(Person.segment).distinct().where(Person.segment.isnot(None)).order_by(Person.segment))]
 
 
 def _payload(form: CadenceForm) -> dict:

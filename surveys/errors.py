@@ -4,7 +4,7 @@ from flask import render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from surveys.problems import problem_response
+from surveys.problems import ApiProblem, problem_response
 
 
 def wants_problem_json() -> bool:
@@ -14,6 +14,8 @@ def wants_problem_json() -> bool:
 def register(app):
     @app.errorhandler(HTTPException)
     def http_error(error):
+        if isinstance(error, ApiProblem):
+            return error.get_response()
         if wants_problem_json():
             return problem_response(error.code, error.name, error.description)
         return render_template("errors/error.html", error=error), error.code

@@ -216,7 +216,7 @@ class Family:
     children: tuple
 
 
-def withheld_groups(families, sizes, min_size, already=frozenset()) -> dict:
+def withheld_groups(families, sizes, min_size, already=None) -> dict:
     """Which groups to withhold, and why: {group: SMALL_GROUP | COMPLEMENTARY}.
 
     Primary rule: fewer respondents than `min_size`. Complementary rule (SPEC §2):
@@ -227,7 +227,7 @@ def withheld_groups(families, sizes, min_size, already=frozenset()) -> dict:
     up its visible children, the smallest visible siblings are withheld too.
     `families` must come parents first; `sizes` holds every group and OVERALL;
     `already` are groups withheld for other reasons (and count as hidden)."""
-    reasons = dict(already)
+    reasons = dict(already or {})
     if sizes.get(OVERALL, 0) < min_size:
         reasons.setdefault(OVERALL, SMALL_GROUP)
     for family in families:
@@ -279,11 +279,11 @@ class Policy:
         min_size = question_set.min_group_size if question_set.confidentiality == "confidential" else None
         return cls(min_size=min_size, held=bool(question_set.hold_until_close) and round_.status == "open")
 
-    def withheld(self, families, sizes, already=frozenset()) -> dict:
+    def withheld(self, families, sizes, already=None) -> dict:
         if self.held:
             return {group: HELD_UNTIL_CLOSE for group in sizes}
         if self.min_size is None:
-            return dict(already)
+            return dict(already or {})
         return withheld_groups(families, sizes, self.min_size, already)
 
 

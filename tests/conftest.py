@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 from aiosmtpd.controller import Controller
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from surveys import create_app
@@ -166,9 +167,20 @@ def app_config(tmp_path_factory, redis_url, smtp_server):
     }
 
 
+class FreshContextClient(FlaskClient):
+    """Each request runs in its own app context, as on a real server: tests
+    hold one open for their own queries, and sharing it would share `g`
+    (and with it Flask-WTF's cached CSRF token) across requests."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def _app(app_config):
     app = create_app(app_config)
+    app.test_client_class = FreshContextClient
     with app.app_context():
         db.drop_all()
         db.create_all()

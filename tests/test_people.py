@@ -256,6 +256,8 @@ def test_validator_checks_each_field_in_plain_words(app):
     good, errors = validate_people(rows)
 
     assert [(e.line, e.field) for e in errors] == [(1, "team"), (1, "manager_email"), (3, "name"), (3, "region")]
+    line, reason = errors[1]
+    assert (line, reason) == (1, "a person cannot be their own manager")
     assert "team path 'Sales //EMEA' has an empty part" in errors[0].reason
     assert errors[1].reason == "a person cannot be their own manager"
     assert errors[2].reason == "name is longer than 200 characters"

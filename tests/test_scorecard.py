@@ -467,7 +467,7 @@ def test_scorecard_api_shape_and_slices(two_rounds, client, api_token):
 
     bad = client.get(f"/api/v1/rounds/{march.id}/scorecard?slice=planet", headers=headers)
     assert bad.status_code == 400 and bad.mimetype == "application/problem+json"
-    assert "planet" in bad.get_json()["detail"]
+    assert "planet" in bad.get_json()["detail"] and "slice" in bad.get_json()["errors"]
     assert client.get("/api/v1/rounds/999999/scorecard", headers=headers).status_code == 404
 
 

@@ -1,0 +1,90 @@
+"""The cadence pages and API: a PM schedules a published set for an audience."""
+
+from sqlalchemy import func, select
+
+from cadence.models import Cadence
+from surveys.extensions import db
+from tests.conftest import csrf_token_from
+from tests.test_loop import QUESTIONS, people_payload
+
+
+def published_set(client, headers):
+    assert client.post("/api/v1/people", json=people_payload(), headers=headers).status_code == 200
+    created = client.post("/api/v1/question-sets", json={"name": "Pulse", "questions": QUESTIONS}, headers=headers)
+    client.post(f"/api/v1/question-sets/{created.json['id']}/publish", headers=headers)
+    return created.json["id"]
+
+
+def test_pm_creates_a_monthly_cadence_for_an_audience_and_sees_the_preview(app, api_token, signed_in_client):
+    set_id = published_set(app.test_client(), api_token())
+    pm = signed_in_client(roles=("pm",))
+    form = pm.get("/cadences/new")
+    assert form.status_code == 200
+    data = {
+        "csrf_token": csrf_token_from(form.text), "name": "EMEA pulse", "question_set_id": str(set_id),
+        "preset": "monthly_first_monday", "send_time": "09:00", "timezone": "Europe/Berlin", "open_days": "5",
+        "reminder_days": "2, 4", "teams": ["Sales / EMEA"], "regions": ["EMEA"],
+    }
+    response = pm.post("/cadences/new", data=data)
+    assert response.status_code == 302, response.text
+    cadence = db.session.scalar(select(Cadence))
+    assert cadence.rrule == "FREQ=MONTHLY;BYDAY=+1MO" and cadence.reminder_days == [2, 4]
+    assert cadence.audience == {"teams": ["Sales / EMEA"], "regions": ["EMEA"], "segments": []}
+    page = pm.get(response.headers["Location"])
+    assert page.status_code == 200
+    assert "Monthly on the first Monday" in page.text and page.text.count("T08:00:00Z") + page.text.count("T07:00:00Z") >= 5
+
+
+def test_bad_cadence_input_shows_field_errors_keeps_input_and_stores_nothing(app, api_token, signed_in_client):
+    set_id = published_set(app.test_client(), api_token())
+    pm = signed_in_client(roles=("pm",))
+    form = pm.get("/cadences/new")
+    data = {
+        "csrf_token": csrf_token_from(form.text), "name": "Broken <b>pulse</b>", "question_set_id": str(set_id),
+        "preset": "custom", "rrule": "FREQ=SOMETIMES", "send_time": "25:99", "timezone": "Mars/Olympus",
+        "open_days": "5", "reminder_days": "7",
+    }
+    response = pm.post("/cadences/new", data=data)
+    assert response.status_code == 422
+    assert "not a valid RRULE" in response.text
+    assert "unknown time zone" in response.text
+    assert "HH:MM" in response.text
+    assert "before the round closes" in response.text
+    assert "Broken &lt;b&gt;pulse&lt;/b&gt;" in response.text  # kept, and escaped
+    assert db.session.scalar(select(func.count(Cadence.id))) == 0
+
+
+def test_cadence_api_validates_and_answers_problem_details(app, client, api_token):
+    headers = api_token()
+    set_id = published_set(client, headers)
+    response = client.post("/api/v1/cadences", json={"name": "", "question_set_id": set_id, "rrule": "FREQ=MONTHLY",
+                                                     "timezone": "Nowhere/City", "open_days": 0,
+                                                     "audience": {"teams": ["No Such Team"]}}, headers=headers)
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+    assert set(response.json["errors"]) >= {"name", "timezone", "open_days", "audience.teams"}
+    assert db.session.scalar(select(func.count(Cadence.id))) == 0
+
+    good = client.post("/api/v1/cadences", json={"name": "Pulse", "question_set_id": set_id, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1",
+                                                 "timezone": "recipient", "reminder_days": [2]}, headers=headers)
+    assert good.status_code == 201
+    cadence_id = good.json["id"]
+    assert good.json["next_open_at"].endswith("Z")
+    paused = client.post(f"/api/v1/cadences/{cadence_id}/pause", headers=headers)
+    assert paused.json["status"] == "paused"
+    resumed = client.post(f"/api/v1/cadences/{cadence_id}/resume", headers=headers)
+    assert resumed.json["status"] == "active"
+    assert client.get(f"/api/v1/cadences/{cadence_id}/preview?count=0", headers=headers).status_code == 400
+    assert client.get("/api/v1/cadences/999/preview", headers=headers).status_code == 404
+
+
+def test_cadence_routes_check_roles(app, client, api_token, signed_in_client):
+    assert client.get("/cadences/").status_code == 302  # to sign-in
+    assert client.get("/api/v1/cadences").status_code == 401
+    leader_headers = api_token(roles=("leader",), email="leader@example.com")
+    assert client.get("/api/v1/cadences", headers=leader_headers).status_code == 200
+    response = client.post("/api/v1/cadences", json={}, headers=leader_headers)
+    assert response.status_code == 403 and response.mimetype == "application/problem+json"
+    leader = signed_in_client(roles=("leader",), email="leader2@example.com")
+    assert leader.get("/cadences/").status_code == 403
+    assert leader.get("/cadences/outbox").status_code == 403
