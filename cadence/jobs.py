@@ -38,3 +38,11 @@ def tick(now: str | None = None) -> dict:
 def deliver(delivery_ids: list[int]) -> dict:
     result = delivery.send_deliveries(delivery_ids)
     return {"sent": result.sent, "failed": result.failed, "cancelled": result.cancelled}
+
+
+@with_app_context
+def round_closed(round_id: int) -> None:
+    """After a round closes: finalize its scorecard and send the digest."""
+    from surveys.digest import on_round_closed
+
+    on_round_closed(round_id)

@@ -66,6 +66,9 @@ class Person(UserMixin, db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
+    # Bumped to sign a person out everywhere: sessions carry the version
+    # they were created with.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -141,7 +144,11 @@ class Cadence(db.Model):
     # An IANA zone name, or "recipient": send_time in each person's own zone.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     open_days: Mapped[int] = mapped_column(Integer, default=5)
+    # Answers are still accepted this many days after the close (reminders are not).
+    grace_days: Mapped[int] = mapped_column(Integer, default=0)
     reminder_days: Mapped[list] = mapped_column(JSON, default=list)
+    # Invite people who join the audience while a round is open.
+    add_late_joiners: Mapped[bool] = mapped_column(Boolean, default=False)
     # {"teams": [paths], "regions": [...], "segments": [...]}; empty = everyone.
     audience: Mapped[dict] = mapped_column(JSON, default=dict)
     starts_on: Mapped[date] = mapped_column(Date)
@@ -189,6 +196,38 @@ class Round(db.Model):
     @property
     def is_open(self) -> bool:
         return self.status == "open"
+
+
+class RoundOverride(db.Model):
+    """A PM's change to one occurrence without shifting the series: move it
+    to another date, or skip it."""
+
+    __tablename__ = "round_overrides"
+    __table_args__ = (
+        UniqueConstraint("cadence_id", "period_key"),
+        CheckConstraint("action IN ('move', 'skip')", name="known_action"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cadence_id: Mapped[int] = mapped_column(ForeignKey("cadences.id"), index=True)
+    period_key: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(10))
+    # For a move: the local date the round opens instead (same send time).
+    opens_on: Mapped[date | None] = mapped_column(Date)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TickRun(db.Model):
+    """One scheduler pass, for the operations page: when it ran and what it did."""
+
+    __tablename__ = "tick_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
 
 
 class Invitation(db.Model):

@@ -20,7 +20,7 @@ import io
 import os
 import re
 import unicodedata
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import available_timezones
@@ -114,6 +114,8 @@ class ImportReport:
     skip_bad: bool = False
     # Set when the file as a whole could not be read (then errors holds it too).
     file_error: str | None = None
+    # Things done differently from what a good row asked (see _unlink_skipped_managers).
+    notes: list[str] = field(default_factory=list)
 
     def bad_rows(self) -> list[tuple[int, str]]:
         """One (line, reasons) pair per bad row, in file order."""
@@ -298,43 +300,20 @@ def validate_people(rows, *, position_word: str = "line"):
 
 
 def _manager_errors(cleaned, bad, first_position_of_email, position_word):
-    """Rows whose manager will not exist after the import (see validate_people).
+    """Rows naming a manager who is neither anywhere in the file nor stored.
 
-    Adds the rows it finds to `bad`. A row found bad this way takes its own
-    reports with it (unless that person is already stored), and so on down.
+    A manager whose own row is bad is still "in the file": that row's fault is
+    reported on its own line, and its reports are not blamed for it (with
+    --skip-bad they are imported without the manager link; see import_people).
     """
     stored = existing_emails(clean["manager_email"] for _, clean in cleaned if clean.get("manager_email"))
-    email_at = {position: clean.get("email") for position, clean in cleaned}
-    good_emails = {email for position, email in email_at.items() if email and position not in bad}
-    reports_of = defaultdict(list)
-    for position, clean in cleaned:
-        if clean.get("manager_email"):
-            reports_of[clean["manager_email"]].append(position)
-
-    def missing(email):
-        return email not in good_emails and email not in stored
-
-    managers = {position: clean.get("manager_email") for position, clean in cleaned}
-    pending = deque(position for position, manager in managers.items() if manager and missing(manager))
+    in_file = {clean.get("email") for _, clean in cleaned if clean.get("email")}
     errors = []
-    reported = set()
-    while pending:
-        position = pending.popleft()
-        if position in reported:
-            continue
-        reported.add(position)
-        manager = managers[position]
-        if manager in first_position_of_email:
-            reason = f"manager {manager} is on {position_word} {first_position_of_email[manager]}, which has errors"
-        else:
-            reason = f"manager {manager} is not in the file nor in the database"
-        errors.append(RowError(position, reason, "manager_email"))
-        if position not in bad:
+    for position, clean in cleaned:
+        manager = clean.get("manager_email")
+        if manager and manager not in in_file and manager not in stored:
+            errors.append(RowError(position, f"manager {manager} is not in the file nor in the database", "manager_email"))
             bad.add(position)
-            email = email_at[position]
-            good_emails.discard(email)
-            if missing(email):
-                pending.extend(reports_of[email])
     return errors
 
 
@@ -569,6 +548,7 @@ def import_people(source, dry_run: bool = False, skip_bad: bool = False) -> Impo
     report.errors = errors
     if errors and not skip_bad and not dry_run:
         return report
+    report.notes = _unlink_skipped_managers(good)
     try:
         result = upsert_people(good)
         if dry_run:
@@ -582,6 +562,20 @@ def import_people(source, dry_run: bool = False, skip_bad: bool = False) -> Impo
     report.skipped = len(report.bad_lines) if skip_bad else 0
     report.imported = not dry_run
     return report
+
+
+def _unlink_skipped_managers(good_rows) -> list[str]:
+    """A good row whose manager's row was bad (and who is not stored yet) is
+    stored without the manager link; the report says so."""
+    good_emails = {row["email"] for row in good_rows}
+    wanted = {row.get("manager_email") for row in good_rows if row.get("manager_email")} - good_emails
+    unknown = wanted - existing_emails(wanted)
+    notes = []
+    for row in good_rows:
+        if row.get("manager_email") in unknown:
+            notes.append(f"{row['email']}: stored without manager {row['manager_email']}, whose row was skipped")
+            row["manager_email"] = ""
+    return notes
 
 
 # -- Writing ------------------------------------------------------------------

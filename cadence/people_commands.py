@@ -22,6 +22,8 @@ def import_command(file, dry_run, skip_bad):
     report = import_people(file.read(), dry_run=dry_run, skip_bad=skip_bad)
     for line, reason in report.bad_rows():
         click.echo(f"line {line}: {reason}")
+    for note in report.notes:
+        click.echo(f"note: {note}")
     click.echo(report.summary())
     if report.rejected:
         click.get_current_context().exit(1)

@@ -83,19 +83,22 @@ class TickReport:
 
 def tick(now: datetime, enqueue: bool = True) -> TickReport:
     report = TickReport(now=now)
-    close_due_rounds(now, report)
+    closed_ids = close_due_rounds(now, report)
     for cadence_id in due_cadence_ids(now):
         plan_cadence(db.session.get(Cadence, cadence_id), now, report)
     batches = claim_due_deliveries(now, report)
     if enqueue:
         enqueue_delivery_batches(batches)
+        enqueue_round_closed(closed_ids)
     return report
 
 
 # -- Closing ----------------------------------------------------------------------
 
 
-def close_due_rounds(now: datetime, report: TickReport) -> None:
+def close_due_rounds(now: datetime, report: TickReport) -> list[int]:
+    """Close every open round whose window has ended; returns their ids."""
+    closed_ids = []
     rounds = db.session.scalars(
         select(Round).where(Round.status == "open", Round.closes_at <= now).order_by(Round.closes_at)
     ).all()
@@ -108,7 +111,9 @@ def close_due_rounds(now: datetime, report: TickReport) -> None:
         if closed:
             cancel_unsent(round_.id)
             report.closed.append(_label(round_.cadence, round_.period_key))
+            closed_ids.append(round_.id)
         db.session.commit()
+    return closed_ids
 
 
 def cancel_unsent(round_id: int) -> None:
@@ -366,6 +371,15 @@ def enqueue_delivery_batches(batches: list[list[int]]) -> None:
     queue = get_queue("mail")
     for batch in batches:
         queue.enqueue(deliver, batch, retry=mail_retry(), job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400)
+
+
+def enqueue_round_closed(round_ids: list[int]) -> None:
+    from cadence.jobs import round_closed
+    from cadence.queues import get_queue
+
+    queue = get_queue("rollups")
+    for round_id in round_ids:
+        queue.enqueue(round_closed, round_id, job_timeout=600, result_ttl=86400, failure_ttl=7 * 86400)
 
 
 def _chunks(items, size):

@@ -1,7 +1,8 @@
 """RQ queues, named by purpose, and the worker that runs them.
 
 - `cadence`: planning (the tick);
-- `mail`: delivery batches, always enqueued with `Retry`.
+- `mail`: delivery batches, always enqueued with `Retry`;
+- `rollups`: work after a round closes (finalized scorecard, leaders' digest).
 
 Queue names carry a prefix (RQ_QUEUE_PREFIX) so several installations or test
 runs can share one Redis. Connections are always passed explicitly.
@@ -12,7 +13,7 @@ from rq import Queue, Retry, SimpleWorker, Worker
 
 from cadence.redis_server import connect
 
-PURPOSES = ("cadence", "mail")
+PURPOSES = ("cadence", "mail", "rollups")
 
 
 def queue_name(purpose: str, prefix: str) -> str:

@@ -72,14 +72,17 @@ def register_extensions(app):
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
-    from surveys import sqlite_pragmas
+    from surveys import security, sqlite_pragmas
 
     sqlite_pragmas.install()
+    security.init_app(app)
 
 
 def register_models():
     # Import every model module so metadata (and Flask-Migrate) sees all tables.
     import cadence.models  # noqa: F401
+    import surveys.audit  # noqa: F401
+    import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
 
 
@@ -87,13 +90,14 @@ def register_blueprints(app):
     from cadence.people_views import people_bp
     from cadence.views import cadences_bp
     from surveys.api import api_bp
+    from surveys.audit import audit_bp
     from surveys.auth import auth_bp
     from surveys.designer import designer_bp
     from surveys.respond import respond_bp
     from surveys.scorecard_views import scorecards_bp
     from surveys.views import staff_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, respond_bp, api_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)

@@ -4,31 +4,12 @@ import html
 import re
 
 import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from surveys.extensions import db
 from surveys.models import Question, QuestionSet
 from surveys.questions import create_question_set
 from tests.conftest import csrf_token_from
-
-
-class OwnContextClient(FlaskClient):
-    """Runs each request in its own app context, as a real server does.
-
-    The `app` fixture holds one app context for the whole test and a request
-    would reuse it, so `g` (Flask-Login's cached user, Flask-WTF's cached CSRF
-    token) would carry over from one request to the next and hide CSRF bugs.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def own_context_per_request(app, monkeypatch):
-    monkeypatch.setattr(app, "test_client_class", OwnContextClient)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Placeholder until the "you said, we did" work lands (issue 5)."""

@@ -1,0 +1,2 @@
+def init_app(app):
+    """Placeholder until the security work lands (issue 6)."""
