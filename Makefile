@@ -28,3 +28,7 @@ test: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# Benchmarks never run in CI. BENCH_DATABASE_URL adds a PostgreSQL leg.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python -m bench
