@@ -23,6 +23,7 @@ from cadence.links import invitation_url
 from cadence.mail import PermanentMailError, TransientMailError, mail_backend
 from cadence.models import Delivery, Invitation
 from surveys.extensions import db
+from surveys.feedback import replies_for_invitation
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ def compose(delivery: Delivery) -> EmailMessage:
         "first_question": first if first is not None and first.type in ("scale", "nps") else None,
         "quick_answer_links": quick_answer_links(invitation, first),
         "zone": invitation.timezone,
+        "replies": replies_for_invitation(round_),
     }
     message = EmailMessage()
     subject = f"{question_set.name}: {len(questions)} questions, about {context['minutes']} min"

@@ -22,6 +22,7 @@ import redis
 from aiosmtpd.controller import Controller
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from surveys import create_app
 from surveys.extensions import db
@@ -210,6 +211,42 @@ def app(_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# -- Browser ------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium through Playwright; skips with the reason when it is
+    missing, unless CANARY_REQUIRE_BROWSER is set (CI), where that fails."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CANARY_REQUIRE_BROWSER"):
+            pytest.fail(f"{CHROMIUM} is missing but CANARY_REQUIRE_BROWSER is set")
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-sync", "--disable-quic"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def live_server(app):
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
 
 
 # -- Helpers ------------------------------------------------------------------

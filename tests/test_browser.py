@@ -1,52 +1,18 @@
 """Web journeys in a real browser: Debian's Chromium driven by Playwright."""
 
-import os
 import re
-import threading
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from werkzeug.serving import make_server
 
 from cadence.planner import tick
 from surveys.extensions import db
 from surveys.models import Answer, Response
-from tests.conftest import ROOT, run_worker
+from tests.conftest import SCREENSHOTS, run_worker
 from tests.test_loop import REPS, first_opening, link_path
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CANARY_REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is missing but CANARY_REQUIRE_BROWSER is set")
-        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-sync", "--disable-quic"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def live_server(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
 
 
 def test_rep_answers_on_a_phone_with_an_error_then_changes_an_answer(app, client, api_token, smtp, redis_conn, browser, live_server):
