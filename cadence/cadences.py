@@ -6,14 +6,14 @@ session; the caller commits.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from cadence.clock import isoformat_z
-from cadence.models import Cadence, Delivery, Invitation, Round, Team
+from cadence.models import Cadence, Delivery, Invitation, Round, RoundOverride, Team
 from cadence.planner import cadence_occurrences, refresh_next_open
-from cadence.recurrence import RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
+from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -93,6 +93,16 @@ def validate_cadence(data: dict, today: date) -> dict:
         errors["open_days"] = f"a whole number of days from 1 to {MAX_OPEN_DAYS}"
     fields["open_days"] = open_days
 
+    grace_days = data.get("grace_days", 0)
+    if not isinstance(grace_days, int) or isinstance(grace_days, bool) or not 0 <= grace_days <= 30:
+        errors["grace_days"] = "a whole number of days from 0 to 30"
+    fields["grace_days"] = grace_days
+
+    add_late_joiners = data.get("add_late_joiners", False)
+    if not isinstance(add_late_joiners, bool):
+        errors["add_late_joiners"] = "true or false"
+    fields["add_late_joiners"] = add_late_joiners
+
     reminder_days = data.get("reminder_days") or []
     if not isinstance(reminder_days, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) for d in reminder_days
@@ -171,9 +181,55 @@ def preview(cadence: Cadence, now: datetime, count: int = 5) -> list[dict]:
                 "reminders_at": [isoformat_z(t) for t in occurrence.reminder_times(cadence.reminder_days or [], zone)],
                 "opens_at_local": occurrence.scheduled_at.astimezone(zone).isoformat(),
                 "closes_at_local": occurrence.closes_at.astimezone(zone).isoformat(),
+                "skipped": occurrence.skip,
+                "moved_from": occurrence.moved_from.isoformat() if occurrence.moved_from else None,
             }
         )
     return items
+
+
+def change_occurrence(cadence: Cadence, period_key: str, action: str, opens_on: date | None, by, now: datetime) -> RoundOverride:
+    """Skip one upcoming occurrence, or move it to another date (the series
+    is unchanged). Raises CadenceInvalid with a reason."""
+    if action not in ("skip", "move"):
+        raise CadenceInvalid({"action": "choose skip or move"})
+    if db.session.scalar(select(Round.id).where(Round.cadence_id == cadence.id, Round.period_key == period_key)):
+        raise CadenceInvalid({"period_key": f"the {period_key} round has already opened (or been recorded)"})
+    natural = next((o for o in _natural_upcoming(cadence, now) if o.period_key == period_key), None)
+    if natural is None:
+        raise CadenceInvalid({"period_key": f"{period_key} is not one of the upcoming rounds"})
+    if action == "move":
+        if opens_on is None:
+            raise CadenceInvalid({"opens_on": "give the date the round should open"})
+        if abs((opens_on - natural.local_date).days) > MAX_MOVE_DAYS:
+            raise CadenceInvalid({"opens_on": f"move a round by at most {MAX_MOVE_DAYS} days"})
+        zone = zone_for("UTC" if cadence.uses_recipient_timezone else cadence.timezone)
+        if datetime.combine(opens_on, parse_send_time(cadence.send_time), zone) <= now:
+            raise CadenceInvalid({"opens_on": "the new date must be in the future"})
+    override = db.session.scalar(
+        select(RoundOverride).where(RoundOverride.cadence_id == cadence.id, RoundOverride.period_key == period_key)
+    ) or RoundOverride(cadence_id=cadence.id, period_key=period_key)
+    override.action = action
+    override.opens_on = opens_on if action == "move" else None
+    override.created_by_id = by.id if by else None
+    db.session.add(override)
+    cadence.next_open_at = None  # the next tick plans again
+    return override
+
+
+def restore_occurrence(cadence: Cadence, period_key: str) -> None:
+    db.session.execute(
+        delete(RoundOverride).where(RoundOverride.cadence_id == cadence.id, RoundOverride.period_key == period_key)
+    )
+    cadence.next_open_at = None
+
+
+def _natural_upcoming(cadence: Cadence, now: datetime, count: int = 24):
+    """The series' own next occurrences, before any override."""
+    from cadence.recurrence import occurrences
+
+    return occurrences(cadence.rrule, cadence.starts_on, cadence.send_time, cadence.timezone, cadence.open_days,
+                       after=now - timedelta(days=MAX_MOVE_DAYS), ends_on=cadence.ends_on, limit=count)
 
 
 def cadence_to_dict(cadence: Cadence) -> dict:
@@ -186,6 +242,8 @@ def cadence_to_dict(cadence: Cadence) -> dict:
         "timezone": cadence.timezone,
         "open_days": cadence.open_days,
         "reminder_days": list(cadence.reminder_days or []),
+        "grace_days": cadence.grace_days or 0,
+        "add_late_joiners": bool(cadence.add_late_joiners),
         "audience": {
             "teams": list((cadence.audience or {}).get("teams", [])),
             "regions": list((cadence.audience or {}).get("regions", [])),
@@ -220,6 +278,7 @@ def round_summaries(cadence: Cadence) -> list[dict]:
             "closes_at": isoformat_z(round_.closes_at),
             "status": round_.status,
             "late": round_.late,
+            "note": round_.note,
             "invited": invited_count,
             "responded": responded_count,
         }

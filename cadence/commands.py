@@ -54,6 +54,15 @@ def preview_command(cadence_id, count, now):
         click.echo(f"{item['period_key']}: opens {item['opens_at']}, closes {item['closes_at']}, reminders {reminders}")
 
 
+@cadence_cli.command("status")
+def status_command():
+    """Print the scheduler's health: last tick, cron heartbeat, queues, failures."""
+    from cadence.operations import status, status_lines
+
+    for line in status_lines(status(utcnow())):
+        click.echo(line)
+
+
 @cadence_cli.command("cron")
 def cron_command():
     """Run RQ's cron scheduler, which enqueues the tick every minute."""

@@ -120,26 +120,34 @@ def release(delivery_ids: list[int], error: str) -> None:
     db.session.commit()
 
 
+# Reserves the next send slot, spaced 1/rate seconds after the last one, on
+# Redis's own clock so workers on several machines agree.
+_RESERVE_SLOT = """
+local now = redis.call('TIME')
+local now_s = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local slot = math.max(now_s, last + interval)
+redis.call('SET', KEYS[1], tostring(slot), 'EX', 60)
+return {tostring(slot), tostring(now_s)}
+"""
+
+
 def throttle() -> None:
-    """A send rate shared by every worker: at most MAIL_RATE_PER_SECOND
-    messages in any one-second window, counted in Redis."""
+    """A send rate shared by every worker: messages are spaced at least
+    1/MAIL_RATE_PER_SECOND seconds apart, so no second ever carries more than
+    the rate (a smooth leaky bucket rather than bursts at window edges)."""
     rate = current_app.config.get("MAIL_RATE_PER_SECOND") or 0
     if rate <= 0:
         return
     from cadence.redis_server import connect
 
     redis = connect(current_app)
-    prefix = current_app.config["RQ_QUEUE_PREFIX"]
-    while True:
-        second = int(time.time())
-        key = f"{prefix}:mail-rate:{second}"
-        with redis.pipeline() as pipe:
-            pipe.incr(key)
-            pipe.expire(key, 5)
-            count, _ = pipe.execute()
-        if count <= rate:
-            return
-        time.sleep(max(0.0, second + 1 - time.time()) + 0.001)
+    key = f"{current_app.config['RQ_QUEUE_PREFIX']}:mail-rate"
+    slot, now = redis.eval(_RESERVE_SLOT, 1, key, repr(1.0 / rate))
+    wait = float(slot) - float(now)
+    if wait > 0:
+        time.sleep(wait)
 
 
 # -- Composition ----------------------------------------------------------------------

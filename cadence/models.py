@@ -188,6 +188,8 @@ class Round(db.Model):
     closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     late: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Why a round was skipped, or that it was moved: shown on the cadence page.
+    note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     cadence: Mapped[Cadence] = relationship(back_populates="rounds")

@@ -17,16 +17,18 @@ are enqueued only after the commit that made their work visible.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round, Team
+from cadence.clock import utcnow
+from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round, RoundOverride, Team, TickRun
 from cadence.recurrence import (
-    RECIPIENT,
     Occurrence,
+    Override,
     occurrences,
     place_local,
     recipient_send_instant,
@@ -53,6 +55,7 @@ class TickReport:
     skipped: list[str] = field(default_factory=list)
     closed: list[str] = field(default_factory=list)
     invitations: int = 0
+    late_joiners: int = 0
     invites_enqueued: int = 0
     reminders_enqueued: int = 0
     requeued: int = 0
@@ -60,7 +63,7 @@ class TickReport:
     def lines(self) -> list[str]:
         lines = [f"tick at {self.now.isoformat()}"]
         lines += [f"opened {label}" for label in self.opened]
-        lines += [f"skipped {label} (its window had passed)" for label in self.skipped]
+        lines += [f"skipped {label}" for label in self.skipped]
         lines += [f"closed {label}" for label in self.closed]
         lines.append(
             f"invitations created: {self.invitations}; invites enqueued: {self.invites_enqueued}; "
@@ -75,6 +78,7 @@ class TickReport:
             "skipped": self.skipped,
             "closed": self.closed,
             "invitations": self.invitations,
+            "late_joiners": self.late_joiners,
             "invites_enqueued": self.invites_enqueued,
             "reminders_enqueued": self.reminders_enqueued,
             "requeued": self.requeued,
@@ -82,14 +86,18 @@ class TickReport:
 
 
 def tick(now: datetime, enqueue: bool = True) -> TickReport:
+    started = utcnow()
     report = TickReport(now=now)
     closed_ids = close_due_rounds(now, report)
     for cadence_id in due_cadence_ids(now):
         plan_cadence(db.session.get(Cadence, cadence_id), now, report)
+    invite_late_joiners(now, report)
     batches = claim_due_deliveries(now, report)
     if enqueue:
         enqueue_delivery_batches(batches)
         enqueue_round_closed(closed_ids)
+    db.session.add(TickRun(as_of=now, started_at=started, finished_at=utcnow(), summary=report.as_dict()))
+    db.session.commit()
     return report
 
 
@@ -139,6 +147,11 @@ def due_cadence_ids(now: datetime) -> list[int]:
     )
 
 
+def overrides_for(cadence: Cadence) -> dict[str, Override]:
+    rows = db.session.scalars(select(RoundOverride).where(RoundOverride.cadence_id == cadence.id)).all()
+    return {row.period_key: Override(row.action, row.opens_on) for row in rows}
+
+
 def cadence_occurrences(cadence: Cadence, *, after=None, until=None, limit=100) -> list[Occurrence]:
     return occurrences(
         cadence.rrule,
@@ -150,23 +163,27 @@ def cadence_occurrences(cadence: Cadence, *, after=None, until=None, limit=100) 
         until=until,
         ends_on=cadence.ends_on,
         limit=limit,
+        overrides=overrides_for(cadence) if cadence.id else None,
     )
 
 
 def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
     """Open or skip every occurrence of `cadence` due by `now`, then remember
     when the next one is due so later ticks can ignore this cadence."""
-    last_scheduled = db.session.scalar(select(db.func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
+    last_scheduled = db.session.scalar(select(func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
     due = cadence_occurrences(cadence, after=last_scheduled, until=now, limit=MAX_CATCH_UP)
     for occurrence in due:
         if last_scheduled is None and occurrence.closes_at <= cadence.created_at:
             continue  # before the cadence existed: nothing was missed
-        if occurrence.closes_at > now:
+        if occurrence.skip:
+            if record_skipped(cadence, occurrence, now, "skipped by a product manager"):
+                report.skipped.append(_label(cadence, occurrence.period_key) + " (skipped by a PM)")
+        elif occurrence.closes_at > now:
             if open_round(cadence, occurrence, now, report) is not None:
                 report.opened.append(_label(cadence, occurrence.period_key) + (" (late)" if _is_late(occurrence, now) else ""))
         else:
-            if record_skipped(cadence, occurrence, now):
-                report.skipped.append(_label(cadence, occurrence.period_key))
+            if record_skipped(cadence, occurrence, now, "missed: the scheduler was not running while it was open"):
+                report.skipped.append(_label(cadence, occurrence.period_key) + " (its window had passed)")
     following = cadence_occurrences(cadence, after=max([now] + [o.scheduled_at for o in due]), limit=1)
     cadence.next_open_at = following[0].scheduled_at if following else None
     db.session.commit()
@@ -174,7 +191,7 @@ def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
 
 def refresh_next_open(cadence: Cadence, now: datetime) -> None:
     """Called when a cadence is created, edited or resumed."""
-    last_scheduled = db.session.scalar(select(db.func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
+    last_scheduled = db.session.scalar(select(func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
     after = max(filter(None, [last_scheduled, now - timedelta(days=cadence.open_days)]))
     upcoming = cadence_occurrences(cadence, after=after, limit=1)
     cadence.next_open_at = upcoming[0].scheduled_at if upcoming else None
@@ -195,7 +212,7 @@ def insert_ignoring_conflicts(model):
     return module.insert(model).on_conflict_do_nothing()
 
 
-def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime) -> bool:
+def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime, note: str) -> bool:
     result = db.session.execute(
         insert_ignoring_conflicts(Round).values(
             cadence_id=cadence.id,
@@ -205,6 +222,7 @@ def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime) -> b
             opens_at=occurrence.scheduled_at,
             closes_at=occurrence.closes_at,
             late=False,
+            note=note,
             created_at=now,
         )
     )
@@ -231,8 +249,11 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
             status="open",
             scheduled_at=occurrence.scheduled_at,
             opens_at=opens_at,
-            closes_at=occurrence.closes_at,
+            # The grace period keeps the form open after the nominal close;
+            # reminders still stop at the nominal close.
+            closes_at=occurrence.closes_at + timedelta(days=cadence.grace_days or 0),
             late=_is_late(occurrence, now),
+            note=f"moved from {occurrence.moved_from.isoformat()}" if occurrence.moved_from else None,
             created_at=now,
         )
     )
@@ -247,6 +268,40 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
     if report is not None:
         report.invitations += created
     return round_
+
+
+def invite_late_joiners(now: datetime, report: TickReport) -> None:
+    """For cadences that ask for it: people who joined the audience while a
+    round is open get their invitation (due now) and the remaining reminders."""
+    rounds = db.session.scalars(
+        select(Round)
+        .join(Cadence, Cadence.id == Round.cadence_id)
+        .where(Round.status == "open", Cadence.add_late_joiners.is_(True), Cadence.status == "active")
+    ).all()
+    for round_ in rounds:
+        cadence = round_.cadence
+        invited = select(Invitation.person_id).where(Invitation.round_id == round_.id)
+        joiners = db.session.execute(audience_query(cadence.audience).where(Person.id.not_in(invited))).all()
+        if not joiners:
+            continue
+        rows = [
+            {
+                "round_id": round_.id, "person_id": person_id, "team_id": team_id, "region": region,
+                "segment": segment, "timezone": tz_name, "send_at": now, "nonce": secrets.token_urlsafe(12),
+                "created_at": now,
+            }
+            for person_id, team_id, region, segment, tz_name in joiners
+        ]
+        db.session.execute(insert_ignoring_conflicts(Invitation), rows)
+        new_ids = db.session.scalars(
+            select(Invitation.id).where(
+                Invitation.round_id == round_.id, Invitation.person_id.in_([r["person_id"] for r in rows])
+            )
+        ).all()
+        create_deliveries(cadence, round_, new_ids)
+        db.session.commit()
+        report.invitations += len(rows)
+        report.late_joiners += len(rows)
 
 
 def audience_query(audience: dict):
@@ -274,8 +329,6 @@ def audience_query(audience: dict):
 def create_invitations(cadence: Cadence, round_: Round, occurrence: Occurrence, now: datetime) -> int:
     """One invitation per person in the audience (snapshotting team, region and
     segment), an invite delivery each, and the reminders of the ladder."""
-    import secrets
-
     people = db.session.execute(audience_query(cadence.audience)).all()
     if not people:
         return 0
@@ -303,10 +356,19 @@ def create_invitations(cadence: Cadence, round_: Round, occurrence: Occurrence, 
     return len(rows)
 
 
-def create_deliveries(cadence: Cadence, round_: Round) -> None:
-    invitations = db.session.execute(
-        select(Invitation.id, Invitation.send_at, Invitation.timezone).where(Invitation.round_id == round_.id)
-    ).all()
+def nominal_close(cadence: Cadence, round_: Round) -> datetime:
+    """When reminders must stop: the close before any grace period."""
+    return round_.closes_at - timedelta(days=cadence.grace_days or 0)
+
+
+def create_deliveries(cadence: Cadence, round_: Round, invitation_ids=None) -> None:
+    """An invite for each invitation (or just `invitation_ids`) and the
+    reminders of the ladder that fall before the nominal close."""
+    query = select(Invitation.id, Invitation.send_at, Invitation.timezone).where(Invitation.round_id == round_.id)
+    if invitation_ids is not None:
+        query = query.where(Invitation.id.in_(invitation_ids))
+    invitations = db.session.execute(query).all()
+    stop_at = nominal_close(cadence, round_)
     cadence_zone = None if cadence.uses_recipient_timezone else zone_for(cadence.timezone)
     ladder = sorted(set(cadence.reminder_days or []))
     rows = []
@@ -316,12 +378,54 @@ def create_deliveries(cadence: Cadence, round_: Round) -> None:
         local_send = send_at.astimezone(zone).replace(tzinfo=None)
         for number, days in enumerate(ladder, start=1):
             due = place_local(local_send + timedelta(days=days), zone)
-            if due < round_.closes_at:
+            if due < stop_at:
                 rows.append(
                     {"invitation_id": invitation_id, "kind": f"reminder-{number}", "status": "pending", "due_at": due}
                 )
     if rows:
         db.session.execute(insert_ignoring_conflicts(Delivery), rows)
+
+
+# -- Manual nudge ---------------------------------------------------------------------
+
+NUDGE_INTERVAL = timedelta(hours=24)
+
+
+class NudgeRefused(Exception):
+    pass
+
+
+def nudge_non_responders(round_: Round, now: datetime) -> int:
+    """A PM's extra reminder to everyone in an open round who has not
+    answered; refused if the last nudge was less than 24 hours ago. Returns
+    how many were nudged; the deliveries go out with the next enqueue."""
+    if not round_.is_open or round_.closes_at <= now:
+        raise NudgeRefused("the round is not open")
+    round_invitations = select(Invitation.id).where(Invitation.round_id == round_.id)
+    last = db.session.scalar(
+        select(func.max(Delivery.due_at)).where(
+            Delivery.invitation_id.in_(round_invitations), Delivery.kind.like("nudge-%")
+        )
+    )
+    if last is not None and now - last < NUDGE_INTERVAL:
+        raise NudgeRefused(f"a nudge went out at {last:%Y-%m-%d %H:%M} UTC; the next one can go 24 hours later")
+    number = 1 + db.session.scalar(
+        select(func.count(func.distinct(Delivery.kind))).where(
+            Delivery.invitation_id.in_(round_invitations), Delivery.kind.like("nudge-%")
+        )
+    )
+    waiting = db.session.scalars(
+        select(Invitation.id)
+        .join(Person, Person.id == Invitation.person_id)
+        .where(Invitation.round_id == round_.id, Invitation.responded_at.is_(None), Person.active.is_(True))
+    ).all()
+    if waiting:
+        db.session.execute(
+            insert_ignoring_conflicts(Delivery),
+            [{"invitation_id": i, "kind": f"nudge-{number}", "status": "pending", "due_at": now} for i in waiting],
+        )
+    db.session.commit()
+    return len(waiting)
 
 
 # -- Handing deliveries to the workers ------------------------------------------------

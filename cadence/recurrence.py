@@ -44,12 +44,26 @@ class RecurrenceError(ValueError):
     """A recurrence the user gave that cannot be used; the message says why."""
 
 
+# A single occurrence may be moved by at most this many days either way.
+MAX_MOVE_DAYS = 31
+
+
+@dataclass(frozen=True)
+class Override:
+    """A PM's change to one occurrence: skip it, or open it on another date."""
+
+    action: str  # "skip" or "move"
+    opens_on: date | None = None
+
+
 @dataclass(frozen=True)
 class Occurrence:
     period_key: str
     scheduled_at: datetime  # aware UTC: when the round opens
     closes_at: datetime  # aware UTC
     local_date: date  # the occurrence's date in the cadence's zone
+    skip: bool = False  # a PM skipped it: record it, send nothing
+    moved_from: date | None = None  # the date the series gave, when moved
 
     def reminder_times(self, reminder_days, zone: ZoneInfo) -> list[datetime]:
         """Reminder instants at the same local time N days after opening,
@@ -171,34 +185,54 @@ def occurrences(
     until: datetime | None = None,
     ends_on: date | None = None,
     limit: int = 100,
+    overrides: dict[str, Override] | None = None,
 ) -> list[Occurrence]:
     """Occurrences whose open instant is > `after` (or all from the start) and
-    <= `until`, at most `limit` of them, in order."""
+    <= `until`, at most `limit` of them, in order. `overrides` (by period key)
+    skip an occurrence or move it to another date without shifting the rest."""
     send = parse_send_time(send_time)
     zone = EARLIEST_ZONE if tz_name == RECIPIENT else zone_for(tz_name)
+    close_zone = LATEST_ZONE if tz_name == RECIPIENT else zone
+    overrides = overrides or {}
     dtstart = datetime.combine(starts_on, send)
     rule = parse_rule(rule_text, dtstart)
     key_of = period_key_function(rule)
-    result = []
-    # Start the expansion a little before `after` in local time; exact
-    # filtering happens on the UTC instant below.
+    # A moved occurrence may land up to MAX_MOVE_DAYS away from where the
+    # series put it, so look that much further either way, then sort.
+    margin = timedelta(days=MAX_MOVE_DAYS + 2) if overrides else timedelta(days=2)
     cursor = dtstart
     if after is not None:
-        cursor = max(dtstart, after.astimezone(zone).replace(tzinfo=None) - timedelta(days=2))
-    for local in rule.xafter(cursor, inc=True):
-        if ends_on is not None and local.date() > ends_on:
+        cursor = max(dtstart, after.astimezone(zone).replace(tzinfo=None) - margin)
+    horizon = until.astimezone(zone).replace(tzinfo=None) + margin if until is not None else None
+    result = []
+    for natural in rule.xafter(cursor, inc=True):
+        if ends_on is not None and natural.date() > ends_on:
             break
+        if horizon is not None and natural > horizon:
+            break
+        key = key_of(natural.date())
+        override = overrides.get(key)
+        local = natural
+        if override is not None and override.action == "move" and override.opens_on is not None:
+            local = datetime.combine(override.opens_on, send)
         opens = place_local(local, zone)
-        if after is not None and opens <= after:
+        if (after is not None and opens <= after) or (until is not None and opens > until):
             continue
-        if until is not None and opens > until:
-            break
-        close_zone = LATEST_ZONE if tz_name == RECIPIENT else zone
         closes = place_local(local + timedelta(days=open_days), close_zone)
-        result.append(Occurrence(key_of(local.date()), opens, closes, local.date()))
-        if len(result) >= limit:
+        result.append(
+            Occurrence(
+                key,
+                opens,
+                closes,
+                local.date(),
+                skip=override is not None and override.action == "skip",
+                moved_from=natural.date() if local is not natural else None,
+            )
+        )
+        if horizon is None and len(result) >= limit + (MAX_MOVE_DAYS if overrides else 0):
             break
-    return result
+    result.sort(key=lambda o: o.scheduled_at)
+    return result[:limit]
 
 
 def recipient_send_instant(local_date: date, send_time: str, tz_name: str) -> datetime:

@@ -4,12 +4,12 @@ from flask import Blueprint, abort, flash, make_response, redirect, render_templ
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from cadence import cadences as service
-from cadence.clock import utcnow
-from cadence.models import Cadence, OutboxMessage, Person, Team
+from cadence.clock import parse_instant, utcnow
+from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
 from surveys.extensions import db
@@ -31,6 +31,9 @@ class CadenceForm(FlaskForm):
     open_days = IntegerField("Open for (days)", default=5, validators=[InputRequired(), NumberRange(1, 90)])
     reminder_days = StringField("Reminders after (days)", default="2, 4", validators=[Optional(), Length(max=50)],
                                 description="Comma-separated days after opening; non-responders only")
+    grace_days = IntegerField("Late grace period (days)", default=0, validators=[Optional(), NumberRange(0, 30)],
+                              description="Answers still accepted this long after the close; no reminders then")
+    add_late_joiners = BooleanField("Invite people who join the audience while a round is open")
     teams = SelectMultipleField("Teams (with their sub-teams)", validators=[Optional()])
     regions = SelectMultipleField("Regions", validators=[Optional()])
     segments = SelectMultipleField("Segments", validators=[Optional()])
@@ -61,6 +64,8 @@ def _payload(form: CadenceForm) -> dict:
         "timezone": form.timezone.data.strip(),
         "open_days": form.open_days.data,
         "reminder_days": reminders,
+        "grace_days": form.grace_days.data or 0,
+        "add_late_joiners": bool(form.add_late_joiners.data),
         "audience": {"teams": form.teams.data, "regions": form.regions.data, "segments": form.segments.data},
         "starts_on": form.starts_on.data,
         "ends_on": form.ends_on.data,
@@ -114,8 +119,59 @@ def show(cadence_id):
         cadence=cadence,
         rule_label=describe(cadence.rrule),
         upcoming=service.preview(cadence, utcnow(), 5),
+        zone_name="UTC" if cadence.uses_recipient_timezone else cadence.timezone,
+        parse=parse_instant,
         rounds=service.round_summaries(cadence),
     )
+
+
+class OccurrenceForm(FlaskForm):
+    opens_on = DateField("New opening date", validators=[Optional()])
+
+
+@cadences_bp.post("/<int:cadence_id>/occurrences/<period_key>")
+@roles_required("pm", "admin")
+def change_occurrence(cadence_id, period_key):
+    """Skip, move or restore one upcoming round (buttons on the cadence page)."""
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    form = OccurrenceForm()
+    action = request.form.get("action")
+    if not form.validate_on_submit():
+        flash("That form expired; please try again.", "error")
+    elif action == "restore":
+        service.restore_occurrence(cadence, period_key)
+        db.session.commit()
+        flash(f"{period_key} is back on its usual date.", "success")
+    else:
+        try:
+            service.change_occurrence(cadence, period_key, action, form.opens_on.data, current_user, utcnow())
+        except service.CadenceInvalid as invalid:
+            db.session.rollback()
+            flash(f"{period_key}: " + "; ".join(invalid.errors.values()), "error")
+        else:
+            db.session.commit()
+            flash(f"{period_key} will be skipped." if action == "skip" else f"{period_key} now opens on {form.opens_on.data}.", "success")
+    return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+@cadences_bp.post("/rounds/<int:round_id>/nudge")
+@roles_required("pm", "admin")
+def nudge(round_id):
+    from cadence.planner import NudgeRefused, nudge_non_responders
+    from surveys.api.cadences import enqueue_due_now
+
+    round_ = db.session.get(Round, round_id) or abort(404)
+    if not FlaskForm().validate_on_submit():
+        flash("That form expired; please try again.", "error")
+        return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
+    try:
+        count = nudge_non_responders(round_, utcnow())
+    except NudgeRefused as refused:
+        flash(f"No nudge sent: {refused}.", "error")
+    else:
+        enqueue_due_now()
+        flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
+    return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
 
 
 @cadences_bp.post("/<int:cadence_id>/pause")
@@ -136,6 +192,43 @@ def resume(cadence_id):
     db.session.commit()
     flash("Resumed: the next tick plans the next round.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+# -- Operations ------------------------------------------------------------------------
+
+
+@cadences_bp.get("/operations")
+@roles_required("admin")
+def operations():
+    from cadence.operations import status
+
+    return render_template("cadences/operations.html", report=status(utcnow()))
+
+
+@cadences_bp.post("/operations/deliveries/<int:delivery_id>/retry")
+@roles_required("admin")
+def retry_delivery(delivery_id):
+    from cadence.operations import retry_failed_delivery
+    from surveys.api.cadences import enqueue_due_now
+
+    if FlaskForm().validate_on_submit() and retry_failed_delivery(delivery_id, utcnow()):
+        enqueue_due_now()
+        flash("Queued again.", "success")
+    else:
+        flash("That delivery is no longer failed (or the form expired).", "error")
+    return redirect(url_for("cadences.operations"))
+
+
+@cadences_bp.post("/operations/jobs/<job_id>/retry")
+@roles_required("admin")
+def retry_job(job_id):
+    from cadence.operations import retry_failed_job
+
+    if FlaskForm().validate_on_submit() and retry_failed_job(job_id):
+        flash("Job queued again.", "success")
+    else:
+        flash("That job is no longer in the failed list (or the form expired).", "error")
+    return redirect(url_for("cadences.operations"))
 
 
 # -- Development outbox ---------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The cadence pages and API: a PM schedules a published set for an audience."""
 
+import re
+
 from sqlalchemy import func, select
 
 from cadence.models import Cadence
@@ -32,7 +34,10 @@ def test_pm_creates_a_monthly_cadence_for_an_audience_and_sees_the_preview(app, 
     assert cadence.audience == {"teams": ["Sales / EMEA"], "regions": ["EMEA"], "segments": []}
     page = pm.get(response.headers["Location"])
     assert page.status_code == 200
-    assert "Monthly on the first Monday" in page.text and page.text.count("T08:00:00Z") + page.text.count("T07:00:00Z") >= 5
+    assert "Monthly on the first Monday" in page.text
+    # Five upcoming rounds, each at 09:00 Berlin time, with UTC beside it.
+    assert len(re.findall(r"Mon \d\d \w{3} \d{4}, 09:00 CES?T", page.text)) >= 5
+    assert len(re.findall(r"Mon \d\d \w{3} \d{4}, 0[78]:00 UTC", page.text)) >= 5
 
 
 def test_bad_cadence_input_shows_field_errors_keeps_input_and_stores_nothing(app, api_token, signed_in_client):

@@ -49,7 +49,7 @@ def people_payload():
     ]
 
 
-def set_up_org_and_cadence(client, headers, confidentiality="attributed", reminder_days=(2,)):
+def set_up_org_and_cadence(client, headers, confidentiality="attributed", reminder_days=(2,), **cadence_fields):
     response = client.post("/api/v1/people", json=people_payload(), headers=headers)
     assert response.status_code == 200, response.text
     assert (response.json["created"], response.json["updated"]) == (len(REPS), 0)
@@ -68,7 +68,8 @@ def set_up_org_and_cadence(client, headers, confidentiality="attributed", remind
         "/api/v1/cadences",
         json={"name": "Monthly pulse", "question_set_id": set_id, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1",
               "send_time": "09:00", "timezone": "America/New_York", "open_days": 5,
-              "reminder_days": list(reminder_days), "audience": {"teams": ["Sales"]}, "starts_on": "2026-01-01"},
+              "reminder_days": list(reminder_days), "audience": {"teams": ["Sales"]}, "starts_on": "2026-01-01",
+              **cadence_fields},
         headers=headers,
     )
     assert response.status_code == 201, response.text

@@ -5,7 +5,8 @@ from sqlalchemy import select
 
 from cadence import cadences as service
 from cadence.clock import utcnow
-from cadence.models import Cadence
+from cadence.models import Cadence, Round
+from cadence.planner import NudgeRefused, nudge_non_responders
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
 from surveys.extensions import db
@@ -73,6 +74,56 @@ def cadence_rounds(cadence_id):
     return jsonify(service.round_summaries(cadence))
 
 
+@api_bp.put("/cadences/<int:cadence_id>/occurrences/<period_key>")
+@api_roles(*EDITORS)
+def change_occurrence(cadence_id, period_key):
+    """Skip one upcoming round or move it: {"action": "skip"} or
+    {"action": "move", "opens_on": "YYYY-MM-DD"}."""
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    body = json_body()
+    errors = {}
+    opens_on = service._parse_date(body.get("opens_on"), "opens_on", errors)
+    if errors:
+        raise validation_problem(errors)
+    try:
+        service.change_occurrence(cadence, period_key, body.get("action"), opens_on, g.api_user, utcnow())
+    except service.CadenceInvalid as invalid:
+        db.session.rollback()
+        raise validation_problem(invalid.errors) from None
+    db.session.commit()
+    return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
+
+
+@api_bp.delete("/cadences/<int:cadence_id>/occurrences/<period_key>")
+@api_roles(*EDITORS)
+def restore_occurrence(cadence_id, period_key):
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    service.restore_occurrence(cadence, period_key)
+    db.session.commit()
+    return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
+
+
+@api_bp.post("/rounds/<int:round_id>/nudge")
+@api_roles(*EDITORS)
+def nudge_round(round_id):
+    """Remind the non-responders of an open round now (at most once a day)."""
+    round_ = get_or_404(Round, round_id, "round")
+    try:
+        count = nudge_non_responders(round_, utcnow())
+    except NudgeRefused as refused:
+        raise ApiProblem(409, "Nudge refused", str(refused)) from None
+    enqueue_due_now()
+    return jsonify({"nudged": count})
+
+
+def enqueue_due_now():
+    """Hand due deliveries to the workers without waiting for the next tick."""
+    from cadence.planner import TickReport, claim_due_deliveries, enqueue_delivery_batches
+
+    now = utcnow()
+    enqueue_delivery_batches(claim_due_deliveries(now, TickReport(now=now)))
+
+
 _AUDIENCE = {
     "type": "object",
     "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("teams", "regions", "segments")},
@@ -89,6 +140,8 @@ OPENAPI_SCHEMAS = {
             "timezone": {"type": "string", "description": "IANA zone name, or 'recipient'", "default": "UTC"},
             "open_days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 5},
             "reminder_days": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+            "grace_days": {"type": "integer", "minimum": 0, "maximum": 30, "default": 0},
+            "add_late_joiners": {"type": "boolean", "default": False},
             "audience": _AUDIENCE,
             "starts_on": {"type": "string", "format": "date"},
             "ends_on": {"type": ["string", "null"], "format": "date"},
@@ -105,6 +158,8 @@ OPENAPI_SCHEMAS = {
             "timezone": {"type": "string"},
             "open_days": {"type": "integer"},
             "reminder_days": {"type": "array", "items": {"type": "integer"}},
+            "grace_days": {"type": "integer"},
+            "add_late_joiners": {"type": "boolean"},
             "audience": _AUDIENCE,
             "starts_on": {"type": "string", "format": "date"},
             "ends_on": {"type": ["string", "null"], "format": "date"},
@@ -122,6 +177,7 @@ OPENAPI_SCHEMAS = {
             "closes_at": {"type": "string", "format": "date-time"},
             "status": {"type": "string", "enum": ["open", "closed", "skipped"]},
             "late": {"type": "boolean"},
+            "note": {"type": ["string", "null"]},
             "invited": {"type": "integer"},
             "responded": {"type": "integer"},
         },
@@ -162,6 +218,8 @@ OPENAPI_PATHS = {
                             "opens_at": {"type": "string", "format": "date-time"},
                             "closes_at": {"type": "string", "format": "date-time"},
                             "reminders_at": {"type": "array", "items": {"type": "string", "format": "date-time"}},
+                            "skipped": {"type": "boolean"},
+                            "moved_from": {"type": ["string", "null"], "format": "date"},
                         },
                     }}}}}},
                 },
@@ -182,6 +240,33 @@ OPENAPI_PATHS = {
             "responses": {
                 "200": {"description": "Rounds", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/RoundSummary"}}}}},
                 **problem_responses(401, 403, 404),
+            },
+        },
+    },
+    "/cadences/{cadence_id}/occurrences/{period_key}": {
+        "put": {
+            "summary": "Skip or move one upcoming round",
+            "parameters": _ID + [{"name": "period_key", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"],
+                "properties": {"action": {"type": "string", "enum": ["skip", "move"]}, "opens_on": {"type": "string", "format": "date"}},
+            }}}},
+            "responses": {"200": {"description": "The next occurrences"}, **problem_responses(400, 401, 403, 404, 422)},
+        },
+        "delete": {
+            "summary": "Undo a skip or move",
+            "parameters": _ID + [{"name": "period_key", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The next occurrences"}, **problem_responses(401, 403, 404)},
+        },
+    },
+    "/rounds/{round_id}/nudge": {
+        "post": {
+            "summary": "Remind the non-responders of an open round now (at most once in 24 hours)",
+            "parameters": [{"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+            "responses": {
+                "200": {"description": "How many were nudged", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"nudged": {"type": "integer"}}}}}},
+                **problem_responses(401, 403, 404, 409),
             },
         },
     },
