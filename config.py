@@ -7,6 +7,7 @@ resolved by the app factory (see `surveys.settings`).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -95,6 +96,25 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
+    # -- Security (issue 6; surveys/security.py and surveys/auth.py) ---------
+    # Staff sessions end after this long without a request (each request
+    # renews the cookie), so a copied cookie does not work forever.
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))
+    # Form parsing limits (Werkzeug): bytes of non-file form data, and parts.
+    MAX_FORM_MEMORY_SIZE = 512 * 1024
+    MAX_FORM_PARTS = 1000
+    # Failed sign-ins allowed per account and per client address, and
+    # password-reset requests per email and per address (limits' notation).
+    SIGN_IN_ACCOUNT_LIMIT = env_str("SIGN_IN_ACCOUNT_LIMIT", "5 per 15 minutes")
+    SIGN_IN_ADDRESS_LIMIT = env_str("SIGN_IN_ADDRESS_LIMIT", "30 per 15 minutes")
+    PASSWORD_RESET_EMAIL_LIMIT = env_str("PASSWORD_RESET_EMAIL_LIMIT", "3 per hour")
+    PASSWORD_RESET_ADDRESS_LIMIT = env_str("PASSWORD_RESET_ADDRESS_LIMIT", "10 per hour")
+    # A password-reset link works once, and only for this many seconds.
+    PASSWORD_RESET_MAX_AGE = env_int("PASSWORD_RESET_MAX_AGE", 3600)
+    # How many reverse proxies in front of gunicorn set X-Forwarded-For/-Proto.
+    # 0 (the default) trusts no such header: the throttles count the peer.
+    TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
 
 class DevelopmentConfig(Config):
     CANARY_ENV = "development"
@@ -113,6 +133,10 @@ class ProductionConfig(Config):
     CANARY_ENV = "production"
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    # Security (issue 6): the __Host- prefix makes browsers refuse the cookie
+    # unless it is Secure, for this exact host and path /: no subdomain can
+    # set or overwrite it.
+    SESSION_COOKIE_NAME = "__Host-canary-session"
 
 
 CONFIGS = {

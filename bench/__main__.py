@@ -38,17 +38,19 @@ def main(argv=None):
         parser.error(f"unknown benchmark {unknown[0]}; have {', '.join(available)}")
     databases = ["sqlite"] + (["postgresql"] if os.environ.get("BENCH_DATABASE_URL") else [])
     results = []
+    history = []
     for bench_id in wanted:
         module = importlib.import_module(f"bench.{available[bench_id]}")
+        history += [(bench_id, line) for line in getattr(module, "HISTORY", [])]
         for database in databases:
             print(f"running {bench_id} on {database}...", flush=True)
             results.extend(module.run(database))
-    write_report(results)
+    write_report(results, history)
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0 if all(r.met for r in results) else 1
 
 
-def write_report(results):
+def write_report(results, history=()):
     lines = [
         "# Benchmarks",
         "",
@@ -65,6 +67,9 @@ def write_report(results):
     if notes:
         lines += ["", "## Notes", ""]
         lines += [f"- {bench_id} ({database}): {note}" for bench_id, database, note in notes]
+    if history:
+        lines += ["", "## Profiling history (targets once missed: what was found and fixed)", ""]
+        lines += [f"- {bench_id}: {line}" for bench_id, line in history]
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text("\n".join(lines) + "\n")
 

@@ -18,6 +18,7 @@ from surveys.extensions import db
 from surveys.models import QuestionSet
 
 MAX_OPEN_DAYS = 90
+MAX_ID = 2**31 - 1  # the largest id an integer column holds
 
 
 class CadenceInvalid(ValueError):
@@ -55,6 +56,8 @@ def validate_cadence(data: dict, today: date) -> dict:
     set_id = data.get("question_set_id")
     if not isinstance(set_id, int) or isinstance(set_id, bool):
         errors["question_set_id"] = "the id of a question set is required"
+    elif not 1 <= set_id <= MAX_ID:
+        errors["question_set_id"] = f"no question set with id {set_id}"
     else:
         question_set = db.session.get(QuestionSet, set_id)
         if question_set is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 from email.message import EmailMessage
 from email.utils import formataddr
 from urllib.parse import urlparse
@@ -19,9 +20,9 @@ from flask import current_app, render_template
 from sqlalchemy import select, update
 
 from cadence.clock import utcnow
-from cadence.links import invitation_url
+from cadence.links import token_for, url_for_token
 from cadence.mail import PermanentMailError, TransientMailError, mail_backend
-from cadence.models import Delivery, Invitation
+from cadence.models import Delivery, Invitation, Person, Round
 from surveys.extensions import db
 from surveys.feedback import replies_for_invitation
 
@@ -50,59 +51,91 @@ def claim(delivery_ids: list[int]) -> list[int]:
     return sorted(claimed)
 
 
+@dataclass
+class Outgoing:
+    """What one message needs, read for the whole batch in one query."""
+
+    delivery_id: int
+    kind: str
+    invitation_id: int
+    nonce: str
+    round_id: int
+    timezone: str
+    name: str
+    email: str
+    active: bool
+    responded: bool
+    round_open: bool
+
+
+def load_batch(delivery_ids: list[int]) -> list[Outgoing]:
+    rows = db.session.execute(
+        select(Delivery.id, Delivery.kind, Invitation.id, Invitation.nonce, Invitation.round_id, Invitation.timezone,
+               Person.name, Person.email, Person.active, Invitation.responded_at.isnot(None), Round.status == "open")
+        .join(Invitation, Invitation.id == Delivery.invitation_id)
+        .join(Person, Person.id == Invitation.person_id)
+        .join(Round, Round.id == Invitation.round_id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(Delivery.id)
+    ).all()
+    return [Outgoing(*row) for row in rows]
+
+
 def send_deliveries(delivery_ids: list[int]) -> BatchResult:
     result = BatchResult()
     claimed = claim(delivery_ids)
     if not claimed:
         return result
-    remaining = list(claimed)
+    batch = load_batch(claimed)
+    rounds: dict[int, RoundMessage] = {}
+    remaining = [item.delivery_id for item in batch]
     with mail_backend() as backend:
-        while remaining:
-            delivery = db.session.get(Delivery, remaining[0])
-            reason = reason_not_to_send(delivery)
+        for item in batch:
+            reason = reason_not_to_send(item)
             if reason:
-                _finish(delivery, "cancelled", error=reason)
+                _finish(item.delivery_id, "cancelled", error=reason)
                 result.cancelled += 1
-                remaining.pop(0)
+                remaining.remove(item.delivery_id)
                 continue
+            if item.round_id not in rounds:
+                rounds[item.round_id] = RoundMessage.load(item.round_id)
+            message = compose(item, rounds[item.round_id])
             throttle()
-            message = compose(delivery)
             try:
                 backend.send(message)
             except PermanentMailError as error:
-                _finish(delivery, "failed", error=str(error))
+                _finish(item.delivery_id, "failed", error=str(error))
                 result.failed += 1
-                remaining.pop(0)
+                remaining.remove(item.delivery_id)
                 continue
             except TransientMailError as error:
                 release(remaining, str(error))
                 raise  # RQ's Retry runs the batch again with backoff
-            _finish(delivery, "sent", message_id=message["Message-ID"])
+            _finish(item.delivery_id, "sent", message_id=message["Message-ID"])
             result.sent += 1
-            remaining.pop(0)
+            remaining.remove(item.delivery_id)
     return result
 
 
-def reason_not_to_send(delivery: Delivery) -> str | None:
-    invitation = delivery.invitation
-    if not invitation.round.is_open:
+def reason_not_to_send(item: Outgoing) -> str | None:
+    if not item.round_open:
         return "the round closed before this message went out"
-    if not invitation.person.active:
+    if not item.active:
         return "the person is no longer active"
-    if delivery.kind != "invite" and invitation.responded_at is not None:
+    if item.kind != "invite" and item.responded:
         return "already answered"
     return None
 
 
-def _finish(delivery: Delivery, status: str, error: str | None = None, message_id: str | None = None):
-    delivery.status = status
-    delivery.attempts += 1
+def _finish(delivery_id: int, status: str, error: str | None = None, message_id: str | None = None):
+    """Record one outcome and commit at once, so a kill re-sends at most the
+    message in flight."""
+    values = {"status": status, "attempts": Delivery.attempts + 1}
     if status == "sent":
-        delivery.sent_at = utcnow()
-        delivery.message_id = message_id
-        delivery.last_error = None
+        values.update(sent_at=utcnow(), message_id=message_id, last_error=None)
     elif error:
-        delivery.last_error = error[:2000]
+        values["last_error"] = error[:2000]
+    db.session.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
     db.session.commit()
 
 
@@ -153,41 +186,78 @@ def throttle() -> None:
 # -- Composition ----------------------------------------------------------------------
 
 
-def message_id_for(delivery: Delivery) -> str:
+def message_id_for(invitation_id: int, kind: str) -> str:
     """Stable per invitation and kind, so a re-send is recognisably the same
     message."""
     domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
-    return f"<canary.{delivery.invitation_id}.{delivery.kind}@{domain}>"
+    return f"<canary.{invitation_id}.{kind}@{domain}>"
 
 
-def compose(delivery: Delivery) -> EmailMessage:
-    invitation: Invitation = delivery.invitation
-    round_ = invitation.round
-    version = round_.version
-    question_set = version.question_set
-    questions = version.questions
-    first = questions[0] if questions else None
+@dataclass
+class RoundMessage:
+    """What every message of one round shares, read once per batch as plain
+    values (ORM objects would be re-read after every per-message commit)."""
+
+    question_set: SimpleNamespace  # name, confidentiality, min_group_size
+    round: SimpleNamespace  # closes_at
+    question_count: int
+    minutes: int
+    first_question: SimpleNamespace | None  # key, type, prompt, low_label, high_label
+    quick_values: list[int]
+    replies: list
+
+    @classmethod
+    def load(cls, round_id: int) -> RoundMessage:
+        round_ = db.session.get(Round, round_id)
+        version = round_.version
+        questions = list(version.questions)
+        first = questions[0] if questions and questions[0].type in ("scale", "nps") else None
+        if first is None:
+            values = []
+        elif first.type == "nps":
+            values = list(range(0, 11))
+        else:
+            values = list(range(1, first.setting("scale_max", 5) + 1))
+        question_set = version.question_set
+        return cls(
+            question_set=SimpleNamespace(name=question_set.name, confidentiality=question_set.confidentiality,
+                                         min_group_size=question_set.min_group_size),
+            round=SimpleNamespace(closes_at=round_.closes_at),
+            question_count=len(questions),
+            minutes=estimated_minutes(questions),
+            first_question=SimpleNamespace(key=first.key, type=first.type, prompt=first.prompt,
+                                           low_label=first.setting("low_label", ""),
+                                           high_label=first.setting("high_label", "")) if first else None,
+            quick_values=values,
+            replies=replies_for_invitation(round_),
+        )
+
+
+def compose(item: Outgoing, shared: RoundMessage) -> EmailMessage:
+    token = token_for(item.invitation_id, item.nonce)
+    first = shared.first_question
     context = {
-        "person": invitation.person,
-        "invitation": invitation,
-        "round": round_,
-        "question_set": question_set,
-        "question_count": len(questions),
-        "minutes": estimated_minutes(questions),
-        "link": invitation_url(invitation),
-        "is_reminder": delivery.kind != "invite",
-        "first_question": first if first is not None and first.type in ("scale", "nps") else None,
-        "quick_answer_links": quick_answer_links(invitation, first),
-        "zone": invitation.timezone,
-        "replies": replies_for_invitation(round_),
+        "person_name": item.name,
+        "round": shared.round,
+        "question_set": shared.question_set,
+        "question_count": shared.question_count,
+        "minutes": shared.minutes,
+        "link": url_for_token(token),
+        "is_reminder": item.kind != "invite",
+        "first_question": first,
+        # For a scale or NPS first question: one link per value that opens the
+        # form with that answer filled in.
+        "quick_answer_links": [(value, url_for_token(token, **{first.key: value})) for value in shared.quick_values],
+        "zone": item.timezone,
+        "replies": shared.replies,
     }
     message = EmailMessage()
-    subject = f"{question_set.name}: {len(questions)} questions, about {context['minutes']} min"
+    subject = f"{shared.question_set.name}: {shared.question_count} questions, about {shared.minutes} min"
     message["Subject"] = ("Reminder: " if context["is_reminder"] else "") + subject
     message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((invitation.person.name, invitation.person.email))
-    message["Message-ID"] = message_id_for(delivery)
-    message["X-Canary-Kind"] = delivery.kind
+    message["To"] = formataddr((item.name, item.email))
+    message["Message-ID"] = message_id_for(item.invitation_id, item.kind)
+    message["X-Canary-Kind"] = item.kind
     message.set_content(render_template("email/invitation.txt", **context))
     message.add_alternative(render_template("email/invitation.html", **context), subtype="html")
     return message
@@ -196,12 +266,3 @@ def compose(delivery: Delivery) -> EmailMessage:
 def estimated_minutes(questions) -> int:
     seconds = sum(45 if q.type == "text" else 15 for q in questions)
     return max(1, round(seconds / 60))
-
-
-def quick_answer_links(invitation: Invitation, first) -> list[tuple[int, str]]:
-    """For a scale or NPS first question, one link per value that opens the
-    form with that answer filled in."""
-    if first is None or first.type not in ("scale", "nps"):
-        return []
-    low, high = (0, 10) if first.type == "nps" else (1, first.setting("scale_max", 5))
-    return [(value, invitation_url(invitation, **{first.key: value})) for value in range(low, high + 1)]

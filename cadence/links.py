@@ -6,6 +6,7 @@ answers. Replacing an invitation's nonce revokes every link sent for it.
 """
 
 import hmac
+from urllib.parse import urlencode
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -20,17 +21,23 @@ def _serializer():
     return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
 
 
+def token_for(invitation_id: int, nonce: str) -> str:
+    return _serializer().dumps([invitation_id, nonce])
+
+
 def invitation_token(invitation: Invitation) -> str:
-    return _serializer().dumps([invitation.id, invitation.nonce])
+    return token_for(invitation.id, invitation.nonce)
+
+
+def url_for_token(token: str, **query) -> str:
+    url = f"{current_app.config['BASE_URL']}/r/{token}"
+    if query:
+        url += "?" + urlencode(query)
+    return url
 
 
 def invitation_url(invitation: Invitation, **query) -> str:
-    url = f"{current_app.config['BASE_URL']}/r/{invitation_token(invitation)}"
-    if query:
-        from urllib.parse import urlencode
-
-        url += "?" + urlencode(query)
-    return url
+    return url_for_token(invitation_token(invitation), **query)
 
 
 def invitation_for_token(token: str) -> Invitation | None:

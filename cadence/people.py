@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased
 
 from cadence.models import ROLES, TEAM_PATH_SEPARATOR, Person, PersonRole, Team
 from surveys.extensions import db
+from surveys import audit
 
 # The CSV columns, in the order export writes them.
 PEOPLE_COLUMNS = ("email", "name", "roles", "team", "region", "segment", "manager_email", "timezone")
@@ -459,7 +460,7 @@ def team_and_subteams(path: str):
     return or_(Team.path == path, Team.path.startswith(path + TEAM_PATH_SEPARATOR, autoescape=True))
 
 
-def upsert_people(rows) -> ImportResult:
+def upsert_people(rows, actor=None) -> ImportResult:
     """Create or update people from clean rows (as validate_people answers).
 
     Works in the caller's transaction (it flushes, the caller commits).
@@ -473,6 +474,7 @@ def upsert_people(rows) -> ImportResult:
     teams = ensure_teams(row["team"] for row in rows if row.get("team"))
 
     before = {email: _snapshot(person) for email, person in people.items()}
+    before_roles = {email: person.roles for email, person in people.items()}
     result = ImportResult()
     for row in rows:
         person = people.get(row["email"])
@@ -493,6 +495,10 @@ def upsert_people(rows) -> ImportResult:
 
     _assign_managers(rows, people)
     db.session.flush()
+    # Role changes of people who were already here are audited (new people's
+    # roles are part of the import event).
+    for email, roles_before in before_roles.items():
+        audit.record_role_change(actor, people[email], roles_before, people[email].roles)
     for email, snapshot in before.items():
         if _snapshot(people[email]) == snapshot:
             result.unchanged += 1
@@ -528,7 +534,7 @@ def _snapshot(person: Person) -> tuple:
     )
 
 
-def import_people(source, dry_run: bool = False, skip_bad: bool = False) -> ImportReport:
+def import_people(source, dry_run: bool = False, skip_bad: bool = False, actor=None) -> ImportReport:
     """Parse, check and store a people CSV in one transaction.
 
     By default nothing is stored when any row is bad; `skip_bad` stores the
@@ -550,10 +556,12 @@ def import_people(source, dry_run: bool = False, skip_bad: bool = False) -> Impo
         return report
     report.notes = _unlink_skipped_managers(good)
     try:
-        result = upsert_people(good)
+        result = upsert_people(good, actor)
         if dry_run:
             db.session.rollback()
         else:
+            audit.record(actor, "people.imported", None, {"created": result.created, "updated": result.updated,
+                                                          "skipped": len({e.line for e in errors})})
             db.session.commit()
     except Exception:
         db.session.rollback()

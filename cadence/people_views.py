@@ -13,6 +13,7 @@ from cadence.models import Person, Team
 from cadence.people import export_people_csv, import_people, normalise_team_path, team_and_subteams
 from surveys.auth import roles_required
 from surveys.extensions import db
+from surveys import audit
 
 people_bp = Blueprint("people", __name__, url_prefix="/people")
 
@@ -42,7 +43,8 @@ def import_csv():
     form = PeopleImportForm()
     if not form.validate_on_submit():
         return _people_page(form, status=422)
-    report = import_people(form.file.data.read(), dry_run=form.dry_run.data, skip_bad=form.skip_bad.data)
+    report = import_people(form.file.data.read(), dry_run=form.dry_run.data, skip_bad=form.skip_bad.data,
+                           actor=current_user._get_current_object())
     return _people_page(form, report=report)
 
 
@@ -51,6 +53,8 @@ def import_csv():
 def export_csv():
     # The byte-order mark lets Excel read the names as UTF-8; import skips it.
     body = "\ufeff" + export_people_csv()
+    audit.record(current_user._get_current_object(), "people.exported")
+    db.session.commit()
     filename = f"people-{utcnow():%Y-%m-%d}.csv"
     return Response(
         body,

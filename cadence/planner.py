@@ -326,34 +326,45 @@ def audience_query(audience: dict):
     return query.order_by(Person.id)
 
 
+# Invitations are created in chunks so memory stays flat however large the
+# audience (B6: a 50,000-person round).
+CHUNK = 2000
+
+
 def create_invitations(cadence: Cadence, round_: Round, occurrence: Occurrence, now: datetime) -> int:
     """One invitation per person in the audience (snapshotting team, region and
     segment), an invite delivery each, and the reminders of the ladder."""
-    people = db.session.execute(audience_query(cadence.audience)).all()
-    if not people:
-        return 0
-    rows = []
-    for person_id, team_id, region, segment, tz_name in people:
-        if cadence.uses_recipient_timezone:
-            send_at = recipient_send_instant(occurrence.local_date, cadence.send_time, tz_name)
-        else:
-            send_at = occurrence.scheduled_at
-        rows.append(
-            {
-                "round_id": round_.id,
-                "person_id": person_id,
-                "team_id": team_id,
-                "region": region,
-                "segment": segment,
-                "timezone": tz_name,
-                "send_at": max(send_at, round_.opens_at),
-                "nonce": secrets.token_urlsafe(12),
-                "created_at": now,
-            }
-        )
-    db.session.execute(insert_ignoring_conflicts(Invitation), rows)
-    create_deliveries(cadence, round_)
-    return len(rows)
+    created = 0
+    result = db.session.execute(audience_query(cadence.audience).execution_options(yield_per=CHUNK))
+    for people in result.partitions(CHUNK):
+        rows = []
+        for person_id, team_id, region, segment, tz_name in people:
+            if cadence.uses_recipient_timezone:
+                send_at = recipient_send_instant(occurrence.local_date, cadence.send_time, tz_name)
+            else:
+                send_at = occurrence.scheduled_at
+            rows.append(
+                {
+                    "round_id": round_.id,
+                    "person_id": person_id,
+                    "team_id": team_id,
+                    "region": region,
+                    "segment": segment,
+                    "timezone": tz_name,
+                    "send_at": max(send_at, round_.opens_at),
+                    "nonce": secrets.token_urlsafe(12),
+                    "created_at": now,
+                }
+            )
+        db.session.execute(insert_ignoring_conflicts(Invitation), rows)
+        new_ids = db.session.scalars(
+            select(Invitation.id).where(
+                Invitation.round_id == round_.id, Invitation.person_id.in_([row["person_id"] for row in rows])
+            )
+        ).all()
+        create_deliveries(cadence, round_, new_ids)
+        created += len(rows)
+    return created
 
 
 def nominal_close(cadence: Cadence, round_: Round) -> datetime:

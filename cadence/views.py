@@ -13,6 +13,7 @@ from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
 from surveys.extensions import db
+from surveys import audit
 from surveys.models import QuestionSet
 
 cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
@@ -104,6 +105,7 @@ def new():
                         target = "preset"
                     form[target].errors = list(form[target].errors) + [message]
             else:
+                audit.record(current_user._get_current_object(), "cadence.created", cadence)
                 db.session.commit()
                 flash(f"Cadence “{cadence.name}” created.", "success")
                 return redirect(url_for("cadences.show", cadence_id=cadence.id))
@@ -140,6 +142,7 @@ def change_occurrence(cadence_id, period_key):
         flash("That form expired; please try again.", "error")
     elif action == "restore":
         service.restore_occurrence(cadence, period_key)
+        audit.record(current_user._get_current_object(), "cadence.occurrence_restored", cadence, {"period_key": period_key})
         db.session.commit()
         flash(f"{period_key} is back on its usual date.", "success")
     else:
@@ -149,6 +152,8 @@ def change_occurrence(cadence_id, period_key):
             db.session.rollback()
             flash(f"{period_key}: " + "; ".join(invalid.errors.values()), "error")
         else:
+            audit.record(current_user._get_current_object(), "cadence.occurrence_changed", cadence,
+                         {"period_key": period_key, "action": action, "opens_on": form.opens_on.data})
             db.session.commit()
             flash(f"{period_key} will be skipped." if action == "skip" else f"{period_key} now opens on {form.opens_on.data}.", "success")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
@@ -169,6 +174,8 @@ def nudge(round_id):
     except NudgeRefused as refused:
         flash(f"No nudge sent: {refused}.", "error")
     else:
+        audit.record(current_user._get_current_object(), "round.nudged", round_, {"nudged": count})
+        db.session.commit()
         enqueue_due_now()
         flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
     return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
@@ -179,6 +186,7 @@ def nudge(round_id):
 def pause(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
     service.pause(cadence)
+    audit.record(current_user._get_current_object(), "cadence.paused", cadence)
     db.session.commit()
     flash("Paused: no new rounds open until you resume.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
@@ -189,6 +197,7 @@ def pause(cadence_id):
 def resume(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
     service.resume(cadence)
+    audit.record(current_user._get_current_object(), "cadence.resumed", cadence)
     db.session.commit()
     flash("Resumed: the next tick plans the next round.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))

@@ -24,7 +24,7 @@ from wtforms import (
     TextAreaField,
     widgets,
 )
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import InputRequired, Length, NumberRange, Optional, StopValidation
 
 from cadence.models import Invitation
 from surveys.extensions import db
@@ -32,6 +32,12 @@ from surveys.models import Answer, Question, QuestionSetVersion, Response
 
 OTHER_SUFFIX = "__other"
 OTHER_OPTION = "other"
+# Number answers stay within what people count and what a float holds exactly
+# (the same limit as number bounds in surveys.questions).
+NUMBER_ANSWER_LIMIT = 1e12
+# Seconds a rep needs per question, for the "about N minutes" promise.
+SECONDS_PER_QUESTION = {"text": 45, "multi_choice": 20}
+DEFAULT_SECONDS_PER_QUESTION = 15
 
 
 class ChoiceField(RadioField):
@@ -46,6 +52,26 @@ class ChoiceField(RadioField):
 class MultiCheckboxField(SelectMultipleField):
     widget = widgets.ListWidget(prefix_label=False)
     option_widget = widgets.CheckboxInput()
+
+
+class NumberAnswerField(DecimalField):
+    """A decimal field whose parse error speaks plainly."""
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata(valuelist)
+        except ValueError as error:
+            raise ValueError("Enter a number, like 12 or 3.5.") from error
+
+
+class FiniteNumber:
+    """Refuses NaN, infinities and absurd magnitudes before any range check
+    (comparing a Decimal NaN would raise, not fail validation)."""
+
+    def __call__(self, form, field):
+        value = field.data
+        if value is not None and (not value.is_finite() or abs(value) > NUMBER_ANSWER_LIMIT):
+            raise StopValidation("Enter a number, like 12 or 3.5.")
 
 
 class RepFormBase(FlaskForm):
@@ -77,10 +103,10 @@ def field_for(question: Question) -> Field:
         return ChoiceField(label, choices=[("yes", "Yes"), ("no", "No")], validators=[_required(question, "Answer yes or no.")], description=description)
     if question.type == "number":
         low, high = question.setting("min"), question.setting("max")
-        validators = [_required(question, "Enter a number.")]
+        validators = [_required(question, "Enter a number."), FiniteNumber()]
         if low is not None or high is not None:
             validators.append(NumberRange(min=low, max=high, message=_range_message(low, high)))
-        return DecimalField(label, validators=validators, description=description, places=None)
+        return NumberAnswerField(label, validators=validators, description=description, places=None)
     if question.type == "text":
         limit = question.setting("max_length", 2000)
         return TextAreaField(label, validators=[_required(question, "Please write an answer."), Length(max=limit, message=f"At most {limit} characters, please (you wrote %(length)d).")], description=description)
@@ -97,14 +123,21 @@ def choice_options(question: Question) -> list[tuple[str, str]]:
 
 def _range_message(low, high):
     if low is not None and high is not None:
-        return f"Enter a number from {_plain(low)} to {_plain(high)}."
+        return f"Enter a number from {plain_number(low)} to {plain_number(high)}."
     if low is not None:
-        return f"Enter a number of at least {_plain(low)}."
-    return f"Enter a number of at most {_plain(high)}."
+        return f"Enter a number of at least {plain_number(low)}."
+    return f"Enter a number of at most {plain_number(high)}."
 
 
-def _plain(value):
+def plain_number(value):
+    """12.0 -> 12, for people and for show-if comparisons."""
     return int(value) if float(value).is_integer() else value
+
+
+def estimated_minutes(version: QuestionSetVersion) -> int:
+    """An honest "about N minutes" for the intro of the form."""
+    seconds = sum(SECONDS_PER_QUESTION.get(q.type, DEFAULT_SECONDS_PER_QUESTION) for q in version.questions)
+    return max(1, round(seconds / 60))
 
 
 def form_class_for(version: QuestionSetVersion) -> type[RepFormBase]:
@@ -199,10 +232,26 @@ def validate_submission(form: RepFormBase, version: QuestionSetVersion, posted_n
         if not visible:
             field.errors = []
             continue
+        if question.type != "multi_choice" and len(field.raw_data or []) > 1:
+            # Two values for a one-value question: not something the form sends.
+            field.errors = ["Give one answer only."]
+            ok = False
+            continue
+        if question.type == "multi_choice" and not set(field.raw_data or []) <= {key for key, _ in field.choices}:
+            # Checked here because Optional() wipes the field's own choice
+            # errors when the first posted value is empty.
+            field.errors = ["Choose from the options shown."]
+            ok = False
+            continue
         if not field.validate(form):
             ok = False
             continue
         value = clean_value(question, field.data)
+        if value is None and question.required:
+            # Only spaces in a required text answer.
+            field.errors = list(field.errors) + ["Please write an answer."]
+            ok = False
+            continue
         other_text = None
         if question.type == "multi_choice" and question.setting("allow_other"):
             other_field = form[question.key + OTHER_SUFFIX]
@@ -219,6 +268,21 @@ def validate_submission(form: RepFormBase, version: QuestionSetVersion, posted_n
             if other_text and value and OTHER_OPTION in value:
                 cleaned[question.key + OTHER_SUFFIX] = other_text
     return cleaned if ok else None
+
+
+def typed_values(version: QuestionSetVersion, values: dict) -> dict:
+    """Form values (as posted or prefilled) typed like cleaned answers, for
+    show-if evaluation when the page is drawn; unparsable values are left out."""
+    typed = {}
+    for question in version.questions:
+        value = values.get(question.key)
+        if value in (None, "", []):
+            continue
+        try:
+            typed[question.key] = clean_value(question, value)
+        except (TypeError, ValueError, ArithmeticError):
+            continue
+    return typed
 
 
 def clean_value(question: Question, data):
@@ -303,7 +367,7 @@ def stored_values(response: Response | None, version: QuestionSetVersion) -> dic
         if question.type in ("scale", "nps"):
             values[question.key] = str(int(first.value_num))
         elif question.type == "number":
-            values[question.key] = _plain(first.value_num)
+            values[question.key] = plain_number(first.value_num)
         elif question.type == "yes_no":
             values[question.key] = "yes" if first.value_num else "no"
         elif question.type == "multi_choice":

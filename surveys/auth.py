@@ -1,25 +1,44 @@
-"""Staff sign-in, roles and API tokens.
+"""Staff sign-in, roles, password reset and API tokens.
 
 Reps never sign in: their invitation link is their credential (see
 `surveys.respond`). Staff (pm, leader, admin) sign in with a password hashed
 with argon2id; programs use per-user Bearer tokens stored as SHA-256 hashes.
+
+Sessions carry the `Person.session_version` they were made with; the user
+loader refuses any other, so bumping the version ("sign out everywhere", a
+password reset) ends every session of that person at once.
 """
 
 import hashlib
+import hmac
 import secrets
-from functools import wraps
+from email.message import EmailMessage
+from email.utils import make_msgid
+from functools import cache, wraps
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from wtforms import EmailField, PasswordField
-from wtforms.validators import InputRequired, Length
+from wtforms.validators import EqualTo, InputRequired, Length
 
 from cadence.clock import utcnow
-from cadence.models import ApiToken, Person
+from cadence.models import STAFF_ROLES, ApiToken, Person
+from surveys import security
 from surveys.extensions import db, login_manager
 
 auth_bp = Blueprint("auth", __name__)
@@ -27,8 +46,18 @@ auth_bp = Blueprint("auth", __name__)
 # argon2-cffi's defaults follow RFC 9106's low-memory profile (argon2id,
 # t=3, m=64 MiB, p=4), above OWASP's minimum.
 password_hasher = PasswordHasher()
-# Verified against when the email is unknown, so timing does not reveal it.
-_DUMMY_HASH = password_hasher.hash("not-a-real-password")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so timing does not reveal
+    it. Made on first use, not at import: hashing takes 64 MiB and a quarter
+    second that workers and CLI commands should not pay."""
+    return password_hasher.hash("not-a-real-password")
+
+MIN_PASSWORD_LENGTH = 10
+SESSION_VERSION_KEY = "_canary_session_version"
+PASSWORD_RESET_SALT = "canary.password-reset.v1"
 
 login_manager.login_view = "auth.sign_in"
 login_manager.login_message = "Please sign in to see that page."
@@ -40,7 +69,7 @@ def hash_password(password: str) -> str:
 
 
 def verify_password(person: Person | None, password: str) -> bool:
-    stored = person.password_hash if person and person.password_hash else _DUMMY_HASH
+    stored = person.password_hash if person and person.password_hash else _dummy_hash()
     try:
         ok = password_hasher.verify(stored, password)
     except (VerificationError, InvalidHashError):
@@ -54,9 +83,14 @@ def find_person_by_email(email: str) -> Person | None:
 
 @login_manager.user_loader
 def load_user(user_id):
-    person = db.session.get(Person, int(user_id))
+    try:
+        person = db.session.get(Person, int(user_id))
+    except (TypeError, ValueError):
+        return None
     if person is None or not person.is_staff:
         return None
+    if session.get(SESSION_VERSION_KEY) != (person.session_version or 0):
+        return None  # signed out everywhere (or password reset) since
     return person
 
 
@@ -77,6 +111,10 @@ def roles_required(*roles):
     return decorator
 
 
+# Any signed-in staff member (pm, leader or admin).
+staff_required = roles_required(*STAFF_ROLES)
+
+
 # -- API tokens ---------------------------------------------------------------
 
 
@@ -84,11 +122,24 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_api_token(person: Person) -> str:
-    """Create a token for `person` and return it; only its hash is stored."""
+def issue_api_token(person: Person, actor: Person | None = None) -> str:
+    """Create a token for `person` and return it; only its hash is stored.
+
+    Audited as "token.created"; `actor` is who asked (None: the command line).
+    The caller commits."""
     token = "cny_" + secrets.token_urlsafe(32)
-    db.session.add(ApiToken(person_id=person.id, token_hash=token_digest(token)))
+    row = ApiToken(person_id=person.id, token_hash=token_digest(token), created_at=utcnow())
+    db.session.add(row)
+    db.session.flush()
+    audit_log.record(actor, "token.created", row, {"owner": person.email})
     return token
+
+
+def revoke_api_token(row: ApiToken, actor: Person | None) -> None:
+    """Revoke a token now (audited as "token.revoked"); the caller commits."""
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit_log.record(actor, "token.revoked", row, {"owner": row.person.email})
 
 
 def person_for_api_token(token: str) -> Person | None:
@@ -101,6 +152,12 @@ def person_for_api_token(token: str) -> Person | None:
     return row.person
 
 
+def token_fingerprint(row: ApiToken) -> str:
+    """A short label for a token in lists: the start of its hash (the token
+    itself is never stored, so it cannot be shown again)."""
+    return row.token_hash[:10]
+
+
 # -- Sign-in ------------------------------------------------------------------
 
 
@@ -109,23 +166,63 @@ class SignInForm(FlaskForm):
     password = PasswordField("Password", validators=[InputRequired(), Length(max=1000)])
 
 
+def _throttled_sign_in(email: str, address: str) -> str | None:
+    """The message to show when this account or address must wait, else None."""
+    account_wait = security.retry_after("SIGN_IN_ACCOUNT_LIMIT", email)
+    if account_wait:
+        return (
+            f"Too many failed sign-ins for this account. Wait {security.wait_in_words(account_wait)} "
+            "and try again, or reset your password."
+        )
+    address_wait = security.retry_after("SIGN_IN_ADDRESS_LIMIT", address)
+    if address_wait:
+        return (
+            f"Too many failed sign-ins from your network. Wait {security.wait_in_words(address_wait)} "
+            "and try again."
+        )
+    return None
+
+
 @auth_bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     if current_user.is_authenticated:
         return redirect(url_for("staff.home"))
     form = SignInForm()
     if form.validate_on_submit():
-        person = find_person_by_email(form.email.data)
+        email = form.email.data.strip().lower()
+        address = security.client_address()
+        throttled = _throttled_sign_in(email, address)
+        if throttled:
+            # The password is not even checked: guessing is pointless while throttled.
+            form.password.errors.append(throttled)
+            return render_template("auth/sign_in.html", form=form, throttled=True), 429
+        person = find_person_by_email(email)
         if verify_password(person, form.password.data) and person.active and person.is_staff:
-            session.clear()  # a fresh session at sign-in: no fixation
-            login_user(person)
+            security.forget_attempts("SIGN_IN_ACCOUNT_LIMIT", email)
+            if password_hasher.check_needs_rehash(person.password_hash):
+                person.password_hash = hash_password(form.password.data)
+            audit_log.record(person, "sign_in", person)
+            db.session.commit()
+            start_session(person)
             return redirect(_safe_next(request.args.get("next")) or url_for("staff.home"))
+        security.count_attempt("SIGN_IN_ACCOUNT_LIMIT", email)
+        security.count_attempt("SIGN_IN_ADDRESS_LIMIT", address)
+        audit_log.record(None, "sign_in.failed", f"email:{email}")
+        db.session.commit()
         form.password.errors.append("That email and password do not match a staff account.")
-    return render_template("auth/sign_in.html", form=form)
+    return render_template("auth/sign_in.html", form=form, throttled=False)
+
+
+def start_session(person: Person) -> None:
+    """A fresh session (no fixation), bound to the person's session version."""
+    session.clear()
+    login_user(person)
+    session[SESSION_VERSION_KEY] = person.session_version or 0
+    session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME idle
 
 
 @auth_bp.route("/sign-out", methods=["POST"])
-@login_required
+@staff_required
 def sign_out():
     logout_user()
     session.clear()
@@ -140,9 +237,226 @@ def _safe_next(target):
     return None
 
 
+def sign_out_everywhere(person: Person, actor: Person | None) -> None:
+    """End every session of `person` (this one too); the caller commits."""
+    person.session_version = (person.session_version or 0) + 1
+    audit_log.record(actor, "sign_out_everywhere", person)
+
+
 def count_staff() -> int:
     from cadence.models import PersonRole
 
     return db.session.scalar(
-        select(func.count(func.distinct(PersonRole.person_id))).where(PersonRole.role.in_(("pm", "leader", "admin")))
+        select(func.count(func.distinct(PersonRole.person_id))).where(PersonRole.role.in_(STAFF_ROLES))
     )
+
+
+# -- Password reset -----------------------------------------------------------
+#
+# The link carries the person's id and a fingerprint of their current password
+# hash, signed and timed. Setting a password changes the hash, so a link works
+# once; it also expires after PASSWORD_RESET_MAX_AGE seconds.
+
+
+def _reset_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=PASSWORD_RESET_SALT)
+
+
+def password_fingerprint(person: Person) -> str:
+    return hashlib.sha256(f"{person.id}:{person.password_hash or ''}".encode()).hexdigest()[:32]
+
+
+def password_reset_token(person: Person) -> str:
+    return _reset_serializer().dumps([person.id, password_fingerprint(person)])
+
+
+def person_for_reset_token(token: str) -> Person | None:
+    """The staff member a reset link is for, or None when it is forged,
+    expired, already used, or the person can no longer sign in."""
+    try:
+        person_id, fingerprint = _reset_serializer().loads(token, max_age=current_app.config["PASSWORD_RESET_MAX_AGE"])
+        person_id, fingerprint = int(person_id), str(fingerprint)
+    except (BadSignature, ValueError, TypeError):
+        return None
+    person = db.session.get(Person, person_id)
+    if person is None or not person.active or not person.is_staff:
+        return None
+    if not hmac.compare_digest(password_fingerprint(person).encode(), fingerprint.encode()):
+        return None
+    return person
+
+
+def password_reset_url(person: Person) -> str:
+    return f"{current_app.config['BASE_URL']}/password/reset/{password_reset_token(person)}"
+
+
+def compose_password_reset(person: Person) -> EmailMessage:
+    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
+    context = {"person": person, "url": password_reset_url(person), "minutes": minutes}
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = person.email
+    message["Subject"] = "Reset your Canary password"
+    message["Message-ID"] = make_msgid(domain=current_app.config["MAIL_FROM"].rpartition("@")[2] or None)
+    message.set_content(render_template("auth/password_reset_email.txt", **context))
+    message.add_alternative(render_template("auth/password_reset_email.html", **context), subtype="html")
+    return message
+
+
+def send_password_reset_email(person_id: int) -> None:
+    """RQ job on the mail queue: build a fresh link and send it. Mail errors
+    propagate so RQ's Retry (transient) and failed registry (permanent) see them."""
+    from cadence.mail import mail_backend
+
+    person = db.session.get(Person, person_id)
+    if person is None or not person.active or not person.is_staff:
+        return
+    with mail_backend() as backend:
+        backend.send(compose_password_reset(person))
+    db.session.commit()  # the outbox backend keeps the message in the database
+
+
+def _send_password_reset_job(person_id: int) -> None:
+    from cadence.jobs import with_app_context
+
+    with_app_context(send_password_reset_email)(person_id)
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[InputRequired(), Length(max=320)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[
+            InputRequired(),
+            Length(min=MIN_PASSWORD_LENGTH, max=1000, message=f"Use at least {MIN_PASSWORD_LENGTH} characters."),
+        ],
+    )
+    confirm = PasswordField(
+        "New password again", validators=[InputRequired(), EqualTo("password", message="The two passwords differ.")]
+    )
+
+
+@auth_bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        email = form.email.data.strip().lower()
+        address = security.client_address()
+        wait = max(
+            security.retry_after("PASSWORD_RESET_EMAIL_LIMIT", email),
+            security.retry_after("PASSWORD_RESET_ADDRESS_LIMIT", address),
+        )
+        if wait:
+            form.email.errors.append(
+                f"Too many reset requests. Wait {security.wait_in_words(wait)} and try again, "
+                "or check your inbox for the link we already sent."
+            )
+            return render_template("auth/forgot_password.html", form=form), 429
+        security.count_attempt("PASSWORD_RESET_EMAIL_LIMIT", email)
+        security.count_attempt("PASSWORD_RESET_ADDRESS_LIMIT", address)
+        person = find_person_by_email(email)
+        if person is not None and person.active and person.is_staff:
+            audit_log.record(None, "password.reset_requested", person)
+            db.session.commit()
+            from cadence.queues import get_queue, mail_retry
+
+            get_queue("mail").enqueue(_send_password_reset_job, person.id, retry=mail_retry())
+        # The same answer whether or not the address has an account.
+        return render_template("auth/forgot_password_sent.html", email=email)
+    return render_template("auth/forgot_password.html", form=form)
+
+
+@auth_bp.route("/password/reset/<token>", methods=["GET", "POST"])
+def reset_password(token):
+    person = person_for_reset_token(token)
+    if person is None:
+        return render_template("auth/reset_password_invalid.html"), 404
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        person.password_hash = hash_password(form.password.data)
+        sign_out_everywhere(person, actor=person)
+        audit_log.record(person, "password.reset", person)
+        db.session.commit()
+        logout_user()
+        session.clear()
+        flash("Your password is changed and every other session is signed out. Sign in with the new password.", "success")
+        return redirect(url_for("auth.sign_in"))
+    return render_template("auth/reset_password.html", form=form, person=person)
+
+
+# -- Account: API tokens and sign-out everywhere ------------------------------
+
+
+def _tokens_of(person: Person) -> list[ApiToken]:
+    return list(
+        db.session.scalars(select(ApiToken).where(ApiToken.person_id == person.id).order_by(ApiToken.id.desc()))
+    )
+
+
+def _account_page(new_token: str | None = None):
+    person = current_user._get_current_object()
+    return render_template(
+        "auth/account.html",
+        person=person,
+        tokens=_tokens_of(person),
+        new_token=new_token,
+        fingerprint=token_fingerprint,
+    )
+
+
+@auth_bp.get("/account/")
+@staff_required
+def account():
+    return _account_page()
+
+
+@auth_bp.post("/account/tokens")
+@staff_required
+def create_token():
+    person = current_user._get_current_object()
+    token = issue_api_token(person, actor=person)
+    db.session.commit()
+    return _account_page(new_token=token), 201
+
+
+@auth_bp.post("/account/tokens/<int:token_id>/revoke")
+@staff_required
+def revoke_token(token_id):
+    row = db.session.get(ApiToken, token_id)
+    if row is None or row.person_id != current_user.id:
+        abort(404)  # someone else's token is as absent as an unknown one
+    if row.revoked_at is not None:
+        flash("That token was already revoked.", "info")
+    else:
+        revoke_api_token(row, actor=current_user._get_current_object())
+        db.session.commit()
+        flash("Token revoked: programs using it now get 401.", "success")
+    return redirect(url_for("auth.account"))
+
+
+@auth_bp.post("/account/sign-out-everywhere")
+@staff_required
+def sign_out_everywhere_view():
+    person = current_user._get_current_object()
+    sign_out_everywhere(person, actor=person)
+    db.session.commit()
+    logout_user()
+    session.clear()
+    flash("Every session of your account is signed out, this one included. API tokens still work: revoke them on your account page.", "success")
+    return redirect(url_for("auth.sign_in"))
+
+
+@auth_bp.after_request
+def _never_cache_credentials(response):
+    """Pages that show a token, a reset form or an account must not be kept
+    by the browser's or a proxy's cache."""
+    if request.endpoint in ("auth.account", "auth.create_token", "auth.reset_password", "auth.sign_in"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# Imported last: surveys.audit imports `roles_required` from this module.
+from surveys import audit as audit_log  # noqa: E402

@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 from cadence.models import ROLES, STAFF_ROLES, Person
 from surveys.auth import find_person_by_email, hash_password, issue_api_token
 from surveys.extensions import db
+from surveys import audit
 
 users_cli = AppGroup("users", help="Staff accounts and API tokens.")
 demo_cli = AppGroup("demo", help="The demo organisation.")
@@ -41,7 +42,10 @@ def create_user(email, name, roles, password):
         db.session.add(person)
     else:
         person.name = name.strip()
+    roles_before = set() if created else person.roles
     person.set_roles(set(roles) | (person.roles - set(STAFF_ROLES)))
+    db.session.flush()
+    audit.record_role_change(None, person, roles_before, person.roles)
     person.password_hash = hash_password(password)
     person.active = True
     db.session.commit()

@@ -1,13 +1,18 @@
-"""The staff question-set designer: list sets, create one, add and remove the
-draft's questions, publish. Plain server-rendered forms, no JavaScript needed.
+"""The staff question-set designer: sets, their draft's questions, preview,
+versions and their diffs, publishing, confidentiality settings, starter
+templates, and JSON import/export.
 
-All rules live in `surveys.questions`; this module only turns form posts into
-the API's question object and the service's errors back into field errors.
+Plain server-rendered forms that work without JavaScript; `static/designer.js`
+only adds conveniences (drag to reorder, key suggestions, showing the
+settings of the chosen type). All rules live in `surveys.questions`; this
+module turns form posts into the API's question object and the service's
+errors back into field errors.
 """
 
+import json
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -15,24 +20,44 @@ from sqlalchemy.orm import selectinload
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Optional
 
+from surveys import answers as rep_answers
 from surveys.auth import roles_required
 from surveys.extensions import db
+from surveys import audit
 from surveys.models import CONFIDENTIALITY_LEVELS, QUESTION_TYPES, QuestionSet, QuestionSetVersion
 from surveys.questions import (
     DEFAULT_MIN_GROUP_SIZE,
+    KEY_FIXED_REASON,
     TYPE_FIELDS,
+    BreakingChangesNotConfirmed,
     NothingToPublish,
     QuestionSetInvalid,
     add_question,
     create_question_set,
+    duplicate_question,
+    export_question_set,
+    has_answers,
+    has_been_published,
+    move_question,
+    pending_changes,
+    previous_version,
     publish,
     question_counts_by_version,
+    question_to_dict,
     remove_question,
+    reorder_questions,
+    suggest_key,
+    update_question,
+    update_settings,
+    version_by_number,
 )
+from surveys.starter_templates import TEMPLATES, create_from_template, template_by_slug
+from surveys.version_diff import CHANGE_KINDS, KIND_LABELS, breaking_changes, diff_versions
 
 designer_bp = Blueprint("designer", __name__, url_prefix="/question-sets")
 
 DESIGNER_ROLES = ("pm", "admin")
+IMPORT_MAX_BYTES = 1024 * 1024
 
 TYPE_LABELS = {
     "scale": "Scale (1 to N)",
@@ -64,10 +89,33 @@ class QuestionSetForm(FlaskForm):
     )
 
 
+class SettingsForm(FlaskForm):
+    name = StringField("Name")
+    description = TextAreaField("Description", description="What this set is for; shown to staff only.")
+    confidentiality = SelectField(
+        "Confidentiality", choices=[SelectChoice(level, CONFIDENTIALITY_LABELS[level]) for level in CONFIDENTIALITY_LEVELS]
+    )
+    min_group_size = IntegerField(
+        "Minimum group size",
+        validators=[InputRequired("Enter a whole number.")],
+        description="Confidential sets: any result for fewer respondents than this is withheld (never below 3).",
+    )
+    comment_min_group_size = IntegerField(
+        "Comments shown from",
+        validators=[InputRequired("Enter a whole number.")],
+        description="Confidential sets: comments appear, without names, only for groups at least this large.",
+    )
+    hold_until_close = BooleanField("Hold results until the round closes (counts moving during the window reveal nothing)")
+
+
 class QuestionForm(FlaskForm):
     """Every field of every type: the chosen type decides which are read."""
 
-    key = StringField("Key", description="A stable slug such as win_confidence; scorecards line up answers by it.")
+    key = StringField(
+        "Key",
+        description="A stable slug such as win_confidence; scorecards line up answers by it. Leave it empty to "
+        "have one made from the question. It can change until the set is first published.",
+    )
     question_type = SelectField("Type", choices=[SelectChoice(t, TYPE_LABELS[t]) for t in QUESTION_TYPES])
     prompt = TextAreaField("Question")
     help = StringField("Help text", description="Optional, shown under the question.")
@@ -81,7 +129,7 @@ class QuestionForm(FlaskForm):
     options = TextAreaField(
         "Options",
         description="Single and multiple choice: one per line, as key: Label (a line without a key gets one "
-        "made from its label).",
+        "made from its label). Keep a key to relabel an option; changing keys breaks the trend.",
     )
     allow_other = BooleanField("Offer an “Other” free-text answer (multiple choice)")
     min_value = StringField("Minimum", description="Number: optional lowest allowed answer.")
@@ -98,19 +146,40 @@ class QuestionForm(FlaskForm):
 FORM_FIELD_FOR = {"type": "question_type", "min": "min_value", "max": "max_value"}
 NUMERIC_FIELDS = {"scale_max": int, "favorable_min": int, "max_length": int, "min": float, "max": float}
 TEXT_FIELDS = ("low_label", "high_label", "unit")
+# Which fieldset of the question form each type uses (designer.js shows only those).
+FIELDSET_TYPES = {
+    "scale": ("scale",),
+    "labels": ("scale", "nps"),
+    "choice": ("single_choice", "multi_choice"),
+    "number": ("number",),
+    "text": ("text",),
+}
 
 
-# -- Pages --------------------------------------------------------------------------
+# -- The list, new sets, templates, import --------------------------------------------
 
 
 @designer_bp.get("/")
 @roles_required(*DESIGNER_ROLES)
 def index():
+    return _render_index()
+
+
+def _render_index(import_errors=(), status=200):
     question_sets = db.session.scalars(
         select(QuestionSet).options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
     ).all()
     counts = question_counts_by_version([v.id for qs in question_sets for v in qs.versions])
-    return render_template("designer/index.html", question_sets=question_sets, question_counts=counts)
+    return (
+        render_template(
+            "designer/index.html",
+            question_sets=question_sets,
+            question_counts=counts,
+            templates=TEMPLATES,
+            import_errors=list(import_errors),
+        ),
+        status,
+    )
 
 
 @designer_bp.route("/new", methods=["GET", "POST"])
@@ -137,11 +206,101 @@ def new():
     return render_template("designer/new.html", form=form), status
 
 
+@designer_bp.post("/templates/<slug>")
+@roles_required(*DESIGNER_ROLES)
+def copy_template(slug):
+    template = template_by_slug(slug)
+    if template is None:
+        abort(404)
+    question_set = create_from_template(current_user, template)
+    db.session.commit()
+    flash(
+        f"Copied the “{template.name}” template into a new draft. Adapt its questions and settings, then publish it.",
+        "success",
+    )
+    return redirect(url_for("designer.show", question_set_id=question_set.id))
+
+
+@designer_bp.post("/import")
+@roles_required(*DESIGNER_ROLES)
+def import_set():
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        return _render_index(["Choose a JSON file exported from Canary to import."], status=422)
+    raw = upload.stream.read(IMPORT_MAX_BYTES + 1)
+    if len(raw) > IMPORT_MAX_BYTES:
+        return _render_index([f"The file is larger than {IMPORT_MAX_BYTES // 1024} KB; nothing was imported."], 422)
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return _render_index([f"The file is not valid JSON ({error}); nothing was imported."], status=422)
+    try:
+        question_set = create_question_set(current_user, data)
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        messages = [f"{path or 'file'}: {message}" for path, message in invalid.errors.items()]
+        return _render_index(["Nothing was imported:"] + messages, status=422)
+    db.session.commit()
+    flash(f"Imported “{question_set.name}” as a new draft with {len(question_set.draft.questions)} questions.", "success")
+    return redirect(url_for("designer.show", question_set_id=question_set.id))
+
+
+# -- One set ---------------------------------------------------------------------------
+
+
 @designer_bp.get("/<int:question_set_id>")
 @roles_required(*DESIGNER_ROLES)
 def show(question_set_id):
     question_set = _load(question_set_id)
     return _render_show(question_set, _question_form(question_set))
+
+
+@designer_bp.get("/<int:question_set_id>/export.json")
+@roles_required(*DESIGNER_ROLES)
+def export(question_set_id):
+    question_set = _load(question_set_id)
+    body = json.dumps(export_question_set(question_set), indent=2, ensure_ascii=False)
+    audit.record(current_user._get_current_object(), "question_set.exported", question_set)
+    db.session.commit()
+    filename = (_slug(question_set.name) or "question-set") + ".json"
+    return body, 200, {
+        "Content-Type": "application/json; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="{filename}"',
+    }
+
+
+@designer_bp.route("/<int:question_set_id>/settings", methods=["GET", "POST"])
+@roles_required(*DESIGNER_ROLES)
+def settings(question_set_id):
+    question_set = _load(question_set_id)
+    answered = has_answers(question_set)
+    form = SettingsForm(obj=question_set)
+    if form.validate_on_submit():
+        data = {
+            "name": form.name.data,
+            "description": form.description.data or "",
+            "confidentiality": form.confidentiality.data,
+            "min_group_size": form.min_group_size.data,
+            "comment_min_group_size": form.comment_min_group_size.data,
+            "hold_until_close": bool(form.hold_until_close.data),
+        }
+        try:
+            update_settings(question_set, data)
+        except QuestionSetInvalid as invalid:
+            db.session.rollback()
+            _attach_errors(form, invalid.errors, lambda field: field)
+        else:
+            db.session.commit()
+            flash("Saved the settings.", "success")
+            return redirect(url_for("designer.show", question_set_id=question_set_id))
+    status = 422 if form.errors else 200
+    return (
+        render_template("designer/settings.html", question_set=_load(question_set_id), form=form, answered=answered),
+        status,
+    )
+
+
+# -- Questions of the draft ---------------------------------------------------------------
 
 
 @designer_bp.post("/<int:question_set_id>/questions")
@@ -152,6 +311,8 @@ def add(question_set_id):
     general_errors: list[str] = []
     if form.validate():
         data, errors = question_data_from_form(form)
+        if not data["key"]:
+            data["key"] = suggest_key(data["prompt"], [q.key for q in _working_questions(question_set)])
         try:
             question = add_question(question_set, data)
         except QuestionSetInvalid as invalid:
@@ -165,6 +326,87 @@ def add(question_set_id):
         db.session.rollback()
         general_errors = _attach_errors(form, errors, _form_field_for)
     return _render_show(_load(question_set_id), form, general_errors, status=422)
+
+
+@designer_bp.route("/<int:question_set_id>/questions/<key>/edit", methods=["GET", "POST"])
+@roles_required(*DESIGNER_ROLES)
+def edit(question_set_id, key):
+    question_set = _load(question_set_id)
+    question = _question_or_404(question_set, key)
+    key_fixed = has_been_published(question_set)
+    if request.method == "GET":
+        form = _question_form(question_set, before=key, data=form_data_for(question))
+        return _render_edit(question_set, question, form, key_fixed)
+    form = _question_form(question_set, before=key)
+    general_errors: list[str] = []
+    if form.validate():
+        data, errors = question_data_from_form(form)
+        if key_fixed or not data["key"]:
+            # A published key never changes; an emptied one keeps the old key.
+            data["key"] = key
+        try:
+            draft = update_question(question_set, key, data)
+        except QuestionSetInvalid as invalid:
+            errors = {**invalid.errors, **errors}
+        if not errors:
+            db.session.commit()
+            flash(f"Saved “{data['key']}” in draft version {draft.number}.", "success")
+            return redirect(url_for("designer.show", question_set_id=question_set_id) + f"#q-{data['key']}")
+        db.session.rollback()
+        general_errors = _attach_errors(form, errors, _form_field_for)
+    question_set = _load(question_set_id)
+    return _render_edit(question_set, _question_or_404(question_set, key), form, key_fixed, general_errors, 422)
+
+
+@designer_bp.post("/<int:question_set_id>/questions/<key>/move")
+@roles_required(*DESIGNER_ROLES)
+def move(question_set_id, key):
+    question_set = _load(question_set_id)
+    direction = request.form.get("direction")
+    if direction not in ("up", "down"):
+        abort(400)
+    _question_or_404(question_set, key)
+    try:
+        move_question(question_set, key, -1 if direction == "up" else 1)
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        flash("Not moved: " + " ".join(invalid.errors.values()), "error")
+    else:
+        db.session.commit()
+        flash(f"Moved “{key}” {direction}.", "success")
+    return redirect(url_for("designer.show", question_set_id=question_set_id) + f"#q-{key}")
+
+
+@designer_bp.post("/<int:question_set_id>/questions/order")
+@roles_required(*DESIGNER_ROLES)
+def reorder(question_set_id):
+    """The whole order at once (what drag and drop in designer.js sends)."""
+    question_set = _load(question_set_id)
+    try:
+        reorder_questions(question_set, request.form.getlist("order"))
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        flash("Not reordered: " + " ".join(invalid.errors.values()), "error")
+    else:
+        db.session.commit()
+        flash("Saved the new order.", "success")
+    return redirect(url_for("designer.show", question_set_id=question_set_id))
+
+
+@designer_bp.post("/<int:question_set_id>/questions/<key>/duplicate")
+@roles_required(*DESIGNER_ROLES)
+def duplicate(question_set_id, key):
+    question_set = _load(question_set_id)
+    _question_or_404(question_set, key)
+    try:
+        copy = duplicate_question(question_set, key)
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        flash("Not duplicated: " + " ".join(invalid.errors.values()), "error")
+        return redirect(url_for("designer.show", question_set_id=question_set_id))
+    db.session.commit()
+    flash(f"Duplicated “{key}” as “{copy.key}”. Edit the copy's key and wording.", "success")
+    return redirect(url_for("designer.edit", question_set_id=question_set_id, key=copy.key))
 
 
 @designer_bp.post("/<int:question_set_id>/questions/<key>/remove")
@@ -183,16 +425,102 @@ def remove(question_set_id, key):
     return redirect(url_for("designer.show", question_set_id=question_set_id))
 
 
+# -- Preview, versions, publishing ---------------------------------------------------------
+
+
+@designer_bp.route("/<int:question_set_id>/preview", methods=["GET", "POST"])
+@roles_required(*DESIGNER_ROLES)
+def preview(question_set_id):
+    """The rep form exactly as a rep sees it, at phone width. Posting it runs
+    the rep form's own validation and show-if, and stores nothing."""
+    question_set = _load(question_set_id)
+    version = _version_from_args(question_set)
+    if version is None or not version.questions:
+        flash("Add a question first: there is nothing to preview yet.", "info")
+        return redirect(url_for("designer.show", question_set_id=question_set_id))
+    form_class = rep_answers.form_class_for(version)
+    checked = None
+    problem = None
+    status = 200
+    if request.method == "POST":
+        form = form_class()
+        try:
+            cleaned = rep_answers.validate_submission(form, version, request.form.keys())
+        except rep_answers.UnexpectedFields as unexpected:
+            form, cleaned = form_class(formdata=None), None
+            problem = f"The form was sent with fields it does not have ({unexpected})."
+            status = 400
+        else:
+            status = 200 if cleaned is not None else 422
+        checked = cleaned
+        values = {name: form[name].data for name in form._fields} if problem is None else {}
+    else:
+        form = form_class(formdata=None)
+        values = {}
+    return (
+        render_template(
+            "designer/preview.html",
+            question_set=question_set,
+            version=version,
+            form=form,
+            visible={q.key for q in rep_answers.visible_questions(version, rep_answers.typed_values(version, values))},
+            minutes=rep_answers.estimated_minutes(version),
+            other_suffix=rep_answers.OTHER_SUFFIX,
+            checked=checked,
+            problem=problem,
+        ),
+        status,
+    )
+
+
+@designer_bp.get("/<int:question_set_id>/versions/<int:number>/diff")
+@roles_required(*DESIGNER_ROLES)
+def diff(question_set_id, number):
+    question_set = _load(question_set_id)
+    version = version_by_number(question_set, number)
+    if version is None:
+        abort(404)
+    before = previous_version(question_set, version)
+    changes = diff_versions(before, version)
+    return render_template(
+        "designer/diff.html",
+        question_set=question_set,
+        version=version,
+        before=before,
+        changes=changes,
+        breaking=breaking_changes(changes),
+        unchanged=sum(1 for question in version.questions if question.key not in {c.key for c in changes}),
+        counts={kind: sum(1 for change in changes if change.kind == kind) for kind in CHANGE_KINDS},
+        kind_labels=KIND_LABELS,
+        kinds=CHANGE_KINDS,
+    )
+
+
 @designer_bp.post("/<int:question_set_id>/publish")
 @roles_required(*DESIGNER_ROLES)
 def publish_draft(question_set_id):
     question_set = _load(question_set_id)
+    confirmed = request.form.get("confirm_breaking") == "yes"
     try:
-        version = publish(question_set)
+        version = publish(question_set, confirm_breaking=confirmed)
     except NothingToPublish as refusal:
         db.session.rollback()
         flash(str(refusal), "error")
+    except BreakingChangesNotConfirmed as refusal:
+        db.session.rollback()
+        question_set = _load(question_set_id)
+        return (
+            render_template(
+                "designer/confirm_publish.html",
+                question_set=question_set,
+                draft=question_set.draft,
+                published=question_set.latest_published,
+                breaking=refusal.changes,
+            ),
+            409,
+        )
     else:
+        audit.record(current_user._get_current_object(), "question_set.published", question_set, {"version": version.number})
         db.session.commit()
         flash(f"Published version {version.number}. New rounds will send it; it can no longer change.", "success")
     return redirect(url_for("designer.show", question_set_id=question_set_id))
@@ -217,10 +545,38 @@ def working_version(question_set: QuestionSet) -> QuestionSetVersion | None:
     return question_set.draft or (question_set.versions[-1] if question_set.versions else None)
 
 
-def _question_form(question_set: QuestionSet) -> QuestionForm:
-    form = QuestionForm()
+def _working_questions(question_set: QuestionSet) -> list:
     version = working_version(question_set)
-    earlier = [q.key for q in version.questions] if version else []
+    return list(version.questions) if version else []
+
+
+def _question_or_404(question_set: QuestionSet, key: str):
+    question = next((q for q in _working_questions(question_set) if q.key == key), None)
+    if question is None:
+        abort(404)
+    return question
+
+
+def _version_from_args(question_set: QuestionSet) -> QuestionSetVersion | None:
+    number = request.args.get("version", type=int)
+    if number is None:
+        return working_version(question_set)
+    version = version_by_number(question_set, number)
+    if version is None:
+        abort(404)
+    return version
+
+
+def _question_form(question_set: QuestionSet, before: str | None = None, data=None) -> QuestionForm:
+    """The question form; show-if may name any question above `before`
+    (all of them for a new question)."""
+    form = QuestionForm(data=data) if data is not None else QuestionForm()
+    earlier = []
+    for question in _working_questions(question_set):
+        if question.key == before:
+            break
+        if question.type != "text":
+            earlier.append(question.key)
     form.show_if_question.choices = [SelectChoice("", "Always show")] + [SelectChoice(key) for key in earlier]
     return form
 
@@ -228,6 +584,7 @@ def _question_form(question_set: QuestionSet) -> QuestionForm:
 def _render_show(question_set, question_form, general_errors=(), status=200):
     version = working_version(question_set)
     questions = version.questions if version else []
+    changes = pending_changes(question_set)
     return (
         render_template(
             "designer/show.html",
@@ -237,9 +594,57 @@ def _render_show(question_set, question_form, general_errors=(), status=200):
             form=question_form,
             general_errors=list(general_errors),
             type_labels=TYPE_LABELS,
+            fieldset_types=FIELDSET_TYPES,
+            pending=changes,
+            pending_breaking=breaking_changes(changes),
+            key_fixed=has_been_published(question_set),
         ),
         status,
     )
+
+
+def _render_edit(question_set, question, form, key_fixed, general_errors=(), status=200):
+    return (
+        render_template(
+            "designer/edit.html",
+            question_set=question_set,
+            question=question,
+            form=form,
+            key_fixed=key_fixed,
+            key_fixed_reason=KEY_FIXED_REASON,
+            general_errors=list(general_errors),
+            fieldset_types=FIELDSET_TYPES,
+            draft_number=question_set.draft.number if question_set.draft else question.version.number + 1,
+        ),
+        status,
+    )
+
+
+def form_data_for(question) -> dict:
+    """A question as the designer form's data, to edit it."""
+    api = question_to_dict(question)
+    data = {
+        "key": api["key"],
+        "question_type": api["type"],
+        "prompt": api["prompt"],
+        "help": api["help"],
+        "required": api["required"],
+        "allow_other": bool(api.get("allow_other")),
+        "options": "\n".join(f"{option['key']}: {option['label']}" for option in api.get("options") or []),
+    }
+    for field in ("scale_max", "favorable_min", "max_length", "min", "max"):
+        if api.get(field) is not None:
+            data[FORM_FIELD_FOR.get(field, field)] = str(rep_answers.plain_number(api[field]))
+    for field in TEXT_FIELDS:
+        data[field] = api.get(field) or ""
+    if api["show_if"]:
+        data["show_if_question"] = api["show_if"]["question"]
+        data["show_if_equals"] = str(api["show_if"]["equals"])
+    return data
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
 
 
 def question_data_from_form(form: QuestionForm) -> tuple[dict, dict]:

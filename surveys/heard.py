@@ -1,21 +1,19 @@
 """“What we heard”: the headline of the previous closed round, shown to reps
-after they answer. Built from the scorecard, so it respects confidentiality."""
-
-from sqlalchemy import select
+after they answer, with the product managers' replies to it ("you said, we
+did"). Built from the scorecard, so it respects confidentiality; rendered by
+`templates/respond/_heard.html`."""
 
 from cadence.models import Round
 
 
 def what_we_heard(current_round: Round) -> dict | None:
-    from surveys.extensions import db
+    """{"period_key", "invited", "responded", "items": [{"prompt", "summary"}],
+    "replies": [{"prompt" (None for the round as a whole), "body", "author", ...}]}
+    for the previous closed round, or None when there is none."""
+    from surveys.feedback import last_closed_round_before, reply_dicts
     from surveys.scorecard import build_scorecard
 
-    previous = db.session.scalar(
-        select(Round)
-        .where(Round.cadence_id == current_round.cadence_id, Round.status == "closed", Round.opens_at < current_round.opens_at)
-        .order_by(Round.opens_at.desc())
-        .limit(1)
-    )
+    previous = last_closed_round_before(current_round)
     if previous is None:
         return None
     card = build_scorecard(previous)
@@ -29,6 +27,7 @@ def what_we_heard(current_round: Round) -> dict | None:
         "invited": card["response_rate"]["invited"],
         "responded": card["response_rate"]["responded"],
         "items": items,
+        "replies": reply_dicts(previous),
     }
 
 

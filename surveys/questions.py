@@ -32,6 +32,7 @@ from surveys.models import (
     QuestionSet,
     QuestionSetVersion,
 )
+from surveys.version_diff import breaking_changes, diff_versions
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 KEY_RULE = "Use a slug: a lowercase letter, then lowercase letters, digits or underscores (at most 64 characters)."
@@ -103,6 +104,21 @@ class QuestionSetInvalid(QuestionSetError):
 
 class NothingToPublish(QuestionSetError):
     """Publishing needs a draft with at least one question."""
+
+
+class BreakingChangesNotConfirmed(QuestionSetError):
+    """The draft changes the measure of questions that already have a trend;
+    publishing needs an explicit confirmation naming them. `changes` are the
+    breaking `surveys.version_diff.Change`s."""
+
+    def __init__(self, changes):
+        keys = ", ".join(change.key for change in changes)
+        super().__init__(
+            f"Publishing would break the trend of {len(changes)} question{'s' if len(changes) != 1 else ''} "
+            f"({keys}): their measure changed, so no delta will be computed across this version. "
+            "Confirm to publish anyway."
+        )
+        self.changes = changes
 
 
 # -- Small typed readers --------------------------------------------------------
@@ -545,6 +561,11 @@ def replace_draft_questions(question_set: QuestionSet, questions_data) -> Questi
     questions, errors = validate_questions(questions_data)
     if errors:
         raise QuestionSetInvalid(errors)
+    return _store_draft_questions(question_set, questions)
+
+
+def _store_draft_questions(question_set: QuestionSet, questions: list[dict]) -> QuestionSetVersion:
+    """Write already validated questions (model kwargs) as the draft's."""
     draft = ensure_draft(question_set)
     draft.questions.clear()
     # Delete the old rows before inserting the new ones: the same keys come
@@ -594,23 +615,206 @@ def remove_question(question_set: QuestionSet, key: str) -> QuestionSetVersion:
     return draft
 
 
+# -- Editing the draft question by question ----------------------------------------
+# Each edit rewrites the draft's question list through `validate_questions`,
+# so every rule (unique keys, show-if only on an earlier question, show-if
+# values that still exist) holds after any edit, whatever its kind.
+
+KEY_FIXED_REASON = (
+    "Keys are fixed once the set has been published: scorecards line up answers across versions by the key."
+)
+# Words that make poor keys: "Did you lose a deal this month?" -> lose_deal_month.
+_KEY_STOP_WORDS = frozenset(
+    "a an and any are as at be by did do does for from had has have how i if in is it its me of on or our "
+    "so that the their them there these this to was we were what when where which who why will with would "
+    "you your".split()
+)
+_KEY_MAX_WORDS = 4
+_KEY_SUGGESTION_LENGTH = 40
+
+
+def suggest_key(prompt: str, taken: Iterable[str] = ()) -> str:
+    """A slug key for a question from its prompt, unique among `taken`."""
+    words = re.findall(r"[a-z0-9]+", (prompt or "").lower())
+    meaningful = [word for word in words if word not in _KEY_STOP_WORDS] or words
+    base = "_".join(meaningful[:_KEY_MAX_WORDS])[:_KEY_SUGGESTION_LENGTH].strip("_") or "question"
+    if not base[0].isalpha():
+        base = "q_" + base
+    return _unique_key(base, set(taken))
+
+
+def _unique_key(base: str, taken: set[str]) -> str:
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}_{number}" in taken:
+        number += 1
+    return f"{base}_{number}"
+
+
+def has_been_published(question_set: QuestionSet) -> bool:
+    return question_set.latest_published is not None
+
+
+def draft_items(question_set: QuestionSet) -> list[dict]:
+    """The questions an edit starts from, as API question objects."""
+    return [question_to_dict(question) for question in _current_questions(question_set)]
+
+
+def _index_of(items: list[dict], key: str) -> int:
+    for index, item in enumerate(items):
+        if item["key"] == key:
+            return index
+    raise QuestionSetInvalid({"key": f"There is no question '{key}' in this set."})
+
+
+def _rewrite_draft(question_set: QuestionSet, items: list[dict], edited_index: int | None = None) -> QuestionSetVersion:
+    """Validate the whole new list and store it as the draft. Errors of the
+    edited question are keyed by its own fields; errors another question gets
+    because of the edit (a show-if that no longer fits) are explained under ""."""
+    _check_dependency_order(items)
+    questions, errors = validate_questions(items)
+    if errors:
+        own, others = {}, []
+        for path, message in errors.items():
+            match = re.match(r"questions\[(\d+)\]\.?(.*)", path)
+            index = int(match.group(1)) if match else None
+            if index is not None and index == edited_index:
+                own[match.group(2)] = message
+            elif index is not None:
+                key = items[index].get("key") if isinstance(items[index], Mapping) else None
+                others.append(f"Question '{key}' ({match.group(2) or 'question'}): {message}")
+            else:
+                others.append(message)
+        if others:
+            own[""] = " ".join(others)
+        raise QuestionSetInvalid(own)
+    return _store_draft_questions(question_set, questions)
+
+
+def _check_dependency_order(items: list[dict]) -> None:
+    """A question shown depending on another must stay below it: say so
+    plainly rather than as a generic "earlier question" error."""
+    seen: set[str] = set()
+    keys = {item.get("key") for item in items if isinstance(item, Mapping)}
+    for item in items:
+        if not isinstance(item, Mapping):
+            continue
+        show_if = item.get("show_if")
+        target = show_if.get("question") if isinstance(show_if, Mapping) else None
+        if target and target in keys and target not in seen and target != item.get("key"):
+            raise QuestionSetInvalid(
+                {"order": f"'{item['key']}' is shown only depending on '{target}', so it must stay below it."}
+            )
+        seen.add(item.get("key"))
+
+
+def update_question(question_set: QuestionSet, key: str, data) -> QuestionSetVersion:
+    """Replace the draft question `key` by `data` (an API question object).
+
+    The key may change only while the set has never been published; the
+    show-if conditions that name it follow the new key. Raises
+    QuestionSetInvalid (errors keyed by the question's own fields), changing
+    nothing.
+    """
+    if not isinstance(data, Mapping):
+        raise QuestionSetInvalid({"": "The question must be an object."})
+    items = draft_items(question_set)
+    index = _index_of(items, key)
+    new_key = data.get("key")
+    new_key = new_key.strip() if isinstance(new_key, str) else new_key
+    if new_key != key:
+        new_key, key_error = _read_key(new_key)
+        if key_error:
+            raise QuestionSetInvalid({"key": key_error})
+        if has_been_published(question_set):
+            raise QuestionSetInvalid({"key": f"{KEY_FIXED_REASON} It stays '{key}'."})
+        if any(item["key"] == new_key for item in items):
+            raise QuestionSetInvalid({"key": f"The key '{new_key}' is already used in this set."})
+        for item in items:
+            if item["show_if"] and item["show_if"]["question"] == key:
+                item["show_if"] = {**item["show_if"], "question": new_key}
+    items[index] = {**data, "key": new_key}
+    return _rewrite_draft(question_set, items, edited_index=index)
+
+
+def move_question(question_set: QuestionSet, key: str, offset: int) -> QuestionSetVersion:
+    """Move the question `key` up (negative offset) or down. Refused when it
+    would put a question above the one its show-if depends on."""
+    items = draft_items(question_set)
+    index = _index_of(items, key)
+    target = min(max(index + offset, 0), len(items) - 1)
+    items.insert(target, items.pop(index))
+    return _rewrite_draft(question_set, items)
+
+
+def reorder_questions(question_set: QuestionSet, keys) -> QuestionSetVersion:
+    """Put the draft's questions in the order of `keys` (every key once)."""
+    items = draft_items(question_set)
+    current = [item["key"] for item in items]
+    if not isinstance(keys, list) or sorted(keys, key=str) != sorted(current):
+        raise QuestionSetInvalid({"order": "Give every question's key exactly once."})
+    by_key = {item["key"]: item for item in items}
+    return _rewrite_draft(question_set, [by_key[key] for key in keys])
+
+
+def duplicate_question(question_set: QuestionSet, key: str) -> Question:
+    """Copy the question `key` just below itself under a new key."""
+    items = draft_items(question_set)
+    index = _index_of(items, key)
+    if len(items) >= MAX_QUESTIONS:
+        raise QuestionSetInvalid({"": f"A set has at most {MAX_QUESTIONS} questions."})
+    base = f"{key[:_KEY_SUGGESTION_LENGTH]}_copy"
+    copy_of = {**copy.deepcopy(items[index]), "key": _unique_key(base, {item["key"] for item in items})}
+    items.insert(index + 1, copy_of)
+    draft = _rewrite_draft(question_set, items, edited_index=index + 1)
+    return draft.questions[index + 1]
+
+
 def _current_questions(question_set: QuestionSet) -> list[Question]:
     """The questions an edit starts from: the draft's, else the latest version's."""
     version = question_set.draft or (question_set.versions[-1] if question_set.versions else None)
     return list(version.questions) if version is not None else []
 
 
-def publish(question_set: QuestionSet, *, now=None) -> QuestionSetVersion:
-    """Freeze the draft as the next published version. Raises NothingToPublish."""
+def publish(question_set: QuestionSet, *, now=None, confirm_breaking: bool = False) -> QuestionSetVersion:
+    """Freeze the draft as the next published version.
+
+    Raises NothingToPublish, or BreakingChangesNotConfirmed when the draft
+    changes the measure of a question the last published version had (its
+    trend breaks there) and `confirm_breaking` is not set.
+    """
     draft = question_set.draft
     if draft is None:
         raise NothingToPublish("There is no draft to publish: every version of this set is already published.")
     if not draft.questions:
         raise NothingToPublish(f"Draft version {draft.number} has no questions yet: add at least one first.")
+    breaking = breaking_changes(pending_changes(question_set))
+    if breaking and not confirm_breaking:
+        raise BreakingChangesNotConfirmed(breaking)
     draft.status = "published"
     draft.published_at = now or utcnow()
     db.session.flush()
     return draft
+
+
+def pending_changes(question_set: QuestionSet) -> list:
+    """What publishing the draft would change against the last published
+    version (`surveys.version_diff.Change`s); empty without a draft."""
+    if question_set.draft is None:
+        return []
+    return diff_versions(question_set.latest_published, question_set.draft)
+
+
+def version_by_number(question_set: QuestionSet, number: int) -> QuestionSetVersion | None:
+    return next((version for version in question_set.versions if version.number == number), None)
+
+
+def previous_version(question_set: QuestionSet, version: QuestionSetVersion) -> QuestionSetVersion | None:
+    """What `version` is compared with: the version before it (for a draft,
+    the last published one)."""
+    earlier = [v for v in question_set.versions if v.number < version.number and v.status == "published"]
+    return earlier[-1] if earlier else None
 
 
 def version_for_round(question_set: QuestionSet) -> QuestionSetVersion | None:
@@ -736,3 +940,19 @@ def question_counts_by_version(version_ids: list[int]) -> dict[int, int]:
         .group_by(Question.version_id)
     )
     return dict(rows.all())
+
+
+def export_question_set(question_set: QuestionSet, version: QuestionSetVersion | None = None) -> dict:
+    """The set as a POST /api/v1/question-sets body, so it can be imported
+    here or in another installation. `version` defaults to the one being
+    edited (the draft, else the latest published)."""
+    version = version or question_set.draft or question_set.latest_published
+    return {
+        "name": question_set.name,
+        "description": question_set.description or "",
+        "confidentiality": question_set.confidentiality,
+        "min_group_size": question_set.min_group_size,
+        "comment_min_group_size": question_set.comment_min_group_size,
+        "hold_until_close": question_set.hold_until_close,
+        "questions": [question_to_dict(question) for question in version.questions] if version else [],
+    }

@@ -91,7 +91,7 @@ def respond(token):
 
 
 def _page(invitation, version, form, response, values):
-    visible = {q.key for q in rep_answers.visible_questions(version, _typed(version, values))}
+    visible = {q.key for q in rep_answers.visible_questions(version, rep_answers.typed_values(version, values))}
     return {
         "invitation": invitation,
         "round": invitation.round,
@@ -100,23 +100,11 @@ def _page(invitation, version, form, response, values):
         "form": form,
         "response": response,
         "visible": visible,
-        "minutes": max(1, round(sum(45 if q.type == "text" else 15 for q in version.questions) / 60)),
+        "minutes": rep_answers.estimated_minutes(version),
         "other_suffix": rep_answers.OTHER_SUFFIX,
+        "closes_at": invitation.round.closes_at,
+        "timezone": invitation.timezone,
     }
-
-
-def _typed(version, values):
-    """Form values typed like cleaned answers, for show-if evaluation."""
-    typed = {}
-    for question in version.questions:
-        value = values.get(question.key)
-        if value in (None, "", []):
-            continue
-        try:
-            typed[question.key] = rep_answers.clean_value(question, value)
-        except (TypeError, ValueError):
-            continue
-    return typed
 
 
 @respond_bp.get("/r/<token>/thanks")

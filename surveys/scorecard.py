@@ -1,35 +1,54 @@
-"""Scorecards: one round's metrics, compared with the previous round, overall
-and per slice (team rolled up through the tree, region, segment), with
-confidentiality applied.
+"""Scorecards: one round's metrics, compared with the previous round and the
+same period a year earlier, overall and per slice (team rolled up through the
+tree, region, segment), with confidentiality applied.
 
 Reading order:
-1. SQL: small named queries, each one GROUP BY over a round's answers or
-   invitations (`_value_counts`, `_respondents_per_key`, `_participation_rows`);
-2. `RoundAggregates`: those results per group, for one round and slice kind;
+1. SQL: three GROUP BY queries over the rounds being compared, at the finest
+   slice grain (round, team, region, segment): invitations and responses
+   (`_participation_cube`), answer values (`_value_cube`) and distinct
+   respondents for multi-choice and text questions (`_respondent_cube`). Every
+   slice is a sum of disjoint cells, so one pass serves the overall numbers,
+   every team (with its sub-teams), every region and every segment;
+2. `RoundAggregates`: those sums per group, for one round and slice kind;
 3. confidentiality: which aggregates are withheld (`withheld_groups`);
-4. assembly: `build_scorecard`, `participation`, `trend`.
+4. assembly: `compute_scorecards`, `build_scorecard` (a closed round's stored
+   card when it has one), `participation`, `trends`, top movers and choice
+   shifts, comments, the smallest detectable change per slice;
+5. exports: the scorecard as a table, the row-level responses.
 
 The metric and statistics maths lives in `surveys.metrics` and `surveys.stats`.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
 
-from cadence.clock import isoformat_z
-from cadence.models import TEAM_PATH_SEPARATOR, Cadence, Invitation, Person, Round, Team
-from surveys import metrics
+from cadence.clock import isoformat_z, utcnow
+from cadence.models import Cadence, Delivery, Invitation, Person, Round, Team
+from surveys import metrics, stats
 from surveys.extensions import db
 from surveys.metrics import QuestionSpec
 from surveys.models import Answer, Question, Response
+from surveys.snapshots import ScorecardSnapshot
 
 SLICE_KINDS = ("team", "region", "segment")
+ALL_KINDS = (None, *SLICE_KINDS)
 COUNTED_STATUSES = ("open", "closed")  # skipped rounds never sent anything
 LOW_PARTICIPATION_PCT = 60.0
+TREND_ROUNDS = 12
+TOP_MOVERS = 5
+CHOICE_SHIFTS = 5
+# Used for the smallest detectable change when a cadence has no history yet.
+TYPICAL_RESPONSE_RATE = 0.7
+# A year-earlier round is looked for this close to 365 days before, when the
+# period keys do not line up (weekly or custom rules).
+YEAR_AGO_TOLERANCE = timedelta(days=16)
 
 
 class _Overall:
@@ -47,103 +66,100 @@ COMPLEMENTARY = "complementary"
 HELD_UNTIL_CLOSE = "held_until_close"
 
 
+def kind_name(kind) -> str:
+    """Stored cards are keyed by slice kind; the unsliced card is "overall"."""
+    return kind or "overall"
+
+
+# -- The team tree ------------------------------------------------------------------
+
+
+class TeamTree:
+    """Every team's path and parent, read once: a slice for a team counts its
+    own members and those of all its sub-teams."""
+
+    def __init__(self, teams: dict):
+        self.teams = teams  # id -> (path, parent_id)
+        self._lineage: dict = {}
+
+    @classmethod
+    def load(cls) -> TeamTree:
+        rows = db.session.execute(select(Team.id, Team.path, Team.parent_id))
+        return cls({team_id: (path, parent_id) for team_id, path, parent_id in rows})
+
+    def lineage(self, team_id) -> tuple:
+        """The team and its ancestors, nearest first."""
+        cached = self._lineage.get(team_id)
+        if cached is None:
+            chain, current = [], team_id
+            while current is not None and current in self.teams and current not in chain:
+                chain.append(current)
+                current = self.teams[current][1]
+            cached = self._lineage[team_id] = tuple(chain)
+        return cached
+
+    def path(self, team_id) -> str:
+        return self.teams[team_id][0]
+
+    def parent(self, team_id):
+        return self.teams[team_id][1]
+
+    def within(self, team_id) -> list:
+        """The team and all its sub-teams."""
+        return [other for other in self.teams if team_id in self.lineage(other)]
+
+
 # -- SQL ------------------------------------------------------------------------
 
 
-def _slice_column(statement, kind):
-    """Join what `kind` needs onto a statement that already has `Invitation`,
-    and return (statement, the group column). A team slice includes its sub-teams:
-    each invitation counts for its snapshot team and every ancestor, matched by
-    path prefix ("Sales / EMEA" contains "Sales / EMEA / Enterprise")."""
-    if kind == "region":
-        return statement, Invitation.region
-    if kind == "segment":
-        return statement, Invitation.segment
-    member_team = aliased(Team, name="member_team")
-    slice_team = aliased(Team, name="slice_team")
-    # substr/length instead of LIKE: team names may hold % or _.
-    within = or_(
-        member_team.path == slice_team.path,
-        func.substr(member_team.path, 1, func.length(slice_team.path) + len(TEAM_PATH_SEPARATOR))
-        == slice_team.path + TEAM_PATH_SEPARATOR,
-    )
-    statement = statement.join(member_team, member_team.id == Invitation.team_id).join(slice_team, within)
-    return statement, slice_team.id
-
-
-def _grouped_over_answers(round_id, kind, keys, aggregates, extra_where=()):
-    """SELECT [slice,] keys, aggregates FROM answers WHERE round_id GROUP BY [slice,] keys.
-    For slices the answers are joined through their response to the invitation's
-    snapshot. Rows come back as tuples led by the group (OVERALL without slices)."""
-    statement = select().select_from(Answer).where(Answer.round_id == round_id, *extra_where)
-    group = []
-    if kind is not None:
-        statement = statement.join(Response, Response.id == Answer.response_id).join(
-            Invitation, Invitation.id == Response.invitation_id
+def _participation_cube(round_ids):
+    """(round, team, region, segment, invited, responded) for the rounds."""
+    statement = (
+        select(
+            Invitation.round_id, Invitation.team_id, Invitation.region, Invitation.segment,
+            func.count(Invitation.id), func.count(Response.id),
         )
-        statement, slice_column = _slice_column(statement, kind)
-        group = [slice_column]
-    statement = statement.add_columns(*group, *keys, *aggregates).group_by(*group, *keys)
-    return _with_group(db.session.execute(statement).all(), kind)
-
-
-def _with_group(rows, kind):
-    if kind is None:
-        return [(OVERALL, *row) for row in rows]
-    return [tuple(row) for row in rows]
-
-
-def _value_counts(round_id, kind, text_keys):
-    """(group, question_key, value_num, value_text, answers) for non-text questions.
-    Free text is left out: its values are unique, and only its count is shown."""
-    extra = (Answer.question_key.not_in(text_keys),) if text_keys else ()
-    keys = [Answer.question_key, Answer.value_num, Answer.value_text]
-    return _grouped_over_answers(round_id, kind, keys, [func.count()], extra)
-
-
-def _respondents_per_key(round_id, kind):
-    """(group, question_key, respondents): multi-choice stores a row per option,
-    so respondents are distinct responses."""
-    return _grouped_over_answers(
-        round_id, kind, [Answer.question_key], [func.count(func.distinct(Answer.response_id))]
-    )
-
-
-def _participation_rows(round_id, kind):
-    """(group, invited, responded): responded = invitations with a response."""
-    statement = (
-        select()
-        .select_from(Invitation)
-        .outerjoin(Response, Response.invitation_id == Invitation.id)
-        .where(Invitation.round_id == round_id)
-    )
-    group = []
-    if kind is not None:
-        statement, slice_column = _slice_column(statement, kind)
-        group = [slice_column]
-    statement = statement.add_columns(*group, func.count(Invitation.id), func.count(Response.id)).group_by(*group)
-    return _with_group(db.session.execute(statement).all(), kind)
-
-
-def _participation_by_round(round_ids):
-    """{round_id: (invited, responded)} for many rounds in one query."""
-    if not round_ids:
-        return {}
-    statement = (
-        select(Invitation.round_id, func.count(Invitation.id), func.count(Response.id))
         .outerjoin(Response, Response.invitation_id == Invitation.id)
         .where(Invitation.round_id.in_(round_ids))
-        .group_by(Invitation.round_id)
+        .group_by(Invitation.round_id, Invitation.team_id, Invitation.region, Invitation.segment)
     )
-    return {round_id: (invited, responded) for round_id, invited, responded in db.session.execute(statement)}
+    return db.session.execute(statement).all()
 
 
-def _teams(team_ids):
-    """{id: (path, parent_id)} for the teams that appear as slices."""
-    if not team_ids:
-        return {}
-    rows = db.session.execute(select(Team.id, Team.path, Team.parent_id).where(Team.id.in_(team_ids)))
-    return {team_id: (path, parent_id) for team_id, path, parent_id in rows}
+def _answers_with_cells(*columns):
+    """SELECT columns FROM answers joined to the invitation's snapshot."""
+    return (
+        select(*columns)
+        .select_from(Answer)
+        .join(Response, Response.id == Answer.response_id)
+        .join(Invitation, Invitation.id == Response.invitation_id)
+    )
+
+
+def _value_cube(round_ids, text_keys):
+    """(round, team, region, segment, key, value_num, value_text, answers).
+    Free text is left out: its values are unique, and only its count is shown."""
+    cell = [Answer.round_id, Invitation.team_id, Invitation.region, Invitation.segment]
+    values = [Answer.question_key, Answer.value_num, Answer.value_text]
+    statement = _answers_with_cells(*cell, *values, func.count()).where(Answer.round_id.in_(round_ids))
+    if text_keys:
+        statement = statement.where(Answer.question_key.not_in(text_keys))
+    return db.session.execute(statement.group_by(*cell, *values)).all()
+
+
+def _respondent_cube(round_ids, keys):
+    """(round, team, region, segment, key, respondents) for multi-choice and
+    text questions; every other type stores one row per respondent, so its
+    respondents are the sum of its value counts."""
+    if not keys:
+        return []
+    cell = [Answer.round_id, Invitation.team_id, Invitation.region, Invitation.segment]
+    statement = (
+        _answers_with_cells(*cell, Answer.question_key, func.count(func.distinct(Answer.response_id)))
+        .where(Answer.round_id.in_(round_ids), Answer.question_key.in_(keys))
+        .group_by(*cell, Answer.question_key)
+    )
+    return db.session.execute(statement).all()
 
 
 def previous_round(round_) -> Round | None:
@@ -160,13 +176,34 @@ def previous_round(round_) -> Round | None:
     )
 
 
+_DATED_KEY = re.compile(r"^(\d{4})(-.+)$")
+
+
+def year_ago_round(round_) -> Round | None:
+    """The same period a year earlier: the same period key one year back
+    (2026-11 -> 2025-11, 2026-W48 -> 2025-W48, 2026-Q4 -> 2025-Q4), else the
+    sent round that opened closest to 365 days earlier, within ±16 days."""
+    counted = select(Round).where(Round.cadence_id == round_.cadence_id, Round.status.in_(COUNTED_STATUSES))
+    match = _DATED_KEY.match(round_.period_key or "")
+    if match:
+        key = f"{int(match.group(1)) - 1:04d}{match.group(2)}"
+        found = db.session.scalar(counted.where(Round.period_key == key))
+        if found is not None:
+            return found
+    target = round_.opens_at - timedelta(days=365)
+    candidates = db.session.scalars(
+        counted.where(Round.opens_at.between(target - YEAR_AGO_TOLERANCE, target + YEAR_AGO_TOLERANCE))
+    ).all()
+    return min(candidates, key=lambda r: abs(r.opens_at - target), default=None)
+
+
 def question_specs(version) -> list[QuestionSpec]:
     if version is None:
         return []
     return [QuestionSpec.from_question(question) for question in version.questions]
 
 
-# -- One round's aggregates per group ---------------------------------------------------
+# -- Aggregates per group ---------------------------------------------------------------
 
 
 @dataclass
@@ -174,22 +211,10 @@ class RoundAggregates:
     """Everything the database says about one round, per group (OVERALL or a slice value)."""
 
     kind: str | None
-    participation: dict  # group -> (invited, responded)
+    participation: dict = field(default_factory=dict)  # group -> (invited, responded)
     value_counts: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     respondents: dict = field(default_factory=lambda: defaultdict(dict))
-
-    @classmethod
-    def load(cls, round_, kind, specs):
-        text_keys = [spec.key for spec in specs if spec.type == "text"]
-        aggregates = cls(kind, {})
-        for group, invited, responded in _participation_rows(round_.id, kind):
-            if group is not None:  # people without a region/segment/team count only overall
-                aggregates.participation[group] = (invited, responded)
-        for group, key, value_num, value_text, count in _value_counts(round_.id, kind, text_keys):
-            aggregates.value_counts[group][key].append((value_num, value_text, count))
-        for group, key, respondents in _respondents_per_key(round_.id, kind):
-            aggregates.respondents[group][key] = respondents
-        return aggregates
+    _results: dict = field(default_factory=dict, repr=False)
 
     @property
     def groups(self):
@@ -199,9 +224,96 @@ class RoundAggregates:
         return self.participation.get(group, (0, 0))[1]
 
     def result(self, group, spec) -> metrics.QuestionResult:
-        return metrics.summarize(
-            spec, self.value_counts.get(group, {}).get(spec.key, []), self.respondents.get(group, {}).get(spec.key, 0)
-        )
+        """The metrics of one question for one group (computed once: comparisons ask again)."""
+        cache_key = (group, spec)
+        result = self._results.get(cache_key)
+        if result is None:
+            result = self._results[cache_key] = metrics.summarize(
+                spec, self.value_counts.get(group, {}).get(spec.key, []),
+                self.respondents.get(group, {}).get(spec.key, 0),
+            )
+        return result
+
+
+class _CellTargets:
+    """For one (team, region, segment) cell: the groups of each slice kind it
+    counts towards. OVERALL belongs to every kind's aggregates."""
+
+    def __init__(self, kinds, tree: TeamTree | None):
+        self.kinds = kinds
+        self.tree = tree
+        self._cache: dict = {}
+
+    def __call__(self, team_id, region, segment):
+        cell = (team_id, region, segment)
+        targets = self._cache.get(cell)
+        if targets is None:
+            targets = [(kind, OVERALL) for kind in self.kinds]
+            if "team" in self.kinds and team_id is not None and self.tree is not None:
+                targets += [("team", team) for team in self.tree.lineage(team_id)]
+            if "region" in self.kinds and region is not None:
+                targets.append(("region", region))
+            if "segment" in self.kinds and segment is not None:
+                targets.append(("segment", segment))
+            self._cache[cell] = targets
+        return targets
+
+
+def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answers: bool = True) -> dict:
+    """{(round_id, kind): RoundAggregates} for the rounds and slice kinds, from
+    three GROUP BY queries at the (round, team, region, segment) grain
+    (only the participation one when `answers` is False)."""
+    round_ids = [r.id for r in rounds]
+    targets = _CellTargets(tuple(kinds), tree)
+    out = {(round_id, kind): RoundAggregates(kind) for round_id in round_ids for kind in kinds}
+
+    participation = defaultdict(lambda: [0, 0])
+    for round_id, team_id, region, segment, invited, responded in _participation_cube(round_ids):
+        for kind, group in targets(team_id, region, segment):
+            counts = participation[(round_id, kind, group)]
+            counts[0] += invited
+            counts[1] += responded
+    for (round_id, kind, group), (invited, responded) in participation.items():
+        out[(round_id, kind)].participation[group] = (invited, responded)
+    for aggregates in out.values():
+        aggregates.participation.setdefault(OVERALL, (0, 0))
+    if answers:
+        _load_answer_aggregates(rounds, targets, out)
+    return out
+
+
+def _load_answer_aggregates(rounds, targets, out):
+    round_ids = [r.id for r in rounds]
+    specs_by_round = {r.id: question_specs(r.version) for r in rounds}
+    types_by_key = defaultdict(set)
+    for specs in specs_by_round.values():
+        for spec in specs:
+            types_by_key[spec.key].add(spec.type)
+    text_everywhere = sorted(key for key, types in types_by_key.items() if types == {"text"})
+    distinct_keys = sorted(key for key, types in types_by_key.items() if types & {"text", "multi_choice"})
+
+    values = defaultdict(int)
+    for round_id, team_id, region, segment, key, value_num, value_text, count in _value_cube(round_ids, text_everywhere):
+        for kind, group in targets(team_id, region, segment):
+            values[(round_id, kind, group, key, value_num, value_text)] += count
+    answered = defaultdict(int)
+    for (round_id, kind, group, key, value_num, value_text), count in values.items():
+        out[(round_id, kind)].value_counts[group][key].append((value_num, value_text, count))
+        answered[(round_id, kind, group, key)] += count
+
+    distinct = defaultdict(int)
+    for round_id, team_id, region, segment, key, respondents in _respondent_cube(round_ids, distinct_keys):
+        for kind, group in targets(team_id, region, segment):
+            distinct[(round_id, kind, group, key)] += respondents
+    # Responses are disjoint across cells, so summed distinct counts stay exact.
+    special = {(round_id, spec.key) for round_id, specs in specs_by_round.items() for spec in specs
+               if spec.type in ("text", "multi_choice")}
+    for (round_id, kind, group, key), count in answered.items():
+        if (round_id, key) not in special:
+            out[(round_id, kind)].respondents[group][key] = count
+    for (round_id, kind, group, key), count in distinct.items():
+        if (round_id, key) in special:
+            out[(round_id, kind)].respondents[group][key] = count
 
 
 # -- Confidentiality -----------------------------------------------------------------------
@@ -249,14 +361,16 @@ def withheld_groups(families, sizes, min_size, already=None) -> dict:
 
 def slice_families(kind, groups, teams=None) -> list[Family]:
     """The slice tree, parents first: one family under OVERALL for region and
-    segment; for teams, each team's sub-teams under it."""
+    segment; for teams, each team's sub-teams under it. `teams` maps a team id
+    to (path, parent_id)."""
     if kind != "team":
         return [Family(OVERALL, tuple(sorted(groups, key=str)))]
     teams = teams or {}
+    groups = set(groups)
     children = defaultdict(list)
     for team_id in groups:
         parent_id = teams[team_id][1]
-        children[parent_id if parent_id in teams else OVERALL].append(team_id)
+        children[parent_id if parent_id in groups else OVERALL].append(team_id)
     families, queue = [], [OVERALL]
     while queue:
         parent = queue.pop(0)
@@ -271,45 +385,55 @@ class Policy:
     """How a question set's confidentiality applies to one round."""
 
     min_size: int | None  # None: attributed, nothing withheld for size
+    comment_min_size: int | None
     held: bool  # results held until the round closes
 
     @classmethod
     def for_round(cls, round_):
         question_set = round_.cadence.question_set
-        min_size = question_set.min_group_size if question_set.confidentiality == "confidential" else None
-        return cls(min_size=min_size, held=bool(question_set.hold_until_close) and round_.status == "open")
+        confidential = question_set.confidentiality == "confidential"
+        return cls(
+            min_size=question_set.min_group_size if confidential else None,
+            comment_min_size=max(question_set.comment_min_group_size, question_set.min_group_size) if confidential else None,
+            held=bool(question_set.hold_until_close) and round_.status == "open",
+        )
 
-    def withheld(self, families, sizes, already=None) -> dict:
+    def withheld(self, families, sizes, already=None, min_size=None) -> dict:
         if self.held:
             return {group: HELD_UNTIL_CLOSE for group in sizes}
-        if self.min_size is None:
+        threshold = min_size if min_size is not None else self.min_size
+        if threshold is None:
             return dict(already or {})
-        return withheld_groups(families, sizes, self.min_size, already)
+        return withheld_groups(families, sizes, threshold, already)
+
+
+def policy_fingerprint(question_set) -> dict:
+    """What a stored card was computed under: it is reused only while this holds."""
+    return {
+        "confidentiality": question_set.confidentiality,
+        "min_group_size": question_set.min_group_size,
+        "comment_min_group_size": question_set.comment_min_group_size,
+    }
 
 
 @dataclass
 class _RoundView:
-    """One round's aggregates with what confidentiality lets through."""
+    """One round's aggregates for one slice kind, with what confidentiality lets through."""
 
     round: Round
     specs: dict  # key -> QuestionSpec
     aggregates: RoundAggregates
     groups_withheld: dict  # group -> reason (slices only)
     questions_withheld: dict  # question key -> {group: reason}
-    teams: dict  # team id -> (path, parent_id), for team slices
+    tree: TeamTree | None
+    policy: Policy
 
     @classmethod
-    def build(cls, round_, kind):
+    def build(cls, round_, kind, aggregates: RoundAggregates, tree: TeamTree | None):
         specs = question_specs(round_.version)
         policy = Policy.for_round(round_)
-        overall = RoundAggregates.load(round_, None, specs)
-        aggregates = overall if kind is None else RoundAggregates.load(round_, kind, specs)
-        if kind is not None:
-            aggregates.participation[OVERALL] = overall.participation.get(OVERALL, (0, 0))
-            aggregates.value_counts[OVERALL] = overall.value_counts[OVERALL]
-            aggregates.respondents[OVERALL] = overall.respondents[OVERALL]
-        teams = _teams([g for g in aggregates.groups if g is not OVERALL]) if kind == "team" else None
-        families = slice_families(kind, [g for g in aggregates.groups if g is not OVERALL], teams) if kind else []
+        slice_groups = [g for g in aggregates.groups if g is not OVERALL]
+        families = slice_families(kind, slice_groups, tree.teams if tree else {}) if kind else []
         sizes = {group: aggregates.responded(group) for group in aggregates.groups}
         groups_withheld = policy.withheld(families, sizes)
         groups_withheld.pop(OVERALL, None)  # the overall size gates each question below
@@ -317,7 +441,8 @@ class _RoundView:
         for spec in specs:
             question_sizes = {group: aggregates.respondents.get(group, {}).get(spec.key, 0) for group in sizes}
             questions_withheld[spec.key] = policy.withheld(families, question_sizes, groups_withheld)
-        return cls(round_, {spec.key: spec for spec in specs}, aggregates, groups_withheld, questions_withheld, teams or {})
+        return cls(round_, {spec.key: spec for spec in specs}, aggregates, groups_withheld, questions_withheld, tree,
+                   policy)
 
     def visible_result(self, group, key):
         """The metrics of a question for a group, or None when withheld or absent."""
@@ -329,8 +454,15 @@ class _RoundView:
 
     def group_name(self, group):
         if self.aggregates.kind == "team":
-            return self.teams[group][0]
+            return self.tree.path(group)
         return group
+
+    def group_by_name(self, name):
+        """The group a slice name refers to in this view (team paths differ from ids)."""
+        for group in self.aggregates.groups:
+            if group is not OVERALL and self.group_name(group) == name:
+                return group
+        return None
 
 
 # -- Assembly ---------------------------------------------------------------------------
@@ -339,65 +471,123 @@ class _RoundView:
 def _round_summary(round_):
     if round_ is None:
         return None
-    return {"id": round_.id, "period_key": round_.period_key, "status": round_.status}
+    return {
+        "id": round_.id, "period_key": round_.period_key, "status": round_.status,
+        "version": round_.version.number if round_.version else None,
+    }
 
 
 def _rate(invited, responded):
     return metrics.rounded(100.0 * responded / invited, metrics.PERCENT_DIGITS) if invited else None
 
 
-def _question_entry(spec, current: _RoundView, previous: _RoundView | None, group):
-    previous_spec = previous.specs.get(spec.key) if previous else None
-    comparable = previous_spec is not None and previous_spec.measure == spec.measure
+def _comparison(spec, result, other: _RoundView | None, group_name):
+    """(comparable, previous metrics, delta, significance) against another round's
+    view of the same slice; nothing where that round withheld it."""
+    other_spec = other.specs.get(spec.key) if other else None
+    comparable = other_spec is not None and other_spec.measure == spec.measure
+    if not comparable or result is None:
+        return comparable, None, None, None
+    group = OVERALL if group_name is OVERALL else other.group_by_name(group_name)
+    before = other.visible_result(group, spec.key) if group is not None else None
+    if before is None:
+        return comparable, None, None, None
+    return comparable, before.metrics, metrics.deltas(result, before), metrics.significance(result, before)
+
+
+def _question_entry(spec, question, current: _RoundView, previous, year_ago, group):
+    name = OVERALL if group is OVERALL else current.group_name(group)
     entry = {
         "key": spec.key, "type": spec.type, "prompt": spec.prompt, "n": None, "suppressed": False,
         "metrics": None, "previous": None, "delta": None, "ci95": None, "significant": None,
-        "comparable": comparable,
+        "comparable": False, "year_ago": None, "year_ago_delta": None, "year_ago_significant": None,
+        "year_ago_comparable": False,
+        "version": current.round.version.number if current.round.version else None,
     }
+    if spec.type in ("single_choice", "multi_choice") and question is not None:
+        labels = {option["key"]: option["label"] for option in question.options}
+        labels.setdefault(metrics.OTHER_OPTION_KEY, "Other")
+        entry["options"] = [{"key": key, "label": labels.get(key, key)} for key in spec.option_keys]
+    if spec.type == "scale":
+        entry["scale_max"] = spec.scale_max
     reason = current.questions_withheld[spec.key].get(group)
+    result = None if reason else current.aggregates.result(group, spec)
+    entry["comparable"], entry["previous"], entry["delta"], entry["significant"] = _comparison(
+        spec, result, previous, name
+    )
+    (entry["year_ago_comparable"], entry["year_ago"], entry["year_ago_delta"],
+     entry["year_ago_significant"]) = _comparison(spec, result, year_ago, name)
     if reason:
         entry.update(suppressed=True, suppressed_reason=reason)
         return entry
-    result = current.aggregates.result(group, spec)
     entry.update(n=result.n, metrics=result.metrics, ci95=metrics.intervals(result))
-    before = previous.visible_result(group, spec.key) if comparable else None
-    if before is not None:
-        entry.update(
-            previous=before.metrics,
-            delta=metrics.deltas(result, before),
-            significant=metrics.significance(result, before),
-        )
     return entry
 
 
-def build_scorecard(round_, slice_kind=None) -> dict:
-    """The API.md scorecard of one round; `slice_kind` is None, "team", "region" or "segment"."""
-    if slice_kind is not None and slice_kind not in SLICE_KINDS:
-        raise ValueError(f"unknown slice {slice_kind!r}; use one of {', '.join(SLICE_KINDS)}")
+def compute_scorecards(round_, kinds=ALL_KINDS) -> dict:
+    """{kind name: card} for the round, computed now from the database (one
+    pass for every kind): "overall" for kind None, else "team", "region", "segment"."""
+    kinds = tuple(kinds)
     before_round = previous_round(round_)
-    current = _RoundView.build(round_, slice_kind)
-    previous = _RoundView.build(before_round, slice_kind) if before_round else None
+    year_round = year_ago_round(round_)
+    if year_round is not None and before_round is not None and year_round.id == before_round.id:
+        year_round = None  # a yearly cadence: the previous round already is the year-ago one
+    rounds = [r for r in (round_, before_round, year_round) if r is not None]
+    tree = TeamTree.load()
+    aggregates = load_aggregates(rounds, tuple(dict.fromkeys((None, *kinds))), tree)
+    questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
+    everyone = load_aggregates([round_], ALL_KINDS, tree, answers=False)
+    shared = {
+        "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_)),
+        "non_responders": non_responders(round_),
+    }
+    cards = {}
+    for kind in kinds:
+        views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree) for r in rounds}
+        current = views[round_.id]
+        previous = views.get(before_round.id) if before_round else None
+        year_ago = views.get(year_round.id) if year_round else None
+        cards[kind_name(kind)] = _assemble(round_, before_round, year_round, kind, current, previous, year_ago,
+                                           questions, shared)
+    return cards
+
+
+def _assemble(round_, before_round, year_round, kind, current, previous, year_ago, questions, shared) -> dict:
     question_set = round_.cadence.question_set
     invited, responded = current.aggregates.participation.get(OVERALL, (0, 0))
+    held = current.policy.held
     specs = list(current.specs.values())
+    overall_entries = [_question_entry(spec, questions.get(spec.key), current, previous, year_ago, OVERALL)
+                       for spec in specs]
     card = {
         "round": _round_summary(round_),
         "previous_round": _round_summary(before_round),
-        "response_rate": {"invited": invited, "responded": responded, "rate": _rate(invited, responded)},
+        "year_ago_round": _round_summary(year_round),
+        "response_rate": {
+            "invited": invited,
+            "responded": None if held else responded,
+            "rate": None if held else _rate(invited, responded),
+        },
         "confidentiality": question_set.confidentiality,
         "min_group_size": question_set.min_group_size,
-        "questions": [_question_entry(spec, current, previous, OVERALL) for spec in specs],
+        "comment_min_group_size": question_set.comment_min_group_size,
+        "held_until_close": held,
+        "participation": shared["participation"],
+        "non_responders": shared["non_responders"],
+        "questions": overall_entries,
+        "top_movers": top_movers(overall_entries),
+        "choice_shifts": choice_shifts(overall_entries),
         "slices": [],
     }
     for group in _ordered_slices(current):
         slice_invited, slice_responded = current.aggregates.participation[group]
         reason = current.groups_withheld.get(group)
         entry = {
-            "kind": slice_kind,
+            "kind": kind,
             "name": current.group_name(group),
-            "n": slice_responded,
+            "n": None if held else slice_responded,
             "invited": slice_invited,
-            "rate": _rate(slice_invited, slice_responded),
+            "rate": None if held else _rate(slice_invited, slice_responded),
             "suppressed": bool(reason),
             "questions": [],
         }
@@ -405,7 +595,7 @@ def build_scorecard(round_, slice_kind=None) -> dict:
             entry["suppressed_reason"] = reason
         else:
             entry["questions"] = [
-                _question_entry(spec, current, previous, group) for spec in specs
+                _question_entry(spec, questions.get(spec.key), current, previous, year_ago, group) for spec in specs
             ]
         card["slices"].append(entry)
     return card
@@ -416,93 +606,580 @@ def _ordered_slices(view: _RoundView):
     return sorted(groups, key=lambda g: str(view.group_name(g)).lower())
 
 
-def participation(round_) -> dict:
-    """Invited, responded and rate, overall and per slice kind; slices under 60 % are flagged `low`."""
-    (_, invited, responded), *_ = _participation_rows(round_.id, None) or [(OVERALL, 0, 0)]
-    result = {"invited": invited, "responded": responded, "rate": _rate(invited, responded), "slices": {}}
+def build_scorecard(round_, slice_kind=None) -> dict:
+    """The API.md scorecard of one round; `slice_kind` is None, "team", "region"
+    or "segment". A finalized round answers from its stored card (as long as
+    the question set's confidentiality is what it was computed under)."""
+    if slice_kind is not None and slice_kind not in SLICE_KINDS:
+        raise ValueError(f"unknown slice {slice_kind!r}; use one of {', '.join(SLICE_KINDS)}")
+    snapshot = stored_snapshot(round_)
+    if snapshot is not None:
+        return snapshot.card(kind_name(slice_kind))
+    return compute_scorecards(round_, (slice_kind,))[kind_name(slice_kind)]
+
+
+# -- Finalized scorecards -------------------------------------------------------------------
+
+
+def stored_snapshot(round_) -> ScorecardSnapshot | None:
+    """The round's finalized cards, if they still hold under the set's confidentiality."""
+    if round_.status != "closed":
+        return None
+    snapshot = db.session.scalar(select(ScorecardSnapshot).where(ScorecardSnapshot.round_id == round_.id))
+    if snapshot is None or snapshot.policy != policy_fingerprint(round_.cadence.question_set):
+        return None
+    return snapshot
+
+
+def _measure_json(spec: QuestionSpec) -> list:
+    return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)]
+
+
+def finalize_scorecard(round_) -> ScorecardSnapshot:
+    """Compute and store a closed round's cards for every slice kind, once.
+    Safe to call again or concurrently: an existing snapshot is kept (or
+    replaced when the set's confidentiality has become stricter since)."""
+    if round_.status != "closed":
+        raise ValueError(f"round {round_.id} is {round_.status}; only a closed round's scorecard is finalized")
+    existing = db.session.scalar(select(ScorecardSnapshot).where(ScorecardSnapshot.round_id == round_.id))
+    fingerprint = policy_fingerprint(round_.cadence.question_set)
+    if existing is not None and existing.policy == fingerprint:
+        return existing
+    cards = compute_scorecards(round_)
+    fields = {
+        **cards,
+        "policy": fingerprint,
+        "measures": {spec.key: _measure_json(spec) for spec in question_specs(round_.version)},
+        "trend": {
+            entry["key"]: {"n": entry["n"], "metrics": entry["metrics"]} for entry in cards["overall"]["questions"]
+        },
+        "finalized_at": utcnow(),
+    }
+    if existing is not None:
+        for name, value in fields.items():
+            setattr(existing, name, value)
+        db.session.commit()
+        return existing
+    snapshot = ScorecardSnapshot(round_id=round_.id, **fields)
+    db.session.add(snapshot)
+    try:
+        db.session.commit()
+    except IntegrityError:  # another worker finalized it first: theirs stands
+        db.session.rollback()
+        return db.session.scalar(select(ScorecardSnapshot).where(ScorecardSnapshot.round_id == round_.id))
+    return snapshot
+
+
+# -- Participation ------------------------------------------------------------------------
+
+
+def _participation_summary(round_, aggregates, tree, policy) -> dict:
+    """Invited, responded, rate per slice kind (low rates flagged) and the share
+    gained after each reminder. Response counts are hidden while held."""
+    invited, responded = aggregates[(round_.id, None)].participation.get(OVERALL, (0, 0))
+    held = policy.held
+    result = {
+        "invited": invited,
+        "responded": None if held else responded,
+        "rate": None if held else _rate(invited, responded),
+        "slices": {},
+        "reminders": [] if held else reminder_gains(round_, invited),
+    }
     for kind in SLICE_KINDS:
-        rows = [row for row in _participation_rows(round_.id, kind) if row[0] is not None]
-        teams = _teams([row[0] for row in rows]) if kind == "team" else {}
         entries = []
-        for group, slice_invited, slice_responded in rows:
+        for group, (slice_invited, slice_responded) in aggregates[(round_.id, kind)].participation.items():
+            if group is OVERALL:
+                continue
             rate = _rate(slice_invited, slice_responded)
             entries.append({
-                "name": teams[group][0] if kind == "team" else group,
+                "name": tree.path(group) if kind == "team" else group,
                 "invited": slice_invited,
-                "responded": slice_responded,
-                "rate": rate,
-                "low": rate is not None and rate < LOW_PARTICIPATION_PCT,
+                "responded": None if held else slice_responded,
+                "rate": None if held else rate,
+                "low": (not held) and rate is not None and rate < LOW_PARTICIPATION_PCT,
             })
         result["slices"][kind] = sorted(entries, key=lambda e: e["name"].lower())
     return result
 
 
-def participation_by_round(rounds) -> dict:
-    """{round_id: {"invited", "responded", "rate"}} for a list of rounds, in one query."""
-    counts = _participation_by_round([r.id for r in rounds])
-    out = {}
-    for round_ in rounds:
-        invited, responded = counts.get(round_.id, (0, 0))
-        out[round_.id] = {"invited": invited, "responded": responded, "rate": _rate(invited, responded)}
+def participation(round_) -> dict:
+    """Invited, responded and rate, overall and per slice kind (slices under
+    60 % flagged `low`), and the share gained after each reminder."""
+    snapshot = stored_snapshot(round_)
+    if snapshot is not None:
+        return snapshot.overall["participation"]
+    tree = TeamTree.load()
+    aggregates = load_aggregates([round_], ALL_KINDS, tree, answers=False)
+    return _participation_summary(round_, aggregates, tree, Policy.for_round(round_))
+
+
+def reminder_gains(round_, invited: int) -> list[dict]:
+    """How many answered after the invitation alone, and after each reminder.
+
+    A response counts for the last reminder its person had been sent before
+    they first answered (reminders only go to people who have not answered)."""
+    reminders_before = (
+        select(Response.id.label("response_id"), func.count(Delivery.id).label("reminders"))
+        .select_from(Response)
+        .outerjoin(
+            Delivery,
+            and_(
+                Delivery.invitation_id == Response.invitation_id,
+                Delivery.kind.like("reminder-%"),
+                Delivery.sent_at.is_not(None),
+                Delivery.sent_at <= Response.submitted_at,
+            ),
+        )
+        .where(Response.round_id == round_.id)
+        .group_by(Response.id)
+        .subquery()
+    )
+    gained = dict(
+        db.session.execute(
+            select(reminders_before.c.reminders, func.count()).group_by(reminders_before.c.reminders)
+        ).all()
+    )
+    sent = dict(
+        db.session.execute(
+            select(Delivery.kind, func.count())
+            .join(Invitation, Invitation.id == Delivery.invitation_id)
+            .where(Invitation.round_id == round_.id, Delivery.kind.like("reminder-%"), Delivery.sent_at.is_not(None))
+            .group_by(Delivery.kind)
+        ).all()
+    )
+    steps = max([0, *gained, *(int(kind.split("-", 1)[1]) for kind in sent if kind.split("-", 1)[1].isdigit())])
+    out, cumulative = [], 0
+    for step in range(steps + 1):
+        count = gained.get(step, 0)
+        cumulative += count
+        out.append({
+            "after": "invitation" if step == 0 else f"reminder {step}",
+            "sent": invited if step == 0 else sent.get(f"reminder-{step}", 0),
+            "responded": count,
+            "gained_pct": _rate(invited, count),
+            "cumulative_pct": _rate(invited, cumulative),
+        })
     return out
 
 
-def trend(cadence: Cadence, question_key: str, last: int = 12, until: Round | None = None) -> list[dict]:
-    """One question over the cadence's last `last` sent rounds (up to and
-    including `until` when given), oldest first.
+def non_responders(round_) -> list[dict] | None:
+    """For attributed sets only: who was invited and has not answered yet."""
+    if round_.cadence.question_set.confidentiality != "attributed":
+        return None
+    rows = db.session.execute(
+        select(Person.name, Person.email, Team.path)
+        .select_from(Invitation)
+        .join(Person, Person.id == Invitation.person_id)
+        .outerjoin(Team, Team.id == Invitation.team_id)
+        .outerjoin(Response, Response.invitation_id == Invitation.id)
+        .where(Invitation.round_id == round_.id, Response.id.is_(None))
+        .order_by(Person.name)
+    )
+    return [{"name": name, "email": email, "team": team} for name, email, team in rows]
 
-    Each point: round id, period key, n, metrics (None when withheld), and
-    `break`: True where the measure differs from the point before (no line
-    should join them)."""
+
+def participation_by_round(rounds) -> dict:
+    """{round_id: {"invited", "responded", "rate"}} for a list of rounds, in one
+    query; response counts stay hidden for open rounds that hold results."""
+    round_ids = [r.id for r in rounds]
+    counts = {}
+    if round_ids:
+        counts = {
+            round_id: (invited, responded)
+            for round_id, invited, responded in db.session.execute(
+                select(Invitation.round_id, func.count(Invitation.id), func.count(Response.id))
+                .outerjoin(Response, Response.invitation_id == Invitation.id)
+                .where(Invitation.round_id.in_(round_ids))
+                .group_by(Invitation.round_id)
+            )
+        }
+    out = {}
+    for round_ in rounds:
+        invited, responded = counts.get(round_.id, (0, 0))
+        held = Policy.for_round(round_).held
+        out[round_.id] = {
+            "invited": invited,
+            "responded": None if held else responded,
+            "rate": None if held else _rate(invited, responded),
+        }
+    return out
+
+
+# -- Top movers and choice shifts -----------------------------------------------------------
+
+# The metrics a change can be a "mover" on, per question type.
+MOVER_METRICS = {
+    "scale": ("favorable_pct", "mean"), "nps": ("nps",), "yes_no": ("yes_pct",), "number": ("mean",),
+    "single_choice": ("option_pct",), "multi_choice": ("option_pct",),
+}
+
+
+def change_size(entry, metric, delta, previous_value) -> float | None:
+    """A change on a common 0-100 footing, to rank movers of different kinds:
+    percentage points as they are, NPS points halved (its range is 200), a
+    scale mean as points of its range, a number's mean as a relative change."""
+    if delta is None:
+        return None
+    if metric in ("favorable_pct", "yes_pct", "option_pct"):
+        return abs(delta)
+    if metric == "nps":
+        return abs(delta) / 2.0
+    if entry["type"] == "scale":
+        span = (entry.get("scale_max") or metrics.DEFAULT_SCALE_MAX) - 1
+        return abs(delta) / span * 100.0
+    if previous_value:
+        return abs(delta) / abs(previous_value) * 100.0
+    return None
+
+
+def _changes(entries):
+    """Every (entry, metric, option, value, delta, significant, size) a card shows."""
+    for entry in entries:
+        if entry.get("suppressed") or not entry.get("delta"):
+            continue
+        for metric in MOVER_METRICS.get(entry["type"], ()):
+            value, delta = entry["metrics"].get(metric), entry["delta"].get(metric)
+            significant = (entry.get("significant") or {}).get(metric)
+            previous = (entry.get("previous") or {}).get(metric)
+            if isinstance(delta, dict):
+                labels = {o["key"]: o["label"] for o in entry.get("options", [])}
+                for option, option_delta in delta.items():
+                    yield {
+                        "key": entry["key"], "prompt": entry["prompt"], "type": entry["type"], "metric": metric,
+                        "option": option, "label": labels.get(option, option), "value": (value or {}).get(option),
+                        "delta": option_delta, "significant": (significant or {}).get(option),
+                        "size": change_size(entry, metric, option_delta, (previous or {}).get(option)),
+                    }
+            else:
+                yield {
+                    "key": entry["key"], "prompt": entry["prompt"], "type": entry["type"], "metric": metric,
+                    "option": None, "label": None, "value": value, "delta": delta, "significant": significant,
+                    "size": change_size(entry, metric, delta, previous),
+                }
+
+
+def top_movers(entries, limit=TOP_MOVERS) -> list[dict]:
+    """The largest significant changes since the previous round, largest first."""
+    movers = [c for c in _changes(entries) if c["significant"] and c["size"] and c["delta"]]
+    movers.sort(key=lambda c: (-c["size"], c["key"], c["option"] or ""))
+    return movers[:limit]
+
+
+def choice_shifts(entries, limit=CHOICE_SHIFTS) -> list[dict]:
+    """The choice options whose share moved most since the previous round."""
+    shifts = [c for c in _changes(entries) if c["metric"] == "option_pct" and c["delta"]]
+    shifts.sort(key=lambda c: (-abs(c["delta"]), c["key"], c["option"]))
+    return shifts[:limit]
+
+
+# -- Trends ---------------------------------------------------------------------------------
+
+
+def trend_rounds(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = None) -> list[Round]:
+    """The cadence's last `last` sent rounds (up to and including `until`), oldest first."""
     statement = select(Round).where(Round.cadence_id == cadence.id, Round.status.in_(COUNTED_STATUSES))
     if until is not None:
         statement = statement.where(Round.opens_at <= until.opens_at)
-    rounds = list(db.session.scalars(statement.order_by(Round.opens_at.desc()).limit(last)))[::-1]
+    return list(db.session.scalars(statement.order_by(Round.opens_at.desc()).limit(last)))[::-1]
+
+
+def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = None, keys=None) -> dict:
+    """{question key: points} over the cadence's last rounds, oldest first.
+
+    Each point: round id, period key, n, metrics (None when withheld), and
+    `break`: True where the measure differs from the point before (no line
+    should join them). Finalized rounds answer from their stored card; the
+    others are computed in one GROUP BY over all of them."""
+    rounds = trend_rounds(cadence, last, until)
     if not rounds:
-        return []
+        return {key: [] for key in keys or []}
+    if keys is None:
+        keys = [spec.key for spec in question_specs(rounds[-1].version)]
+    stored = {}
+    closed_ids = [r.id for r in rounds if r.status == "closed"]
+    if closed_ids:
+        fingerprint = policy_fingerprint(cadence.question_set)
+        for snapshot in db.session.scalars(select(ScorecardSnapshot).where(ScorecardSnapshot.round_id.in_(closed_ids))):
+            if snapshot.policy == fingerprint:
+                stored[snapshot.round_id] = snapshot
+    live = compute_trend_points([r for r in rounds if r.id not in stored], keys)
+    out = {}
+    for key in keys:
+        points, last_measure = [], None
+        for round_ in rounds:
+            if round_.id in stored:
+                point, measure = _stored_point(stored[round_.id], round_, key)
+            else:
+                point, measure = live[(round_.id, key)]
+            point["break"] = bool(points) and measure != last_measure
+            points.append(point)
+            last_measure = measure
+        out[key] = points
+    return out
+
+
+def _stored_point(snapshot, round_, key):
+    stored = snapshot.trend.get(key) or {}
+    point = {"round_id": round_.id, "period_key": round_.period_key, "n": stored.get("n"),
+             "metrics": stored.get("metrics")}
+    return point, snapshot.measures.get(key)
+
+
+def compute_trend_points(rounds, keys) -> dict:
+    """{(round id, key): (point without `break`, measure)} for the rounds,
+    from one value-count GROUP BY (and one distinct-respondent count for
+    multi-choice and text) over all of them."""
+    if not rounds:
+        return {}
     round_ids = [r.id for r in rounds]
-    questions = {
-        question.version_id: question
-        for question in db.session.scalars(
-            select(Question).where(
-                Question.version_id.in_({r.question_set_version_id for r in rounds}), Question.key == question_key
-            )
+    specs = {}
+    for question in db.session.scalars(
+        select(Question).where(
+            Question.version_id.in_({r.question_set_version_id for r in rounds}), Question.key.in_(keys)
         )
-    }
-    counts = defaultdict(list)
-    for round_id, value_num, value_text, count in db.session.execute(
-        select(Answer.round_id, Answer.value_num, Answer.value_text, func.count())
-        .where(Answer.round_id.in_(round_ids), Answer.question_key == question_key)
-        .group_by(Answer.round_id, Answer.value_num, Answer.value_text)
     ):
-        counts[round_id].append((value_num, value_text, count))
-    respondents = dict(
-        db.session.execute(
-            select(Answer.round_id, func.count(func.distinct(Answer.response_id)))
-            .where(Answer.round_id.in_(round_ids), Answer.question_key == question_key)
-            .group_by(Answer.round_id)
-        ).all()
-    )
-    points, last_measure = [], None
+        specs[(question.version_id, question.key)] = QuestionSpec.from_question(question)
+    types_by_key = defaultdict(set)
+    for (_version, key), spec in specs.items():
+        types_by_key[key].add(spec.type)
+    value_keys = [key for key in keys if types_by_key[key] - {"text"}]
+    distinct_keys = [key for key in keys if types_by_key[key] & {"text", "multi_choice"}]
+    counts = defaultdict(list)
+    answered = defaultdict(int)
+    if value_keys:
+        for round_id, key, value_num, value_text, count in db.session.execute(
+            select(Answer.round_id, Answer.question_key, Answer.value_num, Answer.value_text, func.count())
+            .where(Answer.round_id.in_(round_ids), Answer.question_key.in_(value_keys))
+            .group_by(Answer.round_id, Answer.question_key, Answer.value_num, Answer.value_text)
+        ).all():
+            counts[(round_id, key)].append((value_num, value_text, count))
+            answered[(round_id, key)] += count
+    distinct = {}
+    if distinct_keys:
+        distinct = {
+            (round_id, key): count
+            for round_id, key, count in db.session.execute(
+                select(Answer.round_id, Answer.question_key, func.count(func.distinct(Answer.response_id)))
+                .where(Answer.round_id.in_(round_ids), Answer.question_key.in_(distinct_keys))
+                .group_by(Answer.round_id, Answer.question_key)
+            ).all()
+        }
+    out = {}
     for round_ in rounds:
-        question = questions.get(round_.question_set_version_id)
-        spec = QuestionSpec.from_question(question) if question else None
-        measure = spec.measure if spec else None
-        n = respondents.get(round_.id, 0)
         policy = Policy.for_round(round_)
-        withheld = spec is None or policy.held or (policy.min_size is not None and n < policy.min_size)
-        points.append({
-            "round_id": round_.id,
-            "period_key": round_.period_key,
-            "n": None if withheld else n,
-            "metrics": None if withheld else metrics.summarize(spec, counts[round_.id], n).metrics,
-            "break": bool(points) and measure != last_measure,
+        for key in keys:
+            spec = specs.get((round_.question_set_version_id, key))
+            special = spec is not None and spec.type in ("text", "multi_choice")
+            n = distinct.get((round_.id, key), 0) if special else answered.get((round_.id, key), 0)
+            withheld = spec is None or policy.held or (policy.min_size is not None and n < policy.min_size)
+            point = {
+                "round_id": round_.id,
+                "period_key": round_.period_key,
+                "n": None if withheld else n,
+                "metrics": None if withheld else metrics.summarize(spec, counts[(round_.id, key)], n).metrics,
+            }
+            out[(round_.id, key)] = (point, _measure_json(spec) if spec else None)
+    return out
+
+
+def trend(cadence: Cadence, question_key: str, last: int = TREND_ROUNDS, until: Round | None = None) -> list[dict]:
+    """One question over the cadence's last `last` sent rounds (see `trends`)."""
+    return trends(cadence, last, until, [question_key])[question_key]
+
+
+# -- Comments ---------------------------------------------------------------------------
+
+
+class CommentsWithheld(Exception):
+    """The comments asked for would reveal a group under the comment threshold."""
+
+
+def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dict:
+    """The free-text answers of a round, filtered by question and slice.
+
+    Attributed sets: each comment with its author's name, team, region and
+    segment. Confidential sets: no names or slice attributes, in a neutral
+    order, and only where the group answering that question reaches the
+    comment threshold, with complementary suppression among sibling slices (so
+    "all comments" minus "one slice's comments" cannot single out a small
+    group). Raises CommentsWithheld (with the reason) otherwise, and
+    ValueError for a slice or question that does not exist."""
+    specs = {spec.key: spec for spec in question_specs(round_.version) if spec.type == "text"}
+    if question_key is not None and question_key not in specs:
+        raise ValueError(f"{question_key!r} is not a free-text question of this round")
+    if slice_kind is not None and slice_kind not in SLICE_KINDS:
+        raise ValueError(f"unknown slice {slice_kind!r}; use one of {', '.join(SLICE_KINDS)}")
+    policy = Policy.for_round(round_)
+    if policy.held:
+        raise CommentsWithheld("Comments are held until the round closes.")
+    tree = TeamTree.load()
+    kind_aggregates = load_aggregates([round_], (None, slice_kind) if slice_kind else (None,), tree)
+    aggregates = kind_aggregates[(round_.id, slice_kind)]
+    view = _RoundView.build(round_, slice_kind, aggregates, tree)
+    group = OVERALL
+    if slice_kind is not None:
+        group = view.group_by_name(slice_name)
+        if group is None:
+            raise ValueError(f"no {slice_kind} called {slice_name!r} took part in this round")
+    keys = [question_key] if question_key else list(specs)
+    if policy.comment_min_size is not None:
+        families = slice_families(slice_kind, [g for g in aggregates.groups if g is not OVERALL], tree.teams) if slice_kind else []
+        allowed = []
+        for key in keys:
+            sizes = {g: aggregates.respondents.get(g, {}).get(key, 0) for g in aggregates.groups}
+            if not policy.withheld(families, sizes, min_size=policy.comment_min_size).get(group):
+                allowed.append(key)
+        if not allowed:
+            raise CommentsWithheld(
+                f"Comments are shown only for groups where at least {policy.comment_min_size} people wrote one, "
+                "and never where a smaller group could be worked out."
+            )
+        keys = allowed
+    statement = (
+        select(Answer.question_key, Answer.value_text, Person.name, Team.path, Invitation.region, Invitation.segment,
+               Response.submitted_at)
+        .select_from(Answer)
+        .join(Response, Response.id == Answer.response_id)
+        .join(Invitation, Invitation.id == Response.invitation_id)
+        .join(Person, Person.id == Invitation.person_id)
+        .outerjoin(Team, Team.id == Invitation.team_id)
+        .where(Answer.round_id == round_.id, Answer.question_key.in_(keys), Answer.value_text.is_not(None))
+    )
+    if slice_kind == "team":
+        statement = statement.where(Invitation.team_id.in_(tree.within(group)))
+    elif slice_kind == "region":
+        statement = statement.where(Invitation.region == group)
+    elif slice_kind == "segment":
+        statement = statement.where(Invitation.segment == group)
+    attributed = policy.min_size is None
+    items = []
+    for key, text, name, team, region, segment, submitted_at in db.session.execute(
+        statement.order_by(Response.submitted_at, Answer.id)
+    ):
+        item = {"question_key": key, "prompt": specs[key].prompt, "text": text}
+        if attributed:
+            item.update(name=name, team=team, region=region, segment=segment, submitted_at=isoformat_z(submitted_at))
+        items.append(item)
+    if not attributed:
+        items.sort(key=lambda item: (keys.index(item["question_key"]), item["text"].lower()))
+    return {"attributed": attributed, "questions": keys, "items": items}
+
+
+def comment_choices(round_) -> dict:
+    """What the comments filter offers: the round's text questions and, per
+    slice kind, the slice names that took part."""
+    questions = [(spec.key, spec.prompt) for spec in question_specs(round_.version) if spec.type == "text"]
+    summary = participation(round_)
+    return {
+        "questions": questions,
+        "slices": {kind: [entry["name"] for entry in summary["slices"][kind]] for kind in SLICE_KINDS},
+    }
+
+
+# -- The smallest detectable change ----------------------------------------------------------
+
+
+def detectable_changes_for_sizes(sizes, response_rate=TYPICAL_RESPONSE_RATE) -> list[dict]:
+    """Pure: for [(kind, name, people)], the smallest change in a percentage
+    each group could show as significant at that response rate (SPEC §4).
+    `min_change_pts` is None where too few would answer to test at all."""
+    out = []
+    for kind, name, size in sizes:
+        respondents = int(round(size * response_rate))
+        out.append({
+            "kind": kind, "name": name, "size": size, "respondents": respondents,
+            "min_change_pts": stats.detectable_change_pts(respondents, min_n=metrics.MIN_N_FOR_TESTING),
         })
-        last_measure = measure
-    return points
+    return out
 
 
-# -- Row-level export -----------------------------------------------------------------------
+def typical_response_rate(cadence: Cadence) -> float:
+    """The cadence's response rate over its sent rounds, or 70 % before it has any."""
+    invited, responded = db.session.execute(
+        select(func.count(Invitation.id), func.count(Response.id))
+        .select_from(Invitation)
+        .join(Round, Round.id == Invitation.round_id)
+        .outerjoin(Response, Response.invitation_id == Invitation.id)
+        .where(Round.cadence_id == cadence.id, Round.status == "closed")
+    ).one()
+    return responded / invited if invited else TYPICAL_RESPONSE_RATE
+
+
+def detectable_changes(cadence: Cadence, response_rate: float | None = None) -> list[dict]:
+    """Per slice of the cadence's audience as it stands now: {"kind", "name",
+    "size", "respondents", "min_change_pts"}, starting with everyone (kind
+    "overall"); the rate defaults to the cadence's own history."""
+    from cadence.planner import audience_query
+
+    rate = response_rate if response_rate is not None else typical_response_rate(cadence)
+    audience = audience_query(cadence.audience).order_by(None).subquery()
+    rows = db.session.execute(
+        select(audience.c.team_id, audience.c.region, audience.c.segment, func.count())
+        .group_by(audience.c.team_id, audience.c.region, audience.c.segment)
+    ).all()
+    tree = TeamTree.load()
+    targets = _CellTargets(ALL_KINDS, tree)
+    sizes = defaultdict(int)
+    for team_id, region, segment, count in rows:
+        for kind, group in targets(team_id, region, segment):
+            sizes[(kind, group)] += count
+    named = [("overall", "Everyone", sizes.get((None, OVERALL), 0))]
+    for kind in SLICE_KINDS:
+        groups = [(kind, tree.path(g) if kind == "team" else g, size) for (k, g), size in sizes.items()
+                  if k == kind and g is not OVERALL]
+        named += sorted(groups, key=lambda item: item[1].lower())
+    return detectable_changes_for_sizes(named, rate)
+
+
+# -- Exports --------------------------------------------------------------------------------
+
+SCORECARD_COLUMNS = [
+    "round_id", "period_key", "version", "slice_kind", "slice", "question_key", "question_type", "metric", "option",
+    "value", "ci95_low", "ci95_high", "previous", "delta", "significant", "year_ago", "year_ago_delta", "n",
+    "suppressed",
+]
+TABLE_METRICS = ("mean", "favorable_pct", "nps", "promoters_pct", "passives_pct", "detractors_pct", "option_pct",
+                 "sum", "median", "yes_pct", "count")
+
+
+def scorecard_rows(card) -> list[dict]:
+    """The card as a flat table, one row per (slice, question, metric[, option]),
+    every row carrying the round and question set version. Withheld aggregates
+    are one row saying so, with no numbers."""
+    rows = []
+    groups = [(None, None, card["questions"])] + [
+        (s["kind"], s["name"], s["questions"] if not s["suppressed"] else None) for s in card["slices"]
+    ]
+    base = {"round_id": card["round"]["id"], "period_key": card["round"]["period_key"],
+            "version": card["round"].get("version")}
+    for kind, name, entries in groups:
+        if entries is None:
+            rows.append({**base, "slice_kind": kind, "slice": name, "suppressed": True})
+            continue
+        for entry in entries:
+            head = {**base, "version": entry.get("version", base["version"]), "slice_kind": kind, "slice": name,
+                    "question_key": entry["key"], "question_type": entry["type"]}
+            if entry["suppressed"]:
+                rows.append({**head, "suppressed": True})
+                continue
+            for metric in TABLE_METRICS:
+                if metric not in entry["metrics"]:
+                    continue
+                value = entry["metrics"][metric]
+                options = list(value) if isinstance(value, dict) else [None]
+                for option in options:
+                    def pick(source, metric=metric, option=option):
+                        item = (source or {}).get(metric)
+                        return item.get(option) if option is not None and isinstance(item, dict) else item
+                    interval = pick(entry["ci95"])
+                    rows.append({
+                        **head, "metric": metric, "option": option, "value": pick(entry["metrics"]),
+                        "ci95_low": interval[0] if interval else None, "ci95_high": interval[1] if interval else None,
+                        "previous": pick(entry["previous"]), "delta": pick(entry["delta"]),
+                        "significant": pick(entry["significant"]), "year_ago": pick(entry.get("year_ago")),
+                        "year_ago_delta": pick(entry.get("year_ago_delta")), "n": entry["n"], "suppressed": False,
+                    })
+    return rows
 
 
 class ExportRefused(Exception):
@@ -527,15 +1204,15 @@ def response_export(round_) -> dict:
     policy = Policy.for_round(round_)
     confidential = question_set.confidentiality == "confidential"
     specs = question_specs(round_.version)
-    respondents = _export_respondents(round_.id)
     if policy.held:
         raise ExportRefused("Results of this question set are held until the round closes.")
+    respondents = _export_respondents(round_.id)
     if confidential and len(respondents) < question_set.min_group_size:
         raise ExportRefused(
             f"This confidential round has fewer than {question_set.min_group_size} responses; "
             "row-level answers are withheld."
         )
-    include_text = not confidential or len(respondents) >= question_set.comment_min_group_size
+    include_text = not confidential or len(respondents) >= policy.comment_min_size
     columns = ["id", "submitted_at", "name", "email"] if not confidential else []
     columns += [*SLICE_ATTRIBUTES, "version"]
     question_columns = []

@@ -1,31 +1,66 @@
-"""Scorecard pages for staff: the list of cadences and rounds, and one round's
-scorecard with intervals, changes, distribution bars, a trend sparkline per
-question and slices. Numbers come from `surveys.scorecard`; this module only
-shapes them for the templates (bar widths, sparkline points, labels)."""
+"""Scorecard pages for staff: the list of cadences and rounds; one round's
+scorecard (headline, questions with intervals, changes, distributions and
+sparklines, the heatmap of questions by slice, participation, the smallest
+detectable change, "you said, we did" replies); its print version; comments;
+and downloads (scorecard and responses, CSV and JSON).
 
-from flask import Blueprint, abort, render_template, request
-from sqlalchemy import select
+Numbers come from `surveys.scorecard`; this module only shapes them for the
+templates (bar widths, sparkline points, heatmap classes, labels)."""
+
+import json
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import delete, select
 
 from cadence.models import Cadence, Round
+from surveys.api.rounds import export_csv, safe_filename
 from surveys.auth import roles_required
 from surveys.extensions import db
+from surveys.feedback import Reply, ReplyError, add_reply, reply_dicts
 from surveys.scorecard import (
     COMPLEMENTARY,
     HELD_UNTIL_CLOSE,
+    SCORECARD_COLUMNS,
     SLICE_KINDS,
+    CommentsWithheld,
+    ExportRefused,
     build_scorecard,
-    participation,
+    change_size,
+    comment_choices,
+    comments,
+    detectable_changes,
     participation_by_round,
-    trend,
+    response_export,
+    scorecard_rows,
+    trends,
 )
 
 scorecards_bp = Blueprint("scorecards", __name__, url_prefix="/scorecards")
 
 READER_ROLES = ("pm", "leader", "admin")
-# The one number a question is summed up by, in tables and sparklines.
+# The one number a question is summed up by, in tables, sparklines and the heatmap.
 HEADLINE_METRIC = {"scale": "mean", "nps": "nps", "yes_no": "yes_pct", "number": "mean", "text": "count"}
 PERCENT_METRICS = {"favorable_pct", "promoters_pct", "passives_pct", "detractors_pct", "yes_pct", "option_pct"}
+METRIC_LABELS = {
+    "mean": "Mean", "favorable_pct": "Favourable", "nps": "NPS", "promoters_pct": "Promoters",
+    "passives_pct": "Passives", "detractors_pct": "Detractors", "yes_pct": "Yes", "sum": "Sum",
+    "median": "Median", "count": "Answers", "option_pct": "Share",
+}
 SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
+# Heatmap shading steps, in points on the common 0-100 footing of `change_size`.
+HEAT_STEPS = (5.0, 10.0)
+
+
+def _round_or_404(round_id):
+    return db.get_or_404(Round, round_id)
+
+
+def _slice_kind_argument():
+    slice_kind = request.args.get("slice") or None
+    if slice_kind is not None and slice_kind not in SLICE_KINDS:
+        abort(400, description=f"There is no slice called {slice_kind!r}. Choose team, region or segment.")
+    return slice_kind
 
 
 @scorecards_bp.get("/")
@@ -46,29 +81,132 @@ def index():
     )
 
 
+def _page_context(round_, slice_kind):
+    card = build_scorecard(round_, slice_kind)
+    questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
+    series = trends(round_.cadence, until=round_, keys=[entry["key"] for entry in card["questions"]])
+    replies = reply_dicts(round_)
+    rows = [
+        _question_view(entry, questions.get(entry["key"]), series.get(entry["key"], []),
+                       [r for r in replies if r["question_key"] == entry["key"]])
+        for entry in card["questions"]
+    ]
+    return {
+        "round": round_,
+        "card": card,
+        "rows": rows,
+        "general_replies": [r for r in replies if r["question_key"] is None],
+        "slice_kind": slice_kind,
+        "slice_kinds": SLICE_KINDS,
+        "participation": card["participation"],
+        "heatmap": _heatmap(card) if slice_kind else None,
+        "detectable": detectable_changes(round_.cadence),
+        "headline_metric": HEADLINE_METRIC,
+        "metric_labels": METRIC_LABELS,
+        "withheld_text": withheld_text,
+        "change_text": change_text,
+        "format_metric": format_metric,
+        "describe_change": describe_change,
+        "can_reply": current_user.has_role("pm") and round_.status != "skipped",
+        "reply_form": {"question_key": "", "body": "", "errors": {}},
+    }
+
+
 @scorecards_bp.get("/rounds/<int:round_id>")
 @roles_required(*READER_ROLES)
 def show(round_id):
-    round_ = db.get_or_404(Round, round_id)
-    slice_kind = request.args.get("slice") or None
-    if slice_kind is not None and slice_kind not in SLICE_KINDS:
-        abort(400, description=f"There is no slice called {slice_kind!r}. Choose team, region or segment.")
-    card = build_scorecard(round_, slice_kind)
-    questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
-    rows = [_question_view(entry, questions.get(entry["key"]), round_) for entry in card["questions"]]
+    round_ = _round_or_404(round_id)
+    return render_template("scorecards/show.html", **_page_context(round_, _slice_kind_argument()))
+
+
+@scorecards_bp.get("/rounds/<int:round_id>/print")
+@roles_required(*READER_ROLES)
+def print_view(round_id):
+    round_ = _round_or_404(round_id)
+    return render_template("scorecards/print.html", **_page_context(round_, _slice_kind_argument()))
+
+
+@scorecards_bp.post("/rounds/<int:round_id>/replies")
+@roles_required("pm")
+def add_reply_view(round_id):
+    round_ = _round_or_404(round_id)
+    question_key = request.form.get("question_key", "")
+    body = request.form.get("body", "")
+    try:
+        add_reply(round_, current_user, question_key, body)
+    except ReplyError as error:
+        db.session.rollback()
+        context = _page_context(round_, None)
+        context["reply_form"] = {"question_key": question_key, "body": body, "errors": error.errors}
+        return render_template("scorecards/show.html", **context), 422
+    db.session.commit()
+    flash("Reply published: reps see it after they answer and in their next invitation.", "success")
+    anchor = f"q-{question_key}" if question_key else "replies"
+    return redirect(url_for("scorecards.show", round_id=round_.id, _anchor=anchor))
+
+
+@scorecards_bp.post("/rounds/<int:round_id>/replies/<int:reply_id>/delete")
+@roles_required("pm")
+def delete_reply_view(round_id, reply_id):
+    reply = db.session.scalar(select(Reply).where(Reply.id == reply_id, Reply.round_id == round_id))
+    if reply is None:
+        abort(404)
+    db.session.execute(delete(Reply).where(Reply.id == reply.id))
+    db.session.commit()
+    flash("Reply removed.", "success")
+    return redirect(url_for("scorecards.show", round_id=round_id, _anchor="replies"))
+
+
+@scorecards_bp.get("/rounds/<int:round_id>/comments")
+@roles_required(*READER_ROLES)
+def comments_view(round_id):
+    round_ = _round_or_404(round_id)
+    question_key = request.args.get("question") or None
+    slice_value = request.args.get("slice") or ""
+    slice_kind, _, slice_name = slice_value.partition(":")
+    slice_kind = slice_kind or None
+    result, refusal, status = None, None, 200
+    try:
+        result = comments(round_, question_key, slice_kind, slice_name or None)
+    except CommentsWithheld as withheld:
+        refusal = str(withheld)
+    except ValueError as error:
+        refusal, status = str(error), 400
     return render_template(
-        "scorecards/show.html",
-        round=round_,
-        card=card,
-        rows=rows,
-        slice_kind=slice_kind,
-        slice_kinds=SLICE_KINDS,
-        participation=participation(round_),
-        headline_metric=HEADLINE_METRIC,
-        withheld_text=withheld_text,
-        change_text=change_text,
-        format_metric=format_metric,
-    )
+        "scorecards/comments.html", round=round_, result=result, refusal=refusal, choices=comment_choices(round_),
+        question_key=question_key, slice_value=slice_value,
+    ), status
+
+
+@scorecards_bp.get("/rounds/<int:round_id>/scorecard.<any(csv, json):export_format>")
+@roles_required(*READER_ROLES)
+def scorecard_download(round_id, export_format):
+    round_ = _round_or_404(round_id)
+    slice_kind = _slice_kind_argument()
+    card = build_scorecard(round_, slice_kind)
+    stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
+    if export_format == "json":
+        return _download(json.dumps(card, indent=2), "application/json", f"{stem}.json")
+    return _download(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)), "text/csv", f"{stem}.csv")
+
+
+@scorecards_bp.get("/rounds/<int:round_id>/responses.<any(csv, json):export_format>")
+@roles_required(*READER_ROLES)
+def responses_download(round_id, export_format):
+    round_ = _round_or_404(round_id)
+    try:
+        export = response_export(round_)
+    except ExportRefused as refusal:
+        abort(403, description=str(refusal))
+    stem = f"round-{round_.id}-{round_.period_key}-responses"
+    if export_format == "json":
+        return _download(json.dumps(export, indent=2), "application/json", f"{stem}.json")
+    return _download(export_csv(export["columns"], export["rows"]), "text/csv", f"{stem}.csv")
+
+
+def _download(body, mimetype, filename):
+    return Response(body, mimetype=mimetype,
+                    headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'})
 
 
 # -- Shaping numbers for the page ------------------------------------------------------
@@ -94,12 +232,22 @@ def format_metric(name, value):
     return f"{value:,.2f}"
 
 
-def change_text(entry, name, option=None):
-    """"+4.2 pts (significant)" style parts for a change, or None when there is none.
-    The words carry the meaning; colour only repeats it. Metrics without a test
-    (sum, median, count) get no verdict."""
-    delta = (entry.get("delta") or {}).get(name)
-    tests = entry.get("significant") or {}
+def _delta_text(name, delta):
+    if name in PERCENT_METRICS or name == "nps":
+        return f"{delta:+.1f} pts"
+    if name == "count":
+        return f"{delta:+,}"
+    return f"{delta:+,.2f}"
+
+
+def change_text(entry, name, option=None, against="previous"):
+    """"+4.2 pts (significant)" style parts for a change since the previous round
+    (or, with against="year_ago", since a year earlier), or None when there is
+    none. The words carry the meaning; colour only repeats it. Metrics without
+    a test (sum, median, count) get no verdict."""
+    prefix = "" if against == "previous" else "year_ago_"
+    delta = (entry.get(f"{prefix}delta") or {}).get(name)
+    tests = entry.get(f"{prefix}significant" if prefix else "significant") or {}
     significant = tests.get(name)
     if option is not None:
         delta = (delta or {}).get(option)
@@ -112,34 +260,78 @@ def change_text(entry, name, option=None):
         verdict = "too few answers to test"
     else:
         verdict = "significant" if significant else "not significant"
-    if name in PERCENT_METRICS or name == "nps":
-        text = f"{delta:+.1f} pts"
-    elif name == "count":
-        text = f"{delta:+,}"
-    else:
-        text = f"{delta:+,.2f}"
     direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
-    return {"text": text, "verdict": verdict, "significant": bool(significant), "direction": direction}
+    return {"text": _delta_text(name, delta), "verdict": verdict, "significant": bool(significant),
+            "direction": direction, "delta": delta}
 
 
-def _question_view(entry, question, round_):
-    """The template's view of one question: headline, bars, sparkline."""
+def describe_change(change) -> str:
+    """One line for a mover or a choice shift: "Lost to: Globex 42.0 %, +15.0 pts (significant)"."""
+    subject = change["prompt"]
+    if change.get("option") is not None:
+        subject = f"{subject} {change['label']}"
+    else:
+        subject = f"{subject} ({METRIC_LABELS.get(change['metric'], change['metric']).lower()})"
+    verdict = ""
+    if change.get("significant") is True:
+        verdict = " (significant)"
+    elif change.get("significant") is False:
+        verdict = " (not significant)"
+    return f"{subject}: {format_metric(change['metric'], change['value'])}, {_delta_text(change['metric'], change['delta'])}{verdict}"
+
+
+def heat_class(entry, metric):
+    """The heatmap cell's class: blue shades up, orange shades down (by size of
+    a significant change), grey when not significant, untested or withheld."""
+    if entry.get("suppressed"):
+        return "heat-withheld"
+    change = change_text(entry, metric)
+    if change is None or not change["significant"] or change["direction"] == "flat":
+        return "heat-none"
+    size = change_size(entry, metric, change["delta"], (entry.get("previous") or {}).get(metric)) or 0.0
+    step = 1 + sum(1 for threshold in HEAT_STEPS if size >= threshold)
+    return f"heat-{change['direction']}-{step}"
+
+
+def _heatmap(card):
+    """Rows of the heatmap: one per slice, one cell per question's headline metric."""
+    rows = []
+    for slice_ in card["slices"]:
+        cells = []
+        if not slice_["suppressed"]:
+            for entry in slice_["questions"]:
+                metric = HEADLINE_METRIC.get(entry["type"])
+                cell = {"key": entry["key"], "metric": metric, "entry": entry, "class": "heat-none", "value": None,
+                        "change": None}
+                if entry["suppressed"]:
+                    cell["class"] = "heat-withheld"
+                elif metric:
+                    cell.update(value=format_metric(metric, entry["metrics"].get(metric)),
+                                change=change_text(entry, metric), **{"class": heat_class(entry, metric)})
+                else:
+                    cell["value"] = f"{entry['n']} answered"
+                cells.append(cell)
+        rows.append({"slice": slice_, "cells": cells})
+    return rows
+
+
+def _question_view(entry, question, points, replies):
+    """The template's view of one question: headline, bars, sparkline, replies."""
     view = {"entry": entry, "headline": HEADLINE_METRIC.get(entry["type"]), "bars": [], "sparkline": None,
-            "unit": question.setting("unit", "") if question else ""}
+            "unit": question.setting("unit", "") if question else "", "replies": replies}
     if entry["metrics"] is None:
         return view
     metrics = entry["metrics"]
     if "distribution" in metrics:
         view["bars"] = _bars([(label, count) for label, count in metrics["distribution"].items()], total=entry["n"])
     elif "option_pct" in metrics:
-        labels = {option["key"]: option["label"] for option in (question.options if question else [])}
-        labels.setdefault("other", "Other")
+        labels = {option["key"]: option["label"] for option in entry.get("options", [])}
         view["bars"] = _bars(
             [(labels.get(key, key), pct) for key, pct in metrics["option_pct"].items()], total=None,
             option_keys=list(metrics["option_pct"]),
         )
     if view["headline"]:
-        view["sparkline"] = _sparkline(trend(round_.cadence, entry["key"], until=round_), view["headline"])
+        view["sparkline"] = _sparkline(points, view["headline"])
     return view
 
 
@@ -163,15 +355,17 @@ def _bars(items, total, option_keys=None):
 
 def _sparkline(points, metric):
     """Polylines for the trend, split where the measure changed (no line across a break)."""
-    values = [p["metrics"][metric] if p["metrics"] else None for p in points]
+    values = [p["metrics"].get(metric) if p["metrics"] else None for p in points]
     known = [v for v in values if v is not None]
     if len(known) < 2:
         return None
     low, high = min(known), max(known)
     span = (high - low) or 1.0
     step = SPARKLINE_WIDTH / max(len(points) - 1, 1)
-    segments, current = [], []
+    segments, current, breaks = [], [], []
     for index, (point, value) in enumerate(zip(points, values)):
+        if point["break"]:
+            breaks.append(round(index * step - step / 2, 1))
         if point["break"] or value is None:
             if len(current) > 1:
                 segments.append(current)
@@ -181,9 +375,12 @@ def _sparkline(points, metric):
             current.append(f"{index * step:.1f},{y:.1f}")
     if len(current) > 1:
         segments.append(current)
-    description = ", ".join(f"{p['period_key']}: {_trend_point_text(p, metric, v)}" for p, v in zip(points, values))
+    description = ", ".join(
+        f"{p['period_key']}: {_trend_point_text(p, metric, v)}{' (measure changed)' if p['break'] else ''}"
+        for p, v in zip(points, values)
+    )
     return {"segments": [" ".join(segment) for segment in segments], "description": description,
-            "width": SPARKLINE_WIDTH, "height": SPARKLINE_HEIGHT}
+            "breaks": breaks, "width": SPARKLINE_WIDTH, "height": SPARKLINE_HEIGHT}
 
 
 def _trend_point_text(point, metric, value):

@@ -272,3 +272,35 @@ def nps_p_value(
         return None
     z = (nps(promoters_a, detractors_a, n_a) - nps(promoters_b, detractors_b, n_b)) / math.sqrt(squared_error)
     return normal_two_sided_p(z)
+
+
+# -- Planning: the smallest change a group can show -------------------------------
+
+
+def normal_quantile(p: float) -> float:
+    """The z with P(Z <= z) = p for a standard normal, by bisection on the CDF."""
+    if not 0.0 < p < 1.0:
+        raise ValueError("p must be strictly between 0 and 1")
+    low, high = -40.0, 40.0
+    for _ in range(200):
+        middle = (low + high) / 2.0
+        if normal_cdf(middle) < p:
+            low = middle
+        else:
+            high = middle
+        if high - low < 1e-15:
+            break
+    return (low + high) / 2.0
+
+
+def detectable_change_pts(
+    respondents: int, baseline: float = 0.5, alpha: float = 0.05, power: float = 0.8, min_n: int = 10
+) -> float | None:
+    """The smallest change of a percentage, in points, that the two-proportion
+    z-test between two rounds of `respondents` each detects with the given
+    power (the usual minimum detectable effect, at the least favourable
+    baseline of 50 % by default). None below `min_n`, where nothing is tested."""
+    if respondents < max(min_n, 1):
+        return None
+    z = normal_quantile(1.0 - alpha / 2.0) + normal_quantile(power)
+    return 100.0 * z * math.sqrt(2.0 * baseline * (1.0 - baseline) / respondents)

@@ -1,10 +1,11 @@
 """The staff home page: what needs attention, by role."""
 
 from flask import Blueprint, redirect, render_template, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user
 from sqlalchemy import func, select
 
 from cadence.models import Cadence, Invitation, Person, Round
+from surveys.auth import staff_required
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -19,7 +20,7 @@ def root():
 
 
 @staff_bp.get("/home")
-@login_required
+@staff_required
 def home():
     open_rounds = db.session.execute(
         select(Round, Cadence.name, func.count(Invitation.id), func.count(Invitation.responded_at))

@@ -1,6 +1,7 @@
 """The staff question-set designer, driven through the test client with CSRF on."""
 
 import html
+import io
 import re
 
 import pytest
@@ -134,8 +135,9 @@ def test_add_a_question_of_every_type(pm_client):
     for key in ("win_confidence", "recommend", "lost_deal", "lost_to", "gaps", "deals_lost", "anything_else"):
         assert f"<code>{key}</code>" in page.text
     assert "shown if lost_deal = yes" in page.text
-    # Later questions may depend on any earlier one.
-    assert '<option value="anything_else">' in page.text
+    # Later questions may depend on any earlier one, except free text (nothing to match).
+    assert '<option value="deals_lost">' in page.text
+    assert '<option value="anything_else">' not in page.text
 
 
 def test_fields_of_other_types_are_ignored(pm_client):
@@ -288,3 +290,328 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, app, make_person):
     assert answer.status_code in (302, 400)
     db.session.expire_all()
     assert db.session.get(QuestionSet, question_set.id).versions[0].status == "draft"
+
+
+# -- Templates, import and export ------------------------------------------------------
+
+
+def test_the_empty_state_offers_the_starter_templates_and_copies_one(pm_client):
+    from surveys.starter_templates import TEMPLATES
+
+    page = pm_client.get("/question-sets/")
+    assert "Start from a template" in page.text
+    for template in TEMPLATES:
+        assert f'action="/question-sets/templates/{template.slug}"' in page.text
+    answer = post_form(pm_client, "/question-sets/", "/question-sets/templates/win-loss-pulse", {})
+    assert answer.status_code == 302
+    question_set = db.session.scalar(select(QuestionSet))
+    assert answer.headers["Location"].endswith(f"/question-sets/{question_set.id}")
+    assert question_set.name == "Monthly win/loss pulse"
+    assert question_set.owner.email == "staff@example.com"
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "draft")]
+    keys = [q.key for q in question_set.draft.questions]
+    assert "lost_deal" in keys and "main_loss_reason" in keys
+    # The index still offers them once sets exist.
+    assert "/question-sets/templates/feature-gaps" in pm_client.get("/question-sets/").text
+    assert post_form(pm_client, "/question-sets/", "/question-sets/templates/no-such-template", {}).status_code == 404
+
+
+def test_export_then_import_makes_an_identical_new_draft(pm_client):
+    question_set = make_set(pm_client, confidentiality="attributed", min_group_size="4")
+    for fields, _ in ALL_TYPES[:6]:
+        add(pm_client, question_set, **fields)
+    download = pm_client.get(f"/question-sets/{question_set.id}/export.json")
+    assert download.status_code == 200
+    assert download.headers["Content-Disposition"] == 'attachment; filename="monthly-win-loss-pulse.json"'
+    exported = download.json
+    assert exported["confidentiality"] == "attributed" and exported["min_group_size"] == 4
+    assert [q["key"] for q in exported["questions"]][:3] == ["win_confidence", "recommend", "lost_deal"]
+
+    page = pm_client.get("/question-sets/")
+    answer = pm_client.post(
+        "/question-sets/import",
+        data={"csrf_token": csrf_token_from(page.text), "file": (io.BytesIO(download.data), "set.json")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 302, answer.text
+    imported = db.session.scalar(select(QuestionSet).order_by(QuestionSet.id.desc()))
+    assert imported.id != question_set.id
+    from surveys.questions import export_question_set
+
+    assert export_question_set(imported) == exported
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{not json", "is not valid JSON"),
+        (b'{"name": "X", "questions": [{"key": "Bad Key", "type": "yes_no", "prompt": "P"}]}', "questions[0].key"),
+        (b"[1, 2]", "must be an object"),
+    ],
+)
+def test_a_bad_import_says_why_and_imports_nothing(pm_client, content, message):
+    page = pm_client.get("/question-sets/")
+    answer = pm_client.post(
+        "/question-sets/import",
+        data={"csrf_token": csrf_token_from(page.text), "file": (io.BytesIO(content), "set.json")},
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 422
+    assert message in html.unescape(answer.text)
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 0
+
+
+# -- Editing questions ------------------------------------------------------------------
+
+
+def set_with(pm_client, *questions):
+    question_set = make_set(pm_client)
+    for fields in questions:
+        assert add(pm_client, question_set, **fields).status_code == 302
+    return question_set
+
+
+LOST = {"key": "lost_deal", "question_type": "yes_no", "prompt": "Did you lose a deal?"}
+LOST_TO = {"key": "lost_to", "question_type": "single_choice", "prompt": "Lost to whom?",
+           "options": "acme: Acme\nglobex: Globex", "show_if_question": "lost_deal", "show_if_equals": "yes"}
+CONFIDENCE = {"key": "confidence", "question_type": "scale", "prompt": "How confident?"}
+
+
+def keys_in_order(question_set):
+    db.session.expire_all()
+    version = question_set.draft or question_set.versions[-1]
+    return [q.key for q in version.questions]
+
+
+def test_a_key_is_suggested_from_the_prompt_when_left_empty(pm_client):
+    question_set = set_with(pm_client, {"key": "", "question_type": "yes_no", "prompt": "Did you lose a deal this month?"})
+    assert keys_in_order(question_set) == ["lose_deal_month"]
+    add(pm_client, question_set, key="", question_type="yes_no", prompt="Did you lose a deal this month?")
+    assert keys_in_order(question_set) == ["lose_deal_month", "lose_deal_month_2"]
+
+
+def test_edit_a_draft_question_and_rename_its_key_before_the_first_publish(pm_client):
+    question_set = set_with(pm_client, LOST, LOST_TO)
+    url = f"/question-sets/{question_set.id}/questions/lost_deal/edit"
+    page = pm_client.get(url)
+    assert page.status_code == 200
+    assert 'value="lost_deal"' in page.text and "readonly" not in page.text
+    answer = post_form(pm_client, url, url, {"key": "lost_any_deal", "question_type": "yes_no",
+                                             "prompt": "Did you lose any deal?", "help": "This month", "required": "y"})
+    assert answer.status_code == 302, answer.text
+    db.session.expire_all()
+    first, second = question_set.draft.questions
+    assert (first.key, first.prompt, first.help) == ("lost_any_deal", "Did you lose any deal?", "This month")
+    # The dependent question follows the new key.
+    assert (second.show_if_key, second.show_if_value) == ("lost_any_deal", "yes")
+
+    # Options keep their keys while their labels change.
+    url = f"/question-sets/{question_set.id}/questions/lost_to/edit"
+    assert "acme: Acme\nglobex: Globex" in html.unescape(pm_client.get(url).text)
+    answer = post_form(pm_client, url, url, {**LOST_TO, "options": "acme: Acme Corporation\nglobex: Globex Inc",
+                                             "show_if_question": "lost_any_deal", "required": "y"})
+    assert answer.status_code == 302, answer.text
+    db.session.expire_all()
+    assert question_set.draft.questions[1].options == [
+        {"key": "acme", "label": "Acme Corporation"}, {"key": "globex", "label": "Globex Inc"},
+    ]
+
+
+def test_an_edit_that_breaks_a_dependent_question_is_refused_clearly(pm_client):
+    question_set = set_with(pm_client, LOST, LOST_TO)
+    url = f"/question-sets/{question_set.id}/questions/lost_deal/edit"
+    answer = post_form(pm_client, url, url, {"key": "lost_deal", "question_type": "scale", "prompt": "Lost?", "required": "y"})
+    assert answer.status_code == 422
+    assert "Question &#39;lost_to&#39;" in answer.text or "Question 'lost_to'" in answer.text
+    db.session.expire_all()
+    assert question_set.draft.questions[0].type == "yes_no"
+
+
+def test_keys_are_fixed_after_the_first_publish(pm_client):
+    question_set = set_with(pm_client, LOST)
+    base = f"/question-sets/{question_set.id}"
+    post_form(pm_client, base, f"{base}/publish", {})
+    url = f"{base}/questions/lost_deal/edit"
+    page = pm_client.get(url)
+    assert "readonly" in page.text and "Keys are fixed once the set has been published" in page.text
+    answer = post_form(pm_client, url, url, {"key": "renamed", "question_type": "yes_no", "prompt": "Reworded?", "required": "y"})
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "published"), (2, "draft")]
+    assert [(q.key, q.prompt) for q in question_set.versions[1].questions] == [("lost_deal", "Reworded?")]
+    assert question_set.versions[0].questions[0].prompt == "Did you lose a deal?"
+
+
+def test_move_up_and_down_and_refuse_moving_above_a_dependency(pm_client):
+    question_set = set_with(pm_client, CONFIDENCE, LOST, LOST_TO)
+    base = f"/question-sets/{question_set.id}"
+    assert post_form(pm_client, base, f"{base}/questions/confidence/move", {"direction": "down"}).status_code == 302
+    assert keys_in_order(question_set) == ["lost_deal", "confidence", "lost_to"]
+    post_form(pm_client, base, f"{base}/questions/lost_to/move", {"direction": "up"})
+    assert keys_in_order(question_set) == ["lost_deal", "lost_to", "confidence"]
+    post_form(pm_client, base, f"{base}/questions/lost_to/move", {"direction": "up"})
+    assert keys_in_order(question_set) == ["lost_deal", "lost_to", "confidence"]
+    page = html.unescape(pm_client.get(base).text)
+    assert "Not moved: 'lost_to' is shown only depending on 'lost_deal', so it must stay below it." in page
+    assert post_form(pm_client, base, f"{base}/questions/lost_to/move", {"direction": "sideways"}).status_code == 400
+
+
+def test_reorder_all_at_once_as_drag_and_drop_sends_it(pm_client):
+    question_set = set_with(pm_client, CONFIDENCE, LOST, LOST_TO)
+    base = f"/question-sets/{question_set.id}"
+    page = pm_client.get(base)
+    token = csrf_token_from(page.text)
+    answer = pm_client.post(f"{base}/questions/order", data={"csrf_token": token, "order": ["lost_deal", "lost_to", "confidence"]})
+    assert answer.status_code == 302
+    assert keys_in_order(question_set) == ["lost_deal", "lost_to", "confidence"]
+    pm_client.post(f"{base}/questions/order", data={"csrf_token": token, "order": ["lost_to", "lost_deal", "confidence"]})
+    assert keys_in_order(question_set) == ["lost_deal", "lost_to", "confidence"]
+    assert "must stay below it" in html.unescape(pm_client.get(base).text)
+    pm_client.post(f"{base}/questions/order", data={"csrf_token": token, "order": ["lost_deal"]})
+    assert "Give every question" in html.unescape(pm_client.get(base).text)
+
+
+def test_duplicate_a_question(pm_client):
+    question_set = set_with(pm_client, LOST, LOST_TO, CONFIDENCE)
+    base = f"/question-sets/{question_set.id}"
+    answer = post_form(pm_client, base, f"{base}/questions/lost_to/duplicate", {})
+    assert answer.status_code == 302
+    assert answer.headers["Location"].endswith(f"{base}/questions/lost_to_copy/edit")
+    assert keys_in_order(question_set) == ["lost_deal", "lost_to", "lost_to_copy", "confidence"]
+    copy = question_set.draft.questions[2]
+    assert (copy.show_if_key, copy.options) == ("lost_deal", question_set.draft.questions[1].options)
+    post_form(pm_client, base, f"{base}/questions/lost_to/duplicate", {})
+    assert "lost_to_copy_2" in keys_in_order(question_set)
+
+
+# -- Preview ---------------------------------------------------------------------------
+
+
+def test_preview_shows_the_rep_form_and_stores_nothing(pm_client):
+    from surveys.models import Answer, Response
+
+    question_set = set_with(pm_client, CONFIDENCE, LOST, LOST_TO)
+    url = f"/question-sets/{question_set.id}/preview"
+    page = pm_client.get(url)
+    assert page.status_code == 200
+    assert 'class="phone-frame"' in page.text and 'class="rep-form"' in page.text
+    assert "Confidential." in page.text and "about 1 minute" in page.text
+    assert 'data-show-if-key="lost_deal"' in page.text
+    token = csrf_token_from(page.text)
+    invalid = pm_client.post(url + "?version=1", data={"csrf_token": token, "lost_deal": "yes"})
+    assert invalid.status_code == 422
+    assert 'id="error-summary"' in invalid.text
+    assert "Choose a value on the scale." in invalid.text and "Choose one option." in invalid.text
+    valid = pm_client.post(url + "?version=1", data={"csrf_token": token, "confidence": "4", "lost_deal": "no",
+                                                     "lost_to": "acme"})
+    assert valid.status_code == 200
+    assert "These answers are valid (2 stored values would be kept" in valid.text
+    assert "Nothing was stored" in valid.text
+    assert db.session.scalar(select(func.count(Response.id))) == 0
+    assert db.session.scalar(select(func.count(Answer.id))) == 0
+    tampered = pm_client.post(url, data={"csrf_token": token, "confidence": "4", "admin": "1"})
+    assert tampered.status_code == 400
+
+
+# -- Settings ----------------------------------------------------------------------------
+
+
+def test_settings_change_and_explain_the_stricter_only_rule(pm_client):
+    from tests.test_question_sets import record_an_answer
+
+    question_set = set_with(pm_client, LOST)
+    url = f"/question-sets/{question_set.id}/settings"
+    page = pm_client.get(url)
+    assert "Nobody has answered this set yet" in page.text
+    fields = {"name": "Renamed", "description": "", "confidentiality": "attributed", "min_group_size": "3",
+              "comment_min_group_size": "8", "hold_until_close": "y"}
+    assert post_form(pm_client, url, url, fields).status_code == 302
+    db.session.expire_all()
+    assert (question_set.name, question_set.confidentiality, question_set.min_group_size,
+            question_set.comment_min_group_size, question_set.hold_until_close) == ("Renamed", "attributed", 3, 8, True)
+
+    base = f"/question-sets/{question_set.id}"
+    post_form(pm_client, base, f"{base}/publish", {})
+    db.session.expire_all()
+    record_an_answer(question_set, question_set.versions[0])
+    page = pm_client.get(url)
+    assert "can only become stricter" in page.text
+    refused = post_form(pm_client, url, url, {**fields, "min_group_size": "3", "comment_min_group_size": "7",
+                                              "hold_until_close": ""})
+    assert refused.status_code == 422
+    assert field_errors(refused.text, "comment_min_group_size") == [
+        "Cannot go below 8: answers already exist, so this can only become stricter."
+    ]
+    assert field_errors(refused.text, "hold_until_close") == [
+        "Cannot be turned off: answers already exist, so this can only become stricter."
+    ]
+    db.session.expire_all()
+    assert question_set.comment_min_group_size == 8 and question_set.hold_until_close is True
+    assert post_form(pm_client, url, url, {**fields, "confidentiality": "confidential", "min_group_size": "5"}).status_code == 302
+    db.session.expire_all()
+    assert (question_set.confidentiality, question_set.min_group_size) == ("confidential", 5)
+
+
+# -- Versions: diff and confirmation -------------------------------------------------------
+
+
+def test_a_breaking_change_shows_in_the_diff_and_needs_confirming(pm_client):
+    question_set = set_with(pm_client, CONFIDENCE, LOST, LOST_TO)
+    base = f"/question-sets/{question_set.id}"
+    post_form(pm_client, base, f"{base}/publish", {})
+    edit_url = f"{base}/questions/confidence/edit"
+    post_form(pm_client, edit_url, edit_url, {**CONFIDENCE, "scale_max": "7", "required": "y"})
+    edit_url = f"{base}/questions/lost_to/edit"
+    post_form(pm_client, edit_url, edit_url, {**LOST_TO, "prompt": "Who won the deal?", "required": "y"})
+    add(pm_client, question_set, key="notes", question_type="text", prompt="Anything else?")
+    post_form(pm_client, base, f"{base}/questions/lost_deal/remove", {})  # refused: lost_to depends on it
+
+    page = pm_client.get(base)
+    assert "1 question changes what it measures" in page.text
+    diff = pm_client.get(f"{base}/versions/2/diff")
+    assert diff.status_code == 200
+    text = html.unescape(diff.text)
+    assert "Measure changed: the trend breaks here" in text and "Scale changed from 1–5 to 1–7." in text
+    assert "Wording only: the trend continues" in text and "Who won the deal?" in text
+    assert "Added" in text and "<code>notes</code>" in text
+    assert pm_client.get(f"{base}/versions/9/diff").status_code == 404
+
+    refused = post_form(pm_client, base, f"{base}/publish", {})
+    assert refused.status_code == 409
+    assert "Publishing version 2 breaks 1 trend" in refused.text
+    assert "<code>confidence</code>" in refused.text and "<code>lost_to</code>" not in refused.text
+    db.session.expire_all()
+    assert question_set.versions[1].status == "draft"
+    confirmed = post_form(pm_client, base, f"{base}/publish", {"confirm_breaking": "yes"})
+    assert confirmed.status_code == 302
+    db.session.expire_all()
+    assert [(v.number, v.status) for v in question_set.versions] == [(1, "published"), (2, "published")]
+    assert question_set.versions[0].questions[0].settings["scale_max"] == 5
+
+
+def test_a_wording_only_change_publishes_without_confirmation(pm_client):
+    question_set = set_with(pm_client, CONFIDENCE)
+    base = f"/question-sets/{question_set.id}"
+    post_form(pm_client, base, f"{base}/publish", {})
+    edit_url = f"{base}/questions/confidence/edit"
+    post_form(pm_client, edit_url, edit_url, {**CONFIDENCE, "prompt": "How sure are you?", "required": "y"})
+    assert post_form(pm_client, base, f"{base}/publish", {}).status_code == 302
+    db.session.expire_all()
+    assert [v.status for v in question_set.versions] == ["published", "published"]
+
+
+def test_new_routes_need_a_designer(signed_in_client, make_person, app):
+    owner = make_person(email="owner@example.com", roles=("pm",))
+    question_set = create_question_set(owner, {"name": "Pulse", "questions": [
+        {"key": "lost_deal", "type": "yes_no", "prompt": "Lost?"}]})
+    db.session.commit()
+    client = signed_in_client(roles=("leader",), email="leader@example.com")
+    base = f"/question-sets/{question_set.id}"
+    for path in (f"{base}/preview", f"{base}/settings", f"{base}/export.json", f"{base}/versions/1/diff",
+                 f"{base}/questions/lost_deal/edit"):
+        assert client.get(path).status_code == 403, path
+    token = csrf_token_from(client.get("/question-sets/").text)
+    for path in (f"{base}/questions/lost_deal/move", f"{base}/questions/lost_deal/duplicate", f"{base}/questions/order",
+                 "/question-sets/templates/win-loss-pulse", "/question-sets/import", f"{base}/settings"):
+        assert client.post(path, data={"csrf_token": token, "direction": "up"}).status_code == 403, path
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 1

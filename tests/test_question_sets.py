@@ -760,3 +760,135 @@ def test_api_round_trips_any_valid_question(client, pm_headers, data):
     assert answer.status_code == 201, answer.json
     shown = answer.json["versions"][0]["questions"][0]
     assert validate_question(shown) == validate_question(data)
+
+
+# -- Editing the draft through the service ------------------------------------------------
+
+
+def test_update_question_renames_before_publish_and_refuses_after(app, pm):
+    from surveys.questions import update_question
+
+    question_set = create_question_set(pm, PULSE)
+    update_question(question_set, "lost_deal", {**GOOD["yes_no"], "key": "lost_any", "prompt": "Lost any?"})
+    assert [q.key for q in question_set.draft.questions] == ["win_confidence", "lost_any", "main_reason", "deals_lost"]
+    assert question_set.draft.questions[2].show_if_key == "lost_any"
+    with pytest.raises(QuestionSetInvalid, match="already used"):
+        update_question(question_set, "lost_any", {**GOOD["yes_no"], "key": "deals_lost"})
+    with pytest.raises(QuestionSetInvalid) as refused:
+        update_question(question_set, "lost_any", {**GOOD["yes_no"], "key": "Bad Key"})
+    assert set(refused.value.errors) == {"key"}
+    publish(question_set)
+    with pytest.raises(QuestionSetInvalid, match="Keys are fixed"):
+        update_question(question_set, "lost_any", {**GOOD["yes_no"], "key": "renamed"})
+    # Errors of the edited question are keyed by its own fields.
+    with pytest.raises(QuestionSetInvalid) as refused:
+        update_question(question_set, "win_confidence", question("scale", scale_max=30))
+    assert refused.value.errors == {"scale_max": "Must be from 3 to 10."}
+    db.session.commit()
+    assert len(question_set.versions) == 1
+
+
+def test_moves_that_would_put_a_question_above_its_condition_are_refused(app, pm):
+    from surveys.questions import move_question, reorder_questions
+
+    question_set = create_question_set(pm, PULSE)
+    with pytest.raises(QuestionSetInvalid, match="'main_reason' is shown only depending on 'lost_deal'"):
+        move_question(question_set, "main_reason", -1)
+    with pytest.raises(QuestionSetInvalid, match="must stay below it"):
+        move_question(question_set, "lost_deal", 1)
+    with pytest.raises(QuestionSetInvalid, match="exactly once"):
+        reorder_questions(question_set, ["lost_deal", "lost_deal", "main_reason", "deals_lost"])
+    move_question(question_set, "win_confidence", 10)
+    assert [q.key for q in question_set.draft.questions] == ["lost_deal", "main_reason", "deals_lost", "win_confidence"]
+
+
+# -- The API: settings, draft, export, publishing with confirmation ------------------------
+
+
+def test_api_patch_settings_only_stricter_once_answered(client, api_token, pm):
+    headers = api_token(roles=("pm",))
+    question_set = published_set(pm)
+    url = f"/api/v1/question-sets/{question_set.id}"
+    changed = client.patch(url, json={"min_group_size": 3, "hold_until_close": True}, headers=headers)
+    assert changed.status_code == 200, changed.json
+    assert (changed.json["min_group_size"], changed.json["hold_until_close"]) == (3, True)
+    record_an_answer(question_set, question_set.versions[0])
+    refused = client.patch(url, json={"comment_min_group_size": 9, "hold_until_close": False}, headers=headers)
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    assert set(refused.json["errors"]) == {"comment_min_group_size", "hold_until_close"}
+    below_floor = client.patch(url, json={"min_group_size": 2}, headers=headers)
+    assert below_floor.json["errors"] == {"min_group_size": "Must be from 3 to 10000."}
+    looser = client.patch(url, json={"confidentiality": "confidential", "min_group_size": 4}, headers=headers)
+    assert looser.status_code == 200
+    back = client.patch(url, json={"confidentiality": "attributed"}, headers=headers)
+    assert back.status_code == 422 and "only become stricter" in back.json["errors"]["confidentiality"]
+    assert client.patch(url, json={"questions": []}, headers=headers).status_code == 422
+    assert client.patch(url, json={"name": "X"}, headers=api_token(roles=("leader",))).status_code == 403
+
+
+def test_api_put_draft_never_touches_a_published_version(client, api_token, pm):
+    headers = api_token(roles=("pm",))
+    question_set = published_set(pm)
+    before = question_set_to_dict(question_set)["versions"][0]
+    url = f"/api/v1/question-sets/{question_set.id}"
+    draft = client.put(f"{url}/draft", json={"questions": [GOOD["nps"], question("yes_no", prompt="Reworded")]},
+                       headers=headers)
+    assert draft.status_code == 200, draft.json
+    assert (draft.json["number"], draft.json["status"]) == (2, "draft")
+    assert [q["key"] for q in draft.json["questions"]] == ["recommend", "lost_deal"]
+    bad = client.put(f"{url}/draft", json={"questions": [question("scale", scale_max=1)]}, headers=headers)
+    assert bad.status_code == 422 and bad.json["errors"] == {"questions[0].scale_max": "Must be from 3 to 10."}
+    assert client.put(f"{url}/draft", json={"questions": [], "extra": 1}, headers=headers).status_code == 422
+    assert client.put(f"{url}/draft", json=[1], headers=headers).status_code == 400
+    db.session.expire_all()
+    read = client.get(url, headers=headers).json
+    assert read["versions"][0] == before
+    assert [q["prompt"] for q in read["versions"][1]["questions"]] == ["Would customers recommend us?", "Reworded"]
+
+
+def test_api_publish_asks_for_confirmation_when_a_measure_breaks(client, api_token, pm):
+    headers = api_token(roles=("pm",))
+    question_set = published_set(pm)
+    url = f"/api/v1/question-sets/{question_set.id}"
+    questions = [q for q in client.get(url, headers=headers).json["versions"][0]["questions"]]
+    questions[0] = {**questions[0], "scale_max": 5, "favorable_min": 4}  # was 1-7
+    questions[2] = {**questions[2], "options": [{"key": "price", "label": "Cost"}, {"key": "speed", "label": "Speed"}]}
+    questions[3] = {**questions[3], "prompt": "How many deals did you lose?"}  # wording only
+    assert client.put(f"{url}/draft", json={"questions": questions}, headers=headers).status_code == 200
+
+    refused = client.post(f"{url}/publish", headers=headers)
+    assert refused.status_code == 409 and refused.mimetype == "application/problem+json"
+    assert set(refused.json["errors"]) == {"win_confidence", "main_reason"}
+    assert "Scale changed from 1–7 to 1–5." in refused.json["errors"]["win_confidence"]
+    assert "Option keys removed: features." in refused.json["errors"]["main_reason"]
+    assert "win_confidence, main_reason" in refused.json["detail"]
+    assert client.post(f"{url}/publish", json={"confirm_breaking": "yes"}, headers=headers).status_code == 422
+    assert client.post(f"{url}/publish", json={"confirm": True}, headers=headers).status_code == 422
+    assert client.post(f"{url}/publish", data="nope", content_type="application/json", headers=headers).status_code == 400
+    assert client.post(f"{url}/publish", json={"confirm_breaking": False}, headers=headers).status_code == 409
+    db.session.expire_all()
+    assert db.session.get(QuestionSet, question_set.id).versions[1].status == "draft"
+
+    published = client.post(f"{url}/publish", json={"confirm_breaking": True}, headers=headers)
+    assert published.status_code == 200 and published.json["number"] == 2
+
+
+def test_api_export_is_a_create_body(client, api_token, pm):
+    headers = api_token(roles=("pm",))
+    question_set = published_set(pm)
+    exported = client.get(f"/api/v1/question-sets/{question_set.id}/export", headers=api_token(roles=("leader",)))
+    assert exported.status_code == 200
+    assert exported.json["questions"][2]["show_if"] == {"question": "lost_deal", "equals": "yes"}
+    imported = client.post("/api/v1/question-sets", json=exported.json, headers=headers)
+    assert imported.status_code == 201, imported.json
+    assert imported.json["versions"][0]["questions"] == question_set_to_dict(question_set)["versions"][0]["questions"]
+
+
+def test_openapi_describes_the_new_endpoints(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert set(paths["/question-sets/{question_set_id}"]) == {"get", "patch"}
+    assert "put" in paths["/question-sets/{question_set_id}/draft"]
+    assert "get" in paths["/question-sets/{question_set_id}/export"]
+    publish_spec = paths["/question-sets/{question_set_id}/publish"]["post"]
+    assert "confirm_breaking" in publish_spec["description"]
+    assert publish_spec["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("PublishInput")

@@ -145,8 +145,8 @@ def test_scorecard_numbers_match_an_independent_computation(two_rounds):
     data, january, march, _april, before, now = two_rounds
     card = build_scorecard(march)
 
-    assert card["round"] == {"id": march.id, "period_key": "2026-03", "status": "closed"}
-    assert card["previous_round"] == {"id": january.id, "period_key": "2026-01", "status": "closed"}
+    assert card["round"] == {"id": march.id, "period_key": "2026-03", "status": "closed", "version": 1}
+    assert card["previous_round"] == {"id": january.id, "period_key": "2026-01", "status": "closed", "version": 1}
     assert card["response_rate"] == {"invited": 40, "responded": 30, "rate": 75.0}
     assert card["slices"] == []
 

@@ -10,6 +10,7 @@ from cadence.planner import NudgeRefused, nudge_non_responders
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
 from surveys.extensions import db
+from surveys import audit
 from surveys.problems import ApiProblem, validation_problem
 
 READERS = ("pm", "leader", "admin")
@@ -24,6 +25,7 @@ def create_cadence():
     except service.CadenceInvalid as invalid:
         db.session.rollback()
         raise validation_problem(invalid.errors) from None
+    audit.record(g.api_user, "cadence.created", cadence)
     db.session.commit()
     return jsonify(service.cadence_to_dict(cadence)), 201
 
@@ -55,6 +57,7 @@ def preview_cadence(cadence_id):
 @api_roles(*EDITORS)
 def pause_cadence(cadence_id):
     cadence = service.pause(get_or_404(Cadence, cadence_id, "cadence"))
+    audit.record(g.api_user, "cadence.paused", cadence)
     db.session.commit()
     return jsonify(service.cadence_to_dict(cadence))
 
@@ -63,6 +66,7 @@ def pause_cadence(cadence_id):
 @api_roles(*EDITORS)
 def resume_cadence(cadence_id):
     cadence = service.resume(get_or_404(Cadence, cadence_id, "cadence"))
+    audit.record(g.api_user, "cadence.resumed", cadence)
     db.session.commit()
     return jsonify(service.cadence_to_dict(cadence))
 
@@ -90,6 +94,7 @@ def change_occurrence(cadence_id, period_key):
     except service.CadenceInvalid as invalid:
         db.session.rollback()
         raise validation_problem(invalid.errors) from None
+    audit.record(g.api_user, "cadence.occurrence_changed", cadence, {"period_key": period_key, **body})
     db.session.commit()
     return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
 
@@ -99,6 +104,7 @@ def change_occurrence(cadence_id, period_key):
 def restore_occurrence(cadence_id, period_key):
     cadence = get_or_404(Cadence, cadence_id, "cadence")
     service.restore_occurrence(cadence, period_key)
+    audit.record(g.api_user, "cadence.occurrence_restored", cadence, {"period_key": period_key})
     db.session.commit()
     return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
 
@@ -112,6 +118,8 @@ def nudge_round(round_id):
         count = nudge_non_responders(round_, utcnow())
     except NudgeRefused as refused:
         raise ApiProblem(409, "Nudge refused", str(refused)) from None
+    audit.record(g.api_user, "round.nudged", round_, {"nudged": count})
+    db.session.commit()
     enqueue_due_now()
     return jsonify({"nudged": count})
 

@@ -7,7 +7,7 @@ alone when the problem concerns the whole item, as question sets key theirs
 ("questions[4].scale_max").
 """
 
-from flask import request
+from flask import g, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -23,6 +23,7 @@ from cadence.people import (
 from surveys.api import api_bp, api_roles, json_body
 from surveys.api.openapi import problem_responses
 from surveys.extensions import db
+from surveys import audit
 from surveys.problems import ApiProblem, validation_problem
 
 PER_PAGE = 50
@@ -55,9 +56,13 @@ def list_people():
 
 def _page_number() -> int:
     raw = request.args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiProblem(400, "Bad request", "page must be a whole number from 1.")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise ApiProblem(400, "Bad request", f"page must be a whole number from 1 to {MAX_PAGE:,}.")
     return int(raw)
+
+
+# Far beyond any real org; keeps OFFSET within what every database accepts.
+MAX_PAGE = 1_000_000
 
 
 @api_bp.post("/people")
@@ -82,7 +87,9 @@ def upsert_people_endpoint():
     if errors:
         # Returned, not raised: the app's HTTPException handler would drop `errors`.
         return validation_problem(errors, "Some people are invalid; nothing was stored.").get_response()
-    result = upsert_people(good)
+    result = upsert_people(good, g.api_user)
+    audit.record(g.api_user, "people.imported", None,
+                 {"created": result.created, "updated": result.updated, "source": "api"})
     db.session.commit()
     return {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
 

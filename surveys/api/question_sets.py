@@ -1,20 +1,27 @@
-"""Question sets over the API: create (with a draft version), read, list, publish."""
+"""Question sets over the API: create (with a draft version; also the import
+of an exported set), read, list, export, change settings, replace the draft's
+questions, publish (with an explicit confirmation when a measure breaks)."""
 
-from flask import g, url_for
+from flask import g, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from surveys.api import api_bp, api_roles, get_or_404, json_body
+from surveys.api import api_bp, api_roles, json_body
 from surveys.api.openapi import problem_responses
 from surveys.extensions import db
+from surveys import audit
 from surveys.models import QUESTION_TYPES, QuestionSet, QuestionSetVersion
 from surveys.problems import ApiProblem, validation_problem
 from surveys.questions import (
+    BreakingChangesNotConfirmed,
     NothingToPublish,
     QuestionSetInvalid,
     create_question_set,
+    export_question_set,
     publish,
     question_set_to_dict,
+    replace_draft_questions,
+    update_settings,
     version_to_dict,
 )
 
@@ -50,6 +57,10 @@ def list_question_sets():
 @api_bp.get("/question-sets/<int:question_set_id>")
 @api_roles(*READERS)
 def get_question_set(question_set_id):
+    return question_set_to_dict(_load_with_questions(question_set_id))
+
+
+def _load_with_questions(question_set_id) -> QuestionSet:
     question_set = db.session.scalar(
         select(QuestionSet)
         .where(QuestionSet.id == question_set_id)
@@ -57,18 +68,76 @@ def get_question_set(question_set_id):
     )
     if question_set is None:
         raise ApiProblem(404, "Not found", f"No question set with id {question_set_id}.")
+    return question_set
+
+
+@api_bp.get("/question-sets/<int:question_set_id>/export")
+@api_roles(*READERS)
+def export_question_set_endpoint(question_set_id):
+    """The set as a create body: POST it to this or another installation."""
+    question_set = _load_with_questions(question_set_id)
+    audit.record(g.api_user, "question_set.exported", question_set)
+    db.session.commit()
+    return export_question_set(question_set)
+
+
+@api_bp.patch("/question-sets/<int:question_set_id>")
+@api_roles(*DESIGNERS)
+def update_question_set_settings(question_set_id):
+    question_set = _load_with_questions(question_set_id)
+    data = json_body()
+    try:
+        update_settings(question_set, data)
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        return validation_problem(invalid.errors).get_response()
+    db.session.commit()
     return question_set_to_dict(question_set)
+
+
+@api_bp.put("/question-sets/<int:question_set_id>/draft")
+@api_roles(*DESIGNERS)
+def replace_draft(question_set_id):
+    """Replace the draft's questions (opening draft N+1 after a publish);
+    published versions are never touched."""
+    question_set = _load_with_questions(question_set_id)
+    data = json_body()
+    unknown = sorted(set(data) - {"questions"})
+    if unknown:
+        return validation_problem({field: "Unknown field." for field in unknown}).get_response()
+    try:
+        draft = replace_draft_questions(question_set, data.get("questions"))
+    except QuestionSetInvalid as invalid:
+        db.session.rollback()
+        return validation_problem(invalid.errors).get_response()
+    db.session.commit()
+    return version_to_dict(draft)
 
 
 @api_bp.post("/question-sets/<int:question_set_id>/publish")
 @api_roles(*DESIGNERS)
 def publish_question_set(question_set_id):
-    question_set = get_or_404(QuestionSet, question_set_id, "question set")
+    question_set = _load_with_questions(question_set_id)
+    # The body is optional; only {"confirm_breaking": true} means anything.
+    body = request.get_json(silent=True) if request.content_length else {}
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "Bad request", "The body, when given, must be a JSON object.")
+    unknown = sorted(set(body) - {"confirm_breaking"})
+    if unknown:
+        return validation_problem({field: "Unknown field." for field in unknown}).get_response()
+    confirm = body.get("confirm_breaking", False)
+    if not isinstance(confirm, bool):
+        return validation_problem({"confirm_breaking": "Must be true or false."}).get_response()
     try:
-        version = publish(question_set)
+        version = publish(question_set, confirm_breaking=confirm)
     except NothingToPublish as refusal:
         db.session.rollback()
         return ApiProblem(409, "Nothing to publish", str(refusal)).get_response()
+    except BreakingChangesNotConfirmed as refusal:
+        db.session.rollback()
+        errors = {change.key: " ".join(change.details) for change in refusal.changes}
+        return ApiProblem(409, "Confirm the breaking changes", str(refusal), errors).get_response()
+    audit.record(g.api_user, "question_set.published", question_set, {"version": version.number})
     db.session.commit()
     return version_to_dict(version, include_questions=False)
 
@@ -157,6 +226,46 @@ OPENAPI_SCHEMAS = {
                 "maxItems": 100,
                 "items": {"$ref": "#/components/schemas/Question"},
                 "description": "Keys must be unique within the set.",
+            },
+        },
+    },
+    "QuestionSetSettings": {
+        "type": "object",
+        "description": "A partial update of the set-level fields. Once any answer exists the promises made to "
+        "respondents can only become stricter: attributed -> confidential, group sizes only up, a hold until "
+        "close cannot be lifted (422 otherwise).",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "maxLength": 200},
+            "description": {"type": ["string", "null"], "maxLength": 2000},
+            "confidentiality": {"type": "string", "enum": ["attributed", "confidential"]},
+            "min_group_size": {"type": "integer", "minimum": 3},
+            "comment_min_group_size": {"type": "integer", "minimum": 3},
+            "hold_until_close": {"type": "boolean"},
+        },
+    },
+    "DraftInput": {
+        "type": "object",
+        "required": ["questions"],
+        "additionalProperties": False,
+        "properties": {
+            "questions": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 100,
+                "items": {"$ref": "#/components/schemas/Question"},
+            },
+        },
+    },
+    "PublishInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "confirm_breaking": {
+                "type": "boolean",
+                "default": False,
+                "description": "Required (true) when the draft changes the measure (type, scale, favourable "
+                "threshold or option keys) of a question the last published version had: its trend breaks there.",
             },
         },
     },
@@ -261,16 +370,66 @@ OPENAPI_PATHS = {
             "parameters": [_ID_PARAMETER],
             "responses": {"200": _json("QuestionSet", "The question set"), **problem_responses(401, 403, 404)},
         },
+        "patch": {
+            "operationId": "updateQuestionSetSettings",
+            "summary": "Change the set's name, description or confidentiality settings (roles: pm, admin)",
+            "description": "Once any answer exists, confidentiality can only become stricter.",
+            "tags": ["question sets"],
+            "parameters": [_ID_PARAMETER],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QuestionSetSettings"}}},
+            },
+            "responses": {"200": _json("QuestionSet", "The updated set"), **problem_responses(400, 401, 403, 404, 422)},
+        },
+    },
+    "/question-sets/{question_set_id}/export": {
+        "get": {
+            "operationId": "exportQuestionSet",
+            "summary": "The set (its draft, else its latest version) as a create body, to import elsewhere "
+            "(roles: pm, leader, admin)",
+            "tags": ["question sets"],
+            "parameters": [_ID_PARAMETER],
+            "responses": {
+                "200": _json("QuestionSetInput", "POST it to /question-sets to import it"),
+                **problem_responses(401, 403, 404),
+            },
+        },
+    },
+    "/question-sets/{question_set_id}/draft": {
+        "put": {
+            "operationId": "replaceQuestionSetDraft",
+            "summary": "Replace the draft's questions; after a publish this opens draft N+1 (roles: pm, admin)",
+            "description": "Published versions never change. Keys line questions up across versions.",
+            "tags": ["question sets"],
+            "parameters": [_ID_PARAMETER],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DraftInput"}}},
+            },
+            "responses": {
+                "200": _json("QuestionSetVersion", "The draft with its questions"),
+                **problem_responses(400, 401, 403, 404, 422),
+            },
+        },
     },
     "/question-sets/{question_set_id}/publish": {
         "post": {
             "operationId": "publishQuestionSet",
             "summary": "Publish the draft as the next version; it never changes afterwards (roles: pm, admin)",
             "tags": ["question sets"],
+            "description": "When the draft changes the measure of a question of the last published version "
+            "(type, scale, favourable threshold or option keys), the answer is 409 with `errors` naming each such "
+            "question (key -> what changed) unless the body is {\"confirm_breaking\": true}. A 409 also answers "
+            "when there is no draft or it has no questions.",
             "parameters": [_ID_PARAMETER],
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PublishInput"}}},
+            },
             "responses": {
                 "200": _json("QuestionSetVersionSummary", "The published version"),
-                **problem_responses(401, 403, 404, 409),
+                **problem_responses(400, 401, 403, 404, 409, 422),
             },
         },
     },

@@ -10,7 +10,14 @@ from cadence.models import Round
 from surveys.api import api_bp, api_roles, get_or_404
 from surveys.api.openapi import problem_responses
 from surveys.problems import ApiProblem
-from surveys.scorecard import SLICE_KINDS, ExportRefused, build_scorecard, response_export
+from surveys.scorecard import (
+    SCORECARD_COLUMNS,
+    SLICE_KINDS,
+    ExportRefused,
+    build_scorecard,
+    response_export,
+    scorecard_rows,
+)
 
 READER_ROLES = ("pm", "leader", "admin")
 EXPORT_FORMATS = ("json", "csv")
@@ -28,38 +35,52 @@ def round_scorecard(round_id):
             400, "Bad request", f"Unknown slice {slice_kind!r}.",
             errors={"slice": f"Use one of: {', '.join(SLICE_KINDS)}."},
         )
-    return jsonify(build_scorecard(round_, slice_kind))
+    export_format = _export_format()
+    card = build_scorecard(round_, slice_kind)
+    if export_format == "json":
+        return jsonify(card)
+    stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
+    return _csv_download(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)), f"{stem}.csv")
 
 
-@api_bp.get("/rounds/<int:round_id>/responses")
-@api_roles(*READER_ROLES)
-def round_responses(round_id):
-    round_ = get_or_404(Round, round_id, "round")
+def _export_format():
     export_format = request.args.get("format", "json")
     if export_format not in EXPORT_FORMATS:
         raise ApiProblem(
             400, "Bad request", f"Unknown format {export_format!r}.",
             errors={"format": f"Use one of: {', '.join(EXPORT_FORMATS)}."},
         )
+    return export_format
+
+
+def _csv_download(body, filename):
+    return HttpResponse(
+        body, mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'},
+    )
+
+
+@api_bp.get("/rounds/<int:round_id>/responses")
+@api_roles(*READER_ROLES)
+def round_responses(round_id):
+    round_ = get_or_404(Round, round_id, "round")
+    export_format = _export_format()
     try:
         export = response_export(round_)
     except ExportRefused as refusal:
         raise ApiProblem(403, "Forbidden", str(refusal)) from None
     if export_format == "json":
         return jsonify(export)
-    filename = f"round-{round_.id}-{round_.period_key}-responses.csv"
-    return HttpResponse(
-        export_csv(export["columns"], export["rows"]),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{_safe_filename(filename)}"'},
-    )
+    return _csv_download(export_csv(export["columns"], export["rows"]), f"round-{round_.id}-{round_.period_key}-responses.csv")
 
 
 def csv_cell(value):
-    """One CSV cell: lists joined with ';', None empty, and text that a
-    spreadsheet would run as a formula prefixed with an apostrophe."""
+    """One CSV cell: lists joined with ';', None empty, booleans as true/false,
+    and text that a spreadsheet would run as a formula prefixed with an apostrophe."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         value = ";".join(str(item) for item in value)
     if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
@@ -76,7 +97,7 @@ def export_csv(columns, rows) -> str:
     return buffer.getvalue()
 
 
-def _safe_filename(name):
+def safe_filename(name):
     return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
 
 
@@ -106,19 +127,35 @@ OPENAPI_SCHEMAS = {
                 "description": "true/false per metric, null where either round has n below 10",
             },
             "comparable": {"type": "boolean", "description": "false when the measure changed since the previous round"},
+            "year_ago": {"type": ["object", "null"], "description": "metrics of the same period a year earlier"},
+            "year_ago_delta": {"type": ["object", "null"]},
+            "year_ago_significant": {"type": ["object", "null"]},
+            "year_ago_comparable": {"type": "boolean"},
+            "version": {"type": ["integer", "null"], "description": "the question set version of the round"},
+            "options": {"type": "array", "items": {"type": "object"}, "description": "choice questions: key and label"},
         },
     },
     "Scorecard": {
         "type": "object",
         "required": ["round", "previous_round", "response_rate", "questions", "slices"],
         "properties": {
-            "round": {"type": "object"},
+            "round": {"type": "object", "description": "id, period_key, status, version"},
             "previous_round": {"type": ["object", "null"]},
+            "year_ago_round": {"type": ["object", "null"]},
+            "held_until_close": {"type": "boolean"},
+            "participation": {
+                "type": "object",
+                "description": "invited, responded, rate; slices per kind (low: under 60 %); reminders: "
+                "the share gained after the invitation and after each reminder",
+            },
+            "non_responders": {"type": ["array", "null"], "description": "attributed sets only: who has not answered"},
+            "top_movers": {"type": "array", "items": {"type": "object"}},
+            "choice_shifts": {"type": "array", "items": {"type": "object"}},
             "response_rate": {
                 "type": "object",
                 "properties": {
                     "invited": {"type": "integer"},
-                    "responded": {"type": "integer"},
+                    "responded": {"type": ["integer", "null"]},
                     "rate": {"type": ["number", "null"]},
                 },
             },
@@ -131,7 +168,9 @@ OPENAPI_SCHEMAS = {
                     "properties": {
                         "kind": {"type": "string", "enum": list(SLICE_KINDS)},
                         "name": {"type": "string"},
-                        "n": {"type": "integer"},
+                        "n": {"type": ["integer", "null"], "description": "respondents; null while results are held"},
+                        "invited": {"type": "integer"},
+                        "rate": {"type": ["number", "null"]},
                         "suppressed": {"type": "boolean"},
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionScore"}},
                     },
@@ -144,18 +183,25 @@ OPENAPI_SCHEMAS = {
 OPENAPI_PATHS = {
     "/rounds/{round_id}/scorecard": {
         "get": {
-            "summary": "A round's scorecard, compared with the previous round",
+            "summary": "A round's scorecard, compared with the previous round and a year earlier",
             "description": "Roles pm, leader, admin. For confidential question sets, aggregates over fewer "
             "respondents than the set's minimum group size are withheld (`suppressed`), with "
-            "complementary suppression among sibling slices.",
+            "complementary suppression among sibling slices. A closed round answers from its finalized, "
+            "stored scorecard; an open round's is computed live, and its counts are hidden when the set "
+            "holds results until close.",
             "parameters": [
                 _ROUND_ID,
                 {"name": "slice", "in": "query", "required": False, "schema": {"type": "string", "enum": list(SLICE_KINDS)}},
+                {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": list(EXPORT_FORMATS)},
+                 "description": "csv: one row per slice, question, metric and option, with the question set version"},
             ],
             "responses": {
                 "200": {
                     "description": "The scorecard",
-                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Scorecard"}}},
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Scorecard"}},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
                 },
                 **problem_responses(400, 401, 403, 404),
             },

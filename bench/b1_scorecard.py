@@ -1,0 +1,179 @@
+"""B1: the full scorecard of the latest round of a large org (every metric,
+delta, interval and significance test; overall and every team, region and
+segment slice; compared with the previous round and a year earlier).
+
+Floor, measured in the same run: one hand-written SQL statement producing
+the same per-slice aggregates: answer counts per (round, slice, question,
+value) for the same compared rounds, overall and for every team (rolled up
+through the tree by a recursive CTE of team ancestors, equi-joined), region
+and segment, as GROUP BYs joined with UNION ALL; all rows fetched. A stricter
+reference is also reported in the notes: the single GROUP BY at the finest
+(round, team, region, segment, question, value) grain that Canary itself
+sums slices from. Target: at most 1.5x the floor, and the scorecard page
+(sliced by team, signed in as a leader) under 300 ms p50 on PostgreSQL.
+Medians of 7 runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from sqlalchemy import select, text
+
+from bench import Result
+from bench.generate import OrgSize, database_url, ensure_generated, make_app
+
+RUNS = 7
+TARGET_RATIO = 1.5
+PAGE_TARGET_MS = 300.0
+LEADER_EMAIL = "leader@bench.example"
+LEADER_PASSWORD = "bench leader password"
+
+FLOOR_SQL = """
+WITH RECURSIVE lineage(member_id, slice_id) AS (
+    SELECT id, id FROM teams
+    UNION ALL
+    SELECT lineage.member_id, teams.parent_id FROM lineage JOIN teams ON teams.id = lineage.slice_id
+    WHERE teams.parent_id IS NOT NULL
+),
+cells AS (
+    SELECT a.round_id, i.team_id, i.region, i.segment, a.question_key, a.value_num, a.value_text
+    FROM answers a
+    JOIN responses r ON r.id = a.response_id
+    JOIN invitations i ON i.id = r.invitation_id
+    WHERE a.round_id IN ({round_ids})
+)
+SELECT round_id, 'overall', NULL, question_key, value_num, value_text, COUNT(*) FROM cells
+GROUP BY round_id, question_key, value_num, value_text
+UNION ALL
+SELECT round_id, 'team', CAST(lineage.slice_id AS VARCHAR(20)), question_key, value_num, value_text, COUNT(*)
+FROM cells JOIN lineage ON lineage.member_id = cells.team_id
+GROUP BY round_id, lineage.slice_id, question_key, value_num, value_text
+UNION ALL
+SELECT round_id, 'region', region, question_key, value_num, value_text, COUNT(*) FROM cells
+WHERE region IS NOT NULL GROUP BY round_id, region, question_key, value_num, value_text
+UNION ALL
+SELECT round_id, 'segment', segment, question_key, value_num, value_text, COUNT(*) FROM cells
+WHERE segment IS NOT NULL GROUP BY round_id, segment, question_key, value_num, value_text
+"""
+
+CELL_SQL = """
+SELECT a.round_id, i.team_id, i.region, i.segment, a.question_key, a.value_num, a.value_text, COUNT(*)
+FROM answers a
+JOIN responses r ON r.id = a.response_id
+JOIN invitations i ON i.id = r.invitation_id
+WHERE a.round_id IN ({round_ids})
+GROUP BY a.round_id, i.team_id, i.region, i.segment, a.question_key, a.value_num, a.value_text
+"""
+
+
+def median_seconds(function, runs=RUNS, between=None) -> float:
+    """Median wall time of `function()` over `runs` runs after one warm-up;
+    `between()` runs before each (to empty the ORM's identity map)."""
+    times = []
+    for index in range(runs + 1):
+        if between:
+            between()
+        started = time.perf_counter()
+        function()
+        if index:  # the first run warms caches and is not counted
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
+
+
+def _leader(db):
+    from cadence.models import Person
+    from surveys.auth import hash_password
+
+    person = db.session.scalar(select(Person).where(Person.email == LEADER_EMAIL))
+    if person is None:
+        person = Person(email=LEADER_EMAIL, name="Bench Leader", timezone="UTC")
+        person.set_roles(["leader"])
+        person.password_hash = hash_password(LEADER_PASSWORD)
+        db.session.add(person)
+        db.session.commit()
+    return person
+
+
+def run(database: str) -> list[Result]:
+    from cadence.models import Round
+    from surveys.extensions import db
+    from surveys.scorecard import compute_scorecards, finalize_scorecard, previous_round, year_ago_round
+
+    size = OrgSize()
+    app = make_app(database_url(database, size))
+    org = ensure_generated(app, size)
+    with app.app_context():
+        rounds = db.session.scalars(select(Round).order_by(Round.opens_at)).all()
+        latest = rounds[-1]
+        # Production state: every closed round was finalized when it closed.
+        # Stored cards are rebuilt on each run, so they match the code measured.
+        from surveys.snapshots import ScorecardSnapshot
+
+        ScorecardSnapshot.__table__.drop(db.engine, checkfirst=True)
+        ScorecardSnapshot.__table__.create(db.engine)
+        for round_ in rounds:
+            if round_.status == "closed":
+                finalize_scorecard(round_)
+        compared = [r.id for r in (latest, previous_round(latest), year_ago_round(latest)) if r is not None]
+        _leader(db)
+        latest_id = latest.id
+
+        def fresh():
+            db.session.expire_all()
+
+        def full_scorecard():
+            round_ = db.session.get(Round, latest_id)
+            cards = compute_scorecards(round_)
+            assert len(cards) == 4 and cards["team"]["slices"]
+
+        listed = ", ".join(str(i) for i in compared)
+        floor_sql, cell_sql = text(FLOOR_SQL.format(round_ids=listed)), text(CELL_SQL.format(round_ids=listed))
+
+        def floor():
+            assert db.session.execute(floor_sql).all()
+
+        def cells():
+            assert db.session.execute(cell_sql).all()
+
+        measured = median_seconds(full_scorecard, between=fresh)
+        floor_time = median_seconds(floor, between=fresh)
+        cell_time = median_seconds(cells, between=fresh)
+        db.session.remove()
+
+    client = app.test_client()
+    signed_in = client.post("/sign-in", data={"email": LEADER_EMAIL, "password": LEADER_PASSWORD})
+    assert signed_in.status_code == 302, signed_in.status_code
+
+    def page():
+        response = client.get(f"/scorecards/rounds/{latest_id}?slice=team")
+        assert response.status_code == 200, response.status_code
+
+    page_time = median_seconds(page)
+    with app.app_context():
+        db.engine.dispose()
+
+    ratio = measured / floor_time
+    page_ok = database != "postgresql" or page_time * 1000 <= PAGE_TARGET_MS
+    notes = [
+        f"generated org: {size.reps:,} reps, {size.teams} teams, {size.regions} regions, {size.segments} segments, "
+        f"{len(org.round_ids)} monthly rounds, {size.questions} questions, {org.answers:,} answers "
+        f"(built in {org.seconds} s); compared rounds {compared}.",
+        f"stricter reference, the single finest-grain GROUP BY: p50 {ms(cell_time)} "
+        f"(the scorecard is {measured / cell_time:.2f}x that; it also counts distinct multi-choice and text "
+        "respondents, participation per slice and reminder gains, and computes every metric, interval and test).",
+        f"scorecard page (?slice=team, leader signed in, sparklines from finalized rounds) p50 {ms(page_time)}"
+        + (f" (target under {PAGE_TARGET_MS:.0f} ms)" if database == "postgresql" else "") + ".",
+    ]
+    return [Result(
+        id="B1", title="full scorecard, latest round, all slices", database=database,
+        measured=f"p50 {ms(measured)}; page p50 {ms(page_time)}",
+        floor=f"raw GROUP BY p50 {ms(floor_time)}", ratio=ratio,
+        target=f"<= {TARGET_RATIO}x; page < {PAGE_TARGET_MS:.0f} ms (PostgreSQL)",
+        met=ratio <= TARGET_RATIO and page_ok, notes=notes,
+    )]

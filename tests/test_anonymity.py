@@ -1,0 +1,224 @@
+"""The adversary's view: for generated orgs with small teams, take every number
+a confidential scorecard publishes and try every subtraction among them (a
+parent minus any set of its visible children, within one view and against the
+previous round's view); no subtraction may isolate a group smaller than the
+minimum group size. Also: published previous-round numbers are exactly what
+that round's own view published, and comments follow the same rule."""
+
+import itertools
+import random
+
+import pytest
+
+from surveys.scorecard import SLICE_KINDS, CommentsWithheld, build_scorecard, comments
+from tests.scorecard_data import ScorecardData
+
+MIN_SIZE = 5
+QUESTIONS = [
+    {"key": "score", "type": "scale"},
+    {"key": "recommend", "type": "nps", "required": False},
+    {"key": "gaps", "type": "multi_choice", "required": False,
+     "settings": {"options": [{"key": "sso", "label": "SSO"}, {"key": "api", "label": "API"}]}},
+    {"key": "why", "type": "text", "required": False},
+]
+REGIONS = ["EMEA", "AMER", "APAC", "LATAM"]
+SEGMENTS = ["Enterprise", "Mid-Market", "SMB"]
+
+
+def small_team_org(seed):
+    """A confidential set, two rounds, teams of 1 to 9 people in a three-level
+    tree (direct members at every level), optional questions answered by some."""
+    rng = random.Random(seed)
+    data = ScorecardData(confidentiality="confidential", min_group_size=MIN_SIZE)
+    data.question_set.comment_min_group_size = 6
+    version = data.version(QUESTIONS)
+    rounds = [data.round("2026-01", version, 0), data.round("2026-02", version, 1)]
+    teams = ["Sales"] + [f"Sales / {r}" for r in ("North", "South", "East")]
+    teams += [f"{parent} / Pod {i}" for parent in teams[1:] for i in range(rng.randint(1, 3))]
+    people = []
+    for team in teams:
+        for _ in range(rng.randint(1, 9) if team != "Sales" else rng.randint(0, 2)):
+            people.append(data.person(team=team, region=rng.choice(REGIONS), segment=rng.choice(SEGMENTS)))
+    for round_ in rounds:
+        for person in people:
+            if rng.random() < 0.75:
+                answers = {"score": rng.randint(1, 5)}
+                if rng.random() < 0.7:
+                    answers["recommend"] = rng.randint(0, 10)
+                if rng.random() < 0.6:
+                    answers["gaps"] = rng.sample(["sso", "api"], k=rng.randint(1, 2))
+                if rng.random() < 0.5:
+                    answers["why"] = f"comment {rng.random():.6f}"
+                data.respond(round_, person, answers)
+            else:
+                data.invite(round_, person)
+    data.commit()
+    return data, rounds
+
+
+def published_sizes(card, key):
+    """{group name: respondents} for every group whose `key` aggregate the card publishes."""
+    sizes = {}
+    overall = next(q for q in card["questions"] if q["key"] == key)
+    if not overall["suppressed"]:
+        sizes[None] = overall["n"]
+    for slice_ in card["slices"]:
+        if slice_["suppressed"]:
+            continue
+        entry = next(q for q in slice_["questions"] if q["key"] == key)
+        if not entry["suppressed"]:
+            sizes[slice_["name"]] = entry["n"]
+    return sizes
+
+
+def true_sizes(card, key):
+    """The real respondents per group, from an unprotected (attributed) copy of the same data."""
+    sizes = {None: next(q for q in card["questions"] if q["key"] == key)["n"]}
+    for slice_ in card["slices"]:
+        sizes[slice_["name"]] = next(q for q in slice_["questions"] if q["key"] == key)["n"]
+    return sizes
+
+
+def families(kind, names):
+    """(parent, children) for a slice kind: team paths nest; regions and segments sit under everyone."""
+    if kind != "team":
+        return [(None, sorted(names))]
+    out = {None: []}
+    for name in names:
+        parent = name.rsplit(" / ", 1)[0] if " / " in name else None
+        out.setdefault(parent, []).append(name)
+        out.setdefault(name, [])
+    return list(out.items())
+
+
+def derivable(published, truth, kind):
+    """What an adversary knows: the published groups, plus any withheld parent
+    that is exactly the sum of its known children (nobody outside them), repeatedly."""
+    known = dict(published)
+    tree = families(kind, [name for name in truth if name is not None])
+    changed = True
+    while changed:
+        changed = False
+        for parent, children in tree:
+            if parent in known or not children or not all(child in known for child in children):
+                continue
+            if truth[parent] == sum(truth[child] for child in children):
+                known[parent] = truth[parent]
+                changed = True
+    return known
+
+
+def assert_no_small_difference(published, truth, kind):
+    """Every known parent minus every subset of its known children is 0 or at least the minimum."""
+    known = derivable(published, truth, kind)
+    assert all(size >= MIN_SIZE for size in known.values()), (kind, known)
+    for parent, children in families(kind, [name for name in truth if name is not None]):
+        if parent not in known:
+            continue
+        visible = [child for child in children if child in known]
+        for size in range(1, len(visible) + 1):
+            for subset in itertools.combinations(visible, size):
+                remainder = truth[parent] - sum(truth[child] for child in subset)
+                assert remainder == 0 or remainder >= MIN_SIZE, (kind, parent, subset, remainder)
+
+
+def attributed_truth(app, rounds, kind, key):
+    """The same round's real group sizes: switch the set to attributed, read, switch back."""
+    from surveys.extensions import db
+
+    question_set = rounds[0].cadence.question_set
+    question_set.confidentiality = "attributed"
+    db.session.flush()
+    try:
+        return [true_sizes(build_scorecard(round_, kind), key) for round_ in rounds]
+    finally:
+        question_set.confidentiality = "confidential"
+        db.session.flush()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_no_subtraction_reveals_a_small_group(app, seed):
+    _data, rounds = small_team_org(seed)
+    checked = 0
+    for kind in SLICE_KINDS:
+        cards = [build_scorecard(round_, kind) for round_ in rounds]
+        for question in QUESTIONS:
+            key = question["key"]
+            truths = attributed_truth(app, rounds, kind, key)
+            for card, truth in zip(cards, truths):
+                published = published_sizes(card, key)
+                assert all(size >= MIN_SIZE for size in published.values()), (kind, key, published)
+                assert_no_small_difference(published, truth, kind)
+                checked += len(published)
+            # Against the previous round: every "previous" number the current
+            # view shows is one the previous round's own view published.
+            current, previous = cards[1], cards[0]
+            previous_published = {None: next(q for q in previous["questions"] if q["key"] == key)}
+            for slice_ in previous["slices"]:
+                if not slice_["suppressed"]:
+                    previous_published[slice_["name"]] = next(q for q in slice_["questions"] if q["key"] == key)
+            shown = [(None, next(q for q in current["questions"] if q["key"] == key))]
+            shown += [(s["name"], next(q for q in s["questions"] if q["key"] == key))
+                      for s in current["slices"] if not s["suppressed"]]
+            for name, entry in shown:
+                if entry["previous"] is not None:
+                    before = previous_published.get(name)
+                    assert before is not None and not before["suppressed"], (kind, key, name)
+                    assert entry["previous"] == before["metrics"]
+    assert checked > 0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_comments_never_isolate_a_small_group(app, seed):
+    _data, rounds = small_team_org(seed)
+    round_ = rounds[1]
+    threshold = round_.cadence.question_set.comment_min_group_size
+    card = build_scorecard(round_)
+    writers = {None: next(q for q in card["questions"] if q["key"] == "why")}
+    for kind in SLICE_KINDS:
+        shown = {}
+        names = [s["name"] for s in build_scorecard(round_, kind)["slices"]]
+        for name in names:
+            try:
+                shown[name] = len(comments(round_, "why", kind, name)["items"])
+            except CommentsWithheld:
+                continue
+        try:
+            everyone = len(comments(round_, "why")["items"])
+        except CommentsWithheld:
+            everyone = None
+        for count in shown.values():
+            assert count >= threshold
+        if everyone is not None and kind != "team":
+            # Everyone minus any set of shown siblings: never a small remainder.
+            for size in range(1, len(shown) + 1):
+                for subset in itertools.combinations(shown, size):
+                    remainder = everyone - sum(shown[name] for name in subset)
+                    assert remainder == 0 or remainder >= threshold, (kind, subset, remainder)
+    assert writers[None] is not None
+
+
+def test_the_adversary_catches_suppression_without_the_complementary_rule(app, monkeypatch):
+    """The checks above can fail: with the primary rule alone, some org leaks."""
+    from surveys import scorecard
+
+    def primary_only(families_, sizes, min_size, already=None):
+        reasons = dict(already or {})
+        reasons.update({group: scorecard.SMALL_GROUP for group, size in sizes.items() if size < min_size})
+        return reasons
+
+    monkeypatch.setattr(scorecard, "withheld_groups", primary_only)
+    caught = 0
+    for seed in range(1, 7):
+        _data, rounds = small_team_org(seed)
+        for kind in SLICE_KINDS:
+            card = build_scorecard(rounds[1], kind)
+            truth = attributed_truth(app, rounds[1:], kind, "score")[0]
+            try:
+                assert_no_small_difference(published_sizes(card, "score"), truth, kind)
+            except AssertionError:
+                caught += 1
+        from tests.conftest import empty_all_tables
+
+        empty_all_tables()
+    assert caught > 0
