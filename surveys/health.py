@@ -1,0 +1,3 @@
+from flask import Blueprint
+
+health_bp = Blueprint("health", __name__)
