@@ -284,21 +284,8 @@ def invite_late_joiners(now: datetime, report: TickReport) -> None:
         joiners = db.session.execute(audience_query(cadence.audience).where(Person.id.not_in(invited))).all()
         if not joiners:
             continue
-        rows = [
-            {
-                "round_id": round_.id, "person_id": person_id, "team_id": team_id, "region": region,
-                "segment": segment, "timezone": tz_name, "send_at": now, "nonce": secrets.token_urlsafe(12),
-                "created_at": now,
-            }
-            for person_id, team_id, region, segment, tz_name in joiners
-        ]
-        db.session.execute(insert_ignoring_conflicts(Invitation), rows)
-        new_ids = db.session.scalars(
-            select(Invitation.id).where(
-                Invitation.round_id == round_.id, Invitation.person_id.in_([r["person_id"] for r in rows])
-            )
-        ).all()
-        create_deliveries(cadence, round_, new_ids)
+        rows = [_invitation_row(round_, person, now, now) for person in joiners]
+        insert_invitations(cadence, round_, rows)
         db.session.commit()
         report.invitations += len(rows)
         report.late_joiners += len(rows)
@@ -338,33 +325,43 @@ def create_invitations(cadence: Cadence, round_: Round, occurrence: Occurrence, 
     result = db.session.execute(audience_query(cadence.audience).execution_options(yield_per=CHUNK))
     for people in result.partitions(CHUNK):
         rows = []
-        for person_id, team_id, region, segment, tz_name in people:
+        for person in people:
             if cadence.uses_recipient_timezone:
-                send_at = recipient_send_instant(occurrence.local_date, cadence.send_time, tz_name)
+                send_at = recipient_send_instant(occurrence.local_date, cadence.send_time, person.timezone)
             else:
                 send_at = occurrence.scheduled_at
-            rows.append(
-                {
-                    "round_id": round_.id,
-                    "person_id": person_id,
-                    "team_id": team_id,
-                    "region": region,
-                    "segment": segment,
-                    "timezone": tz_name,
-                    "send_at": max(send_at, round_.opens_at),
-                    "nonce": secrets.token_urlsafe(12),
-                    "created_at": now,
-                }
-            )
-        db.session.execute(insert_ignoring_conflicts(Invitation), rows)
-        new_ids = db.session.scalars(
-            select(Invitation.id).where(
-                Invitation.round_id == round_.id, Invitation.person_id.in_([row["person_id"] for row in rows])
-            )
-        ).all()
-        create_deliveries(cadence, round_, new_ids)
+            rows.append(_invitation_row(round_, person, max(send_at, round_.opens_at), now))
+        insert_invitations(cadence, round_, rows)
         created += len(rows)
     return created
+
+
+def _invitation_row(round_: Round, person, send_at: datetime, now: datetime) -> dict:
+    """An invitation for one row of audience_query, snapshotting the person's
+    team, region and segment as they are now."""
+    return {
+        "round_id": round_.id,
+        "person_id": person.id,
+        "team_id": person.team_id,
+        "region": person.region,
+        "segment": person.segment,
+        "timezone": person.timezone,
+        "send_at": send_at,
+        "nonce": secrets.token_urlsafe(12),
+        "created_at": now,
+    }
+
+
+def insert_invitations(cadence: Cadence, round_: Round, rows: list[dict]) -> None:
+    """Insert invitations (a racing tick's duplicates are ignored) and the
+    deliveries of the ones this call created."""
+    db.session.execute(insert_ignoring_conflicts(Invitation), rows)
+    new_ids = db.session.scalars(
+        select(Invitation.id).where(
+            Invitation.round_id == round_.id, Invitation.person_id.in_([row["person_id"] for row in rows])
+        )
+    ).all()
+    create_deliveries(cadence, round_, new_ids)
 
 
 def nominal_close(cadence: Cadence, round_: Round) -> datetime:
