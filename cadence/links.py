@@ -11,7 +11,10 @@ from urllib.parse import urlencode
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from cadence.models import Invitation
+from sqlalchemy.orm import joinedload
+
+from cadence.models import Invitation, Round
+from surveys.models import QuestionSetVersion
 from surveys.extensions import db
 
 SALT = "canary.rep-link.v1"
@@ -49,7 +52,13 @@ def invitation_for_token(token: str) -> Invitation | None:
         nonce = str(nonce)
     except (BadSignature, ValueError, TypeError):
         return None
-    invitation = db.session.get(Invitation, invitation_id)
+    # The form needs the round, its frozen version and the questions: one
+    # round trip for the invitation and round, one for the questions.
+    invitation = db.session.get(
+        Invitation,
+        invitation_id,
+        options=[joinedload(Invitation.round).joinedload(Round.version).selectinload(QuestionSetVersion.questions)],
+    )
     if invitation is None or not hmac.compare_digest(invitation.nonce.encode(), nonce.encode()):
         return None
     return invitation

@@ -44,7 +44,7 @@ def status(now: datetime) -> dict:
                 }
             )
     schedulers = [
-        {"name": s.name, "last_heartbeat": s.last_heartbeat()} for s in CronScheduler.all(redis)
+        {"name": s.name, "last_heartbeat": s.last_heartbeat} for s in CronScheduler.all(redis)
     ]
     failed_deliveries = db.session.execute(
         select(Delivery.id, Delivery.kind, Delivery.last_error, Delivery.attempts, Person.email, Round.period_key, Cadence.name)
@@ -102,7 +102,7 @@ def status_lines(report: dict) -> list[str]:
     lines = [
         f"last tick: {tick.started_at:%Y-%m-%d %H:%M:%S} UTC (as of {tick.as_of:%Y-%m-%d %H:%M:%S})"
         + (" LATE" if report["tick_late"] else "")
-        if tick else "last tick: never (is the cron scheduler running?)"
+        if tick else "last tick: never (is `flask --app wsgi cadence cron` running?)"
     ]
     if report["schedulers"]:
         for scheduler in report["schedulers"]:

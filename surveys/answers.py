@@ -140,7 +140,26 @@ def estimated_minutes(version: QuestionSetVersion) -> int:
     return max(1, round(seconds / 60))
 
 
+# Published versions never change, so their form classes are built once per
+# process (drafts, shown in the designer's preview, are built every time).
+_PUBLISHED_FORM_CLASSES: dict[tuple, type] = {}
+_FORM_CLASS_CACHE_SIZE = 256
+
+
 def form_class_for(version: QuestionSetVersion) -> type[RepFormBase]:
+    # Keyed by id and publication instant: a stored, published version.
+    key = (version.id, version.published_at) if version.is_published and version.id and version.published_at else None
+    if key in _PUBLISHED_FORM_CLASSES:
+        return _PUBLISHED_FORM_CLASSES[key]
+    form_class = _build_form_class(version)
+    if key is not None:
+        if len(_PUBLISHED_FORM_CLASSES) >= _FORM_CLASS_CACHE_SIZE:
+            _PUBLISHED_FORM_CLASSES.pop(next(iter(_PUBLISHED_FORM_CLASSES)))
+        _PUBLISHED_FORM_CLASSES[key] = form_class
+    return form_class
+
+
+def _build_form_class(version: QuestionSetVersion) -> type[RepFormBase]:
     attributes = {}
     for question in version.questions:
         attributes[question.key] = field_for(question)
