@@ -12,6 +12,7 @@ from cadence.clock import parse_instant, utcnow
 from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
+from surveys.scorecard import detectable_changes
 from surveys.extensions import db
 from surveys import audit
 from surveys.models import QuestionSet
@@ -124,6 +125,7 @@ def show(cadence_id):
         zone_name="UTC" if cadence.uses_recipient_timezone else cadence.timezone,
         parse=parse_instant,
         rounds=service.round_summaries(cadence),
+        detectable=detectable_changes(cadence),
     )
 
 

@@ -1093,14 +1093,24 @@ def detectable_changes_for_sizes(sizes, response_rate=TYPICAL_RESPONSE_RATE) -> 
     return out
 
 
+RECENT_ROUNDS_FOR_RATE = 6
+
+
 def typical_response_rate(cadence: Cadence) -> float:
-    """The cadence's response rate over its sent rounds, or 70 % before it has any."""
+    """The cadence's response rate over its last six closed rounds (recent
+    habits, and a bounded query), or 70 % before it has any."""
+    recent = (
+        select(Round.id)
+        .where(Round.cadence_id == cadence.id, Round.status == "closed")
+        .order_by(Round.opens_at.desc())
+        .limit(RECENT_ROUNDS_FOR_RATE)
+        .scalar_subquery()
+    )
     invited, responded = db.session.execute(
         select(func.count(Invitation.id), func.count(Response.id))
         .select_from(Invitation)
-        .join(Round, Round.id == Invitation.round_id)
         .outerjoin(Response, Response.invitation_id == Invitation.id)
-        .where(Round.cadence_id == cadence.id, Round.status == "closed")
+        .where(Invitation.round_id.in_(recent))
     ).one()
     return responded / invited if invited else TYPICAL_RESPONSE_RATE
 

@@ -17,6 +17,7 @@ from cadence.models import Cadence, Round
 from surveys.api.rounds import export_csv, safe_filename
 from surveys.auth import roles_required
 from surveys.extensions import db
+from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, reply_dicts
 from surveys.scorecard import (
     COMPLEMENTARY,
@@ -184,6 +185,9 @@ def scorecard_download(round_id, export_format):
     round_ = _round_or_404(round_id)
     slice_kind = _slice_kind_argument()
     card = build_scorecard(round_, slice_kind)
+    audit.record(current_user._get_current_object(), "scorecard.exported", round_,
+                 {"format": export_format, "slice": slice_kind})
+    db.session.commit()
     stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
     if export_format == "json":
         return _download(json.dumps(card, indent=2), "application/json", f"{stem}.json")
@@ -198,6 +202,8 @@ def responses_download(round_id, export_format):
         export = response_export(round_)
     except ExportRefused as refusal:
         abort(403, description=str(refusal))
+    audit.record(current_user._get_current_object(), "responses.exported", round_, {"format": export_format})
+    db.session.commit()
     stem = f"round-{round_.id}-{round_.period_key}-responses"
     if export_format == "json":
         return _download(json.dumps(export, indent=2), "application/json", f"{stem}.json")

@@ -42,6 +42,10 @@ class ScorecardSnapshot(db.Model):
     measures: Mapped[dict] = mapped_column(JSON)
     finalized_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    def card(self, kind: str) -> dict:
+        """The stored card for "overall", "team", "region" or "segment"."""
+        return getattr(self, kind)
+
 
 class DigestReceipt(db.Model):
     """One leader's digest for one closed round: claimed, then sent."""
@@ -54,7 +58,3 @@ class DigestReceipt(db.Model):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-    def card(self, kind: str) -> dict:
-        """The stored card for "overall", "team", "region" or "segment"."""
-        return getattr(self, kind)

@@ -281,7 +281,9 @@ def normal_quantile(p: float) -> float:
     """The z with P(Z <= z) = p for a standard normal, by bisection on the CDF."""
     if not 0.0 < p < 1.0:
         raise ValueError("p must be strictly between 0 and 1")
-    low, high = -40.0, 40.0
+    if p > 0.5:  # 1 - p is exact here, and the lower tail keeps its precision
+        return -normal_quantile(1.0 - p)
+    low, high = -40.0, 0.0
     for _ in range(200):
         middle = (low + high) / 2.0
         if normal_cdf(middle) < p:

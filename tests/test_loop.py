@@ -188,6 +188,14 @@ def test_full_loop_from_api_to_scorecard(app, client, api_token, smtp, redis_con
     assert abs(questions["deals"]["metrics"]["median"] - statistics.median(deals)) < 1e-9
     assert questions["notes"]["metrics"]["count"] == 1
 
+    # A PM closes the loop on the first round ("you said, we did").
+    from cadence.models import Person
+    from surveys.feedback import add_reply
+
+    pm = db.session.scalar(select(Person).where(Person.email.like("api-%")))
+    add_reply(db.session.get(Round, round_id), pm, "lost_to", "Globex pricing: we launched a competitive bundle.")
+    db.session.commit()
+
     # The next month: a second round, compared with the first.
     smtp.messages.clear()
     report = tick(instant(second["opens_at"]))
@@ -197,8 +205,14 @@ def test_full_loop_from_api_to_scorecard(app, client, api_token, smtp, redis_con
     march_links = {m["To"].addresses[0].addr_spec: link_path(m) for m in smtp.messages if m["X-Canary-Kind"] == "invite"}
     assert len(march_links) == len(REPS)
     march = {email: {"confidence": "1", "recommend": "5", "lost_deal": "no", "deals": "1"} for email in list(march_links)[:3]}
+    invite = next(m for m in smtp.messages if m["X-Canary-Kind"] == "invite")
+    assert "competitive bundle" in invite.get_body(preferencelist=("plain",)).get_content()
     for email, answers in march.items():
         assert answer_through_link(client, march_links[email], answers).status_code == 303
+    thanks = client.get(march_links[list(march)[0]] + "/thanks")
+    assert thanks.status_code == 200
+    assert f"What we heard last time ({first['period_key']})" in thanks.text
+    assert "competitive bundle" in thanks.text and "5 of 6 people answered" in thanks.text
     tick(instant(second["closes_at"]))
     march_id = db.session.scalar(select(Round.id).where(Round.period_key == second["period_key"]))
     card = client.get(f"/api/v1/rounds/{march_id}/scorecard", headers=headers).json

@@ -9,6 +9,8 @@ import statistics
 import pytest
 from scipy import stats as scipy_stats
 
+from sqlalchemy import func, select, update
+
 from surveys.extensions import db
 from surveys.scorecard import (
     COMPLEMENTARY,
@@ -609,3 +611,289 @@ def test_scorecard_pages_need_a_staff_role(two_rounds, client):
     _data, _january, march, _april, _before, _now = two_rounds
     response = client.get(f"/scorecards/rounds/{march.id}")
     assert response.status_code == 302 and "/sign-in" in response.headers["Location"]
+
+
+# -- Issue 5: year ago, participation detail, movers, snapshots, comments, exports -------------
+
+from datetime import timedelta  # noqa: E402
+
+from cadence.models import Delivery, Invitation, Team  # noqa: E402
+from surveys.models import Answer, Response  # noqa: E402
+from surveys.scorecard import (  # noqa: E402
+    CommentsWithheld,
+    comments,
+    detectable_changes,
+    detectable_changes_for_sizes,
+    finalize_scorecard,
+    SCORECARD_COLUMNS,
+    scorecard_rows,
+    trends,
+    year_ago_round,
+)
+from surveys.snapshots import ScorecardSnapshot  # noqa: E402
+from surveys.stats import detectable_change_pts  # noqa: E402
+
+
+def test_change_since_the_same_period_a_year_earlier(app):
+    data = ScorecardData()
+    version = data.version([{"key": "ok", "type": "yes_no"}])
+    year_before = data.round("2025-03", version, -12)
+    data.round("2025-04", version, -11)
+    previous = data.round("2026-02", version, -1)
+    current = data.round("2026-03", version, 0)
+    for round_, yes in ((year_before, 4), (previous, 10), (current, 16)):
+        for index in range(20):
+            data.respond(round_, data.person(), {"ok": index < yes})
+    data.commit()
+    assert year_ago_round(current).id == year_before.id
+    (entry,) = build_scorecard(current)["questions"]
+    assert build_scorecard(current)["year_ago_round"]["period_key"] == "2025-03"
+    assert entry["previous"]["yes_pct"] == 50.0 and entry["delta"]["yes_pct"] == 30.0
+    assert entry["year_ago"]["yes_pct"] == 20.0 and entry["year_ago_delta"]["yes_pct"] == 60.0
+    assert entry["year_ago_significant"]["yes_pct"] is True and entry["year_ago_comparable"] is True
+    # A round with nothing a year before it has no year-ago comparison.
+    assert build_scorecard(previous)["year_ago_round"] is None
+
+
+def test_share_gained_after_each_reminder_and_who_has_not_answered(app):
+    data = ScorecardData(confidentiality="attributed")
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    opened = round_.opens_at
+
+    def remind(invitation, number, hours):
+        db.session.add(Delivery(invitation_id=invitation.id, kind=f"reminder-{number}", status="sent",
+                                due_at=opened + timedelta(hours=hours), sent_at=opened + timedelta(hours=hours)))
+
+    for index in range(10):
+        person = data.person(name=f"Rep {index:02d}")
+        if index < 4:  # answered before any reminder (an hour after opening)
+            data.respond(round_, person, {"score": 3})
+            continue
+        invitation = data.invite(round_, person)
+        remind(invitation, 1, 48)
+        if index >= 7:
+            remind(invitation, 2, 96)
+        if index <= 7:  # 4..6 answer after reminder 1, 7 after reminder 2; 8 and 9 never
+            answered_at = opened + timedelta(hours=60 if index < 7 else 100)
+            db.session.add(Response(invitation_id=invitation.id, round_id=round_.id, submitted_at=answered_at,
+                                    updated_at=answered_at,
+                                    answers=[Answer(round_id=round_.id, question_key="score", value_num=4.0)]))
+    data.commit()
+    card = build_scorecard(round_)
+    steps = card["participation"]["reminders"]
+    assert [(s["after"], s["sent"], s["responded"], s["gained_pct"], s["cumulative_pct"]) for s in steps] == [
+        ("invitation", 10, 4, 40.0, 40.0), ("reminder 1", 6, 3, 30.0, 70.0), ("reminder 2", 3, 1, 10.0, 80.0),
+    ]
+    assert [p["name"] for p in card["non_responders"]] == ["Rep 08", "Rep 09"]
+
+
+def test_confidential_sets_never_list_who_has_not_answered(confidential_org):
+    _data, round_ = confidential_org
+    assert build_scorecard(round_)["non_responders"] is None
+
+
+def test_top_movers_and_choice_shifts(app):
+    data = ScorecardData()
+    version = data.version([
+        {"key": "score", "type": "scale"},
+        {"key": "lost_to", "type": "single_choice",
+         "settings": {"options": [{"key": "acme", "label": "Acme"}, {"key": "globex", "label": "Globex"}]}},
+        {"key": "steady", "type": "yes_no"},
+    ])
+    before, now = data.round("2026-01", version, 0), data.round("2026-02", version, 1)
+    for index in range(40):
+        data.respond(before, data.person(), {"score": 2 + index % 2, "lost_to": "acme" if index < 30 else "globex",
+                                             "steady": index % 2 == 0})
+        data.respond(now, data.person(), {"score": 4 + index % 2, "lost_to": "acme" if index < 10 else "globex",
+                                          "steady": index % 2 == 0})
+    data.commit()
+    card = build_scorecard(now)
+    movers = [(m["key"], m["metric"], m["option"]) for m in card["top_movers"]]
+    assert movers[0] == ("score", "favorable_pct", None)  # 50 % -> 100 %: the largest on the common footing
+    assert ("lost_to", "option_pct", "globex") in movers and ("steady", "yes_pct", None) not in movers
+    assert all(m["significant"] for m in card["top_movers"])
+    shifts = card["choice_shifts"]
+    assert [(s["option"], s["label"], s["value"], s["delta"]) for s in shifts] == [
+        ("acme", "Acme", 25.0, -50.0), ("globex", "Globex", 75.0, 50.0)
+    ]
+
+
+def test_a_closed_rounds_scorecard_is_stored_and_history_does_not_move(confidential_org):
+    _data, round_ = confidential_org
+    before = build_scorecard(round_, "team")
+    snapshot = finalize_scorecard(round_)
+    assert finalize_scorecard(round_).id == snapshot.id  # once
+    # A re-org: a team is renamed and everyone moves; the stored card keeps history.
+    team = db.session.scalar(select(Team).where(Team.path == "Sales / AMER"))
+    team.name, team.path = "Americas", "Sales / Americas"
+    db.session.execute(update(Invitation).values(region="Moved"))
+    db.session.commit()
+    assert build_scorecard(round_, "team") == before
+    assert {s["name"] for s in build_scorecard(round_, "region")["slices"]} == {"AMER", "APAC", "EMEA"}
+    # A stricter set: the stored card no longer applies, the live one withholds more.
+    question_set = round_.cadence.question_set
+    question_set.min_group_size = 24
+    db.session.commit()
+    stricter = build_scorecard(round_, "region")
+    assert [s["name"] for s in stricter["slices"]] == ["Moved"] and stricter["slices"][0]["suppressed"]
+    assert all(q["suppressed"] for q in stricter["questions"])
+    with pytest.raises(ValueError):
+        round_.status = "open"
+        finalize_scorecard(round_)
+
+
+def test_an_open_round_is_live_and_its_counts_hidden_when_held(app):
+    data = ScorecardData(confidentiality="confidential", hold_until_close=True)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0, status="open")
+    record_round(data, round_, [{"score": 4}] * 12, region="EMEA")
+    data.commit()
+    card = build_scorecard(round_, "region")
+    assert card["held_until_close"] is True
+    assert card["response_rate"] == {"invited": 12, "responded": None, "rate": None}
+    assert card["slices"][0]["n"] is None and card["participation"]["slices"]["region"][0]["responded"] is None
+    assert card["participation"]["reminders"] == []
+    assert db.session.scalar(select(func.count(ScorecardSnapshot.id))) == 0
+    with pytest.raises(CommentsWithheld):
+        comments(round_)
+
+
+def test_trends_read_finalized_rounds_and_break_where_the_measure_changed(app):
+    data = ScorecardData()
+    five = data.version([{"key": "score", "type": "scale", "settings": {"scale_max": 5}}])
+    seven = data.version([{"key": "score", "type": "scale", "settings": {"scale_max": 7}}])
+    rounds = [data.round(f"2026-0{i + 1}", five if i < 2 else seven, i) for i in range(4)]
+    for index, round_ in enumerate(rounds):
+        record_round(data, round_, [{"score": 3 + index % 2}] * 6)
+    data.commit()
+    live = trends(data.cadence)["score"]
+    finalize_scorecard(rounds[0])
+    finalize_scorecard(rounds[2])
+    stored = trends(data.cadence)["score"]
+    assert stored == live
+    assert [p["break"] for p in live] == [False, False, True, False]
+    card = build_scorecard(rounds[2])
+    assert card["questions"][0]["comparable"] is False and card["questions"][0]["delta"] is None
+
+
+def test_comments_filter_by_question_and_slice_with_names_only_when_attributed(app):
+    data = ScorecardData(confidentiality="attributed")
+    version = data.version([{"key": "why", "type": "text"}, {"key": "else", "type": "text", "required": False}])
+    round_ = data.round("2026-01", version, 0)
+    data.respond(round_, data.person(name="Ann", region="EMEA", team="Sales / EMEA"), {"why": "<script>x</script>"})
+    data.respond(round_, data.person(name="Bo", region="AMER", team="Sales / AMER"), {"why": "Pricing", "else": "SSO"})
+    data.commit()
+    everything = comments(round_)
+    assert everything["attributed"] is True and len(everything["items"]) == 3
+    emea = comments(round_, "why", "region", "EMEA")["items"]
+    assert [(c["name"], c["text"], c["region"]) for c in emea] == [("Ann", "<script>x</script>", "EMEA")]
+    assert [c["text"] for c in comments(round_, None, "team", "Sales")["items"]] == ["<script>x</script>", "Pricing", "SSO"]
+    with pytest.raises(ValueError):
+        comments(round_, "nope")
+    with pytest.raises(ValueError):
+        comments(round_, None, "region", "Mars")
+
+
+def test_confidential_comments_need_the_comment_threshold(app):
+    data = ScorecardData(confidentiality="confidential", min_group_size=3)
+    data.question_set.comment_min_group_size = 4
+    version = data.version([{"key": "why", "type": "text"}])
+    round_ = data.round("2026-01", version, 0)
+    for region, count in (("EMEA", 5), ("AMER", 4), ("APAC", 2)):
+        for index in range(count):
+            data.respond(round_, data.person(name=f"{region} {index}", region=region), {"why": f"{region} says {index}"})
+    data.commit()
+    everything = comments(round_)
+    assert len(everything["items"]) == 11 and all("name" not in c and "region" not in c for c in everything["items"])
+    assert [c["text"] for c in everything["items"]] == sorted(c["text"] for c in everything["items"])
+    with pytest.raises(CommentsWithheld):
+        comments(round_, "why", "region", "APAC")  # 2 writers
+    with pytest.raises(CommentsWithheld):
+        comments(round_, "why", "region", "AMER")  # 4, but 11 - 5 - 4 = 2 would be left: complementary
+    assert len(comments(round_, "why", "region", "EMEA")["items"]) == 5
+
+
+def test_comments_page_filters_and_escapes(app, signed_in_client):
+    data = ScorecardData(confidentiality="attributed")
+    version = data.version([{"key": "why", "type": "text"}])
+    round_ = data.round("2026-01", version, 0)
+    data.respond(round_, data.person(name="Ann", region="EMEA"), {"why": "<script>alert(1)</script>"})
+    data.respond(round_, data.person(name="Bo", region="AMER"), {"why": "Pricing"})
+    data.commit()
+    client = signed_in_client(roles=("leader",))
+    page = client.get(f"/scorecards/rounds/{round_.id}/comments?question=why&slice=region:EMEA")
+    assert page.status_code == 200 and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "Pricing" not in page.text
+    assert "Ann" in page.text
+    assert client.get(f"/scorecards/rounds/{round_.id}/comments?slice=region:Mars").status_code == 400
+
+
+def test_scorecard_exports_carry_the_version_and_neutralise_formulas(two_rounds, client, api_token, signed_in_client):
+    _data, _january, march, *_ = two_rounds
+    rows = scorecard_rows(build_scorecard(march, "region"))
+    assert rows and all(row["version"] == 1 for row in rows)
+    favourable = next(r for r in rows if r["slice"] is None and r["metric"] == "favorable_pct")
+    assert favourable["ci95_low"] < favourable["value"] < favourable["ci95_high"] and favourable["delta"] is not None
+    response = client.get(f"/api/v1/rounds/{march.id}/scorecard?slice=region&format=csv", headers=api_token())
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert {row["version"] for row in table} == {"1"} and {row["period_key"] for row in table} == {"2026-03"}
+    # Numbers stay numbers (a negative change is not a formula); text that looks like one is neutralised.
+    assert any(row["delta"].startswith("-") for row in table)
+    assert all(float(row["delta"]) <= 0 for row in table if row["delta"].startswith("-"))
+    from surveys.api.rounds import export_csv
+
+    card = build_scorecard(march, "region")
+    card["slices"][0]["name"] = "=HYPERLINK(\"http://evil\")"
+    hostile = list(csv.DictReader(io.StringIO(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)))))
+    assert {row["slice"] for row in hostile if row["slice_kind"]} == {"'=HYPERLINK(\"http://evil\")"}
+    leader = signed_in_client(roles=("leader",))
+    page = leader.get(f"/scorecards/rounds/{march.id}")
+    for link in ("scorecard.csv", "scorecard.json", "responses.csv", "responses.json", "/print"):
+        assert link in page.text
+    download = leader.get(f"/scorecards/rounds/{march.id}/responses.csv")
+    assert download.status_code == 200 and "attachment" in download.headers["Content-Disposition"]
+    assert "'=HYPERLINK" in download.text
+    as_json = leader.get(f"/scorecards/rounds/{march.id}/scorecard.json?slice=team")
+    assert as_json.status_code == 200 and as_json.get_json()["round"]["version"] == 1
+    assert leader.get(f"/scorecards/rounds/{march.id}/scorecard.xml").status_code == 404
+
+
+def test_confidential_responses_download_is_refused_under_the_minimum(app, signed_in_client):
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    record_round(data, round_, [{"score": 3}] * 4)
+    data.commit()
+    assert signed_in_client(roles=("leader",)).get(f"/scorecards/rounds/{round_.id}/responses.csv").status_code == 403
+
+
+def test_print_page_and_heatmap_classes(two_rounds, signed_in_client):
+    _data, _january, march, *_ = two_rounds
+    client = signed_in_client(roles=("leader",))
+    printed = client.get(f"/scorecards/rounds/{march.id}/print?slice=region")
+    assert printed.status_code == 200 and "site-header" not in printed.text and "Heatmap by region" in printed.text
+    assert "<form" not in printed.text.split("<main", 1)[1]
+    page = client.get(f"/scorecards/rounds/{march.id}?slice=region")
+    assert "heat-up-" in page.text  # the favoured round moved up significantly
+    assert "What each slice can detect" in page.text
+
+
+def test_smallest_detectable_change(app):
+    assert detectable_change_pts(9) is None  # under the minimum n for testing
+    assert detectable_change_pts(100) == pytest.approx(100 * (1.959964 + 0.841621) * (0.5 / 100) ** 0.5, rel=1e-5)
+    assert detectable_change_pts(400) == pytest.approx(detectable_change_pts(100) / 2)
+    sizes = detectable_changes_for_sizes([("region", "EMEA Mid-Market", 9), ("region", "NA", 200)], 0.7)
+    assert sizes[0] == {"kind": "region", "name": "EMEA Mid-Market", "size": 9, "respondents": 6, "min_change_pts": None}
+    assert 10 < sizes[1]["min_change_pts"] < 20
+    data = ScorecardData()
+    data.version([{"key": "score", "type": "scale"}])
+    for index in range(30):
+        data.person(team="Sales / EMEA" if index < 20 else "Sales / AMER", region="EMEA" if index < 20 else "AMER",
+                    segment="SMB")
+    data.commit()
+    result = detectable_changes(data.cadence)
+    by_name = {(item["kind"], item["name"]): item for item in result}
+    assert by_name[("overall", "Everyone")]["size"] == 30 and by_name[("team", "Sales")]["size"] == 30
+    assert by_name[("team", "Sales / EMEA")]["respondents"] == 14  # 70 % with no history yet
+    assert by_name[("region", "AMER")]["min_change_pts"] is None

@@ -4,11 +4,13 @@ import csv
 import io
 
 from flask import Response as HttpResponse
-from flask import jsonify, request
+from flask import g, jsonify, request
 
 from cadence.models import Round
+from surveys import audit
 from surveys.api import api_bp, api_roles, get_or_404
 from surveys.api.openapi import problem_responses
+from surveys.extensions import db
 from surveys.problems import ApiProblem
 from surveys.scorecard import (
     SCORECARD_COLUMNS,
@@ -69,6 +71,8 @@ def round_responses(round_id):
         export = response_export(round_)
     except ExportRefused as refusal:
         raise ApiProblem(403, "Forbidden", str(refusal)) from None
+    audit.record(g.api_user, "responses.exported", round_, {"format": export_format})
+    db.session.commit()
     if export_format == "json":
         return jsonify(export)
     return _csv_download(export_csv(export["columns"], export["rows"]), f"round-{round_.id}-{round_.period_key}-responses.csv")

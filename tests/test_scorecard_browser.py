@@ -1,0 +1,69 @@
+"""A leader's journey through a scorecard of the demo organisation in a real
+browser (Debian's Chromium through Playwright): open the latest closed round,
+switch the slice, read the heatmap and the comments, download the CSV."""
+
+import csv
+import io
+import re
+
+import pytest
+from sqlalchemy import select
+
+from cadence.models import Round
+from surveys.demo import seed_demo
+from surveys.extensions import db
+from tests.conftest import SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_leader_reads_a_scorecard_switches_slice_and_exports(app, make_person, browser, live_server):
+    seed_demo()
+    make_person(email="lead@example.com", name="Lena Leader", roles=("leader",))
+    latest = db.session.scalar(select(Round).where(Round.status == "closed").order_by(Round.opens_at.desc()))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    try:
+        page.goto(live_server + "/sign-in")
+        page.get_by_label("Email").fill("lead@example.com")
+        page.get_by_label("Password").fill("correct horse battery")
+        page.get_by_role("button", name="Sign in").click()
+        page.goto(live_server + "/scorecards/")
+        page.get_by_role("link", name=latest.period_key, exact=True).click()
+        page.wait_for_url(re.compile(rf"/scorecards/rounds/{latest.id}$"))
+        assert latest.period_key in page.locator("h1").inner_text()
+        assert page.locator("#headline").is_visible()
+        assert "Top movers" in page.locator("#headline").inner_text()
+        assert page.locator(".sparkline svg title").count() > 0  # each chart has a text alternative
+        page.screenshot(path=str(SCREENSHOTS / "scorecard.png"), full_page=True)
+
+        page.get_by_label("Break down by").select_option("region")
+        page.get_by_role("button", name="Show").click()
+        page.wait_for_url(re.compile(r"slice=region"))
+        page.get_by_role("navigation", name="On this page").get_by_role("link", name="Heatmap").click()
+        heatmap = page.locator("table.heatmap")
+        assert heatmap.is_visible()
+        rows = heatmap.locator("tbody tr")
+        assert rows.count() >= 2
+        # Every cell says its state in words; withheld cells say why.
+        assert "Heatmap by region" in page.locator("#heatmap h2").inner_text()
+        page.locator("#heatmap").screenshot(path=str(SCREENSHOTS / "scorecard-heatmap.png"))
+
+        with page.expect_download() as download_info:
+            page.get_by_role("link", name="scorecard (CSV)").click()
+        download = download_info.value
+        table = list(csv.DictReader(io.StringIO(open(download.path(), encoding="utf-8").read())))
+        assert table and {row["version"] for row in table} == {"1"}
+        assert {row["slice_kind"] for row in table} == {"", "region"}
+
+        page.get_by_role("link", name="Comments").first.click()
+        page.wait_for_url(re.compile(r"/comments$"))
+        assert page.locator("h1").inner_text() == "Comments"
+        page.get_by_label("Slice").select_option(label="Sales")
+        page.get_by_role("button", name="Filter").click()
+        page.wait_for_url(re.compile(r"slice=team"))
+        assert page.locator("ul.comments li").count() > 0 or page.locator(".withheld-comments").count() == 1
+        assert "Confidential: no names" in page.content() or page.locator(".withheld-comments").count() == 1
+        page.screenshot(path=str(SCREENSHOTS / "scorecard-comments.png"), full_page=True)
+    finally:
+        page.close()
