@@ -203,6 +203,19 @@ def check_production_cookies(app) -> None:
         raise RuntimeError("SESSION_COOKIE_SAMESITE must be 'Lax' or 'Strict' in production")
 
 
+def refuse_nul_characters():
+    """NUL has no place in any text Canary keeps, and PostgreSQL cannot store
+    it: refuse it at the door (400) instead of failing deep inside (500)."""
+    from flask import abort
+
+    if any("\x00" in value for values in request.args.listvalues() for value in values):
+        abort(400, description="The address contains a NUL character.")
+    if request.method in ("POST", "PUT", "PATCH") and not request.files:
+        body = request.get_data(cache=True)
+        if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
+            abort(400, description="The request contains a NUL character.")
+
+
 def init_app(app) -> None:
     check_production_cookies(app)
     proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
@@ -221,5 +234,6 @@ def init_app(app) -> None:
     )
     limiter.init_app(app)
     app.url_value_preprocessor(refuse_out_of_range_ids)
+    app.before_request(refuse_nul_characters)
     app.extensions["canary_security"] = {"limiter": limiter, "storage_ready": False}
     install_log_scrubbing(app)

@@ -646,3 +646,15 @@ def test_admins_read_the_audit_log_escaped_and_filtered(app, client, make_person
     assert "email:&lt;b&gt;bold" in filtered.text and "admin@example.com</td>" not in filtered.text
     leader = signed_in_client(roles=("leader",), email="leader@example.com")
     assert leader.get("/admin/audit/").status_code == 403
+
+
+def test_nul_characters_are_refused_at_the_door(app, client, api_token):
+    """PostgreSQL cannot store NUL: it is refused with 400, never a 500."""
+    headers = api_token()
+    assert client.get("/api/v1/people?team=Sales%00", headers=headers).status_code == 400
+    response = client.post("/api/v1/people", headers=headers,
+                           json=[{"email": "nul@example.com", "name": "Nul\u0000Name", "roles": ["rep"]}])
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    page = client.get("/sign-in")
+    assert client.post("/sign-in", data={"email": "a\x00@example.com", "password": "x"}).status_code == 400
+    assert page.status_code == 200
