@@ -41,11 +41,11 @@ def main(argv=None):
     history = []
     for bench_id in wanted:
         module = importlib.import_module(f"bench.{available[bench_id]}")
-        history += [(bench_id, line) for line in getattr(module, "HISTORY", [])]
+        history += [(bench_id, line) for line in getattr(module, "PROFILE_NOTES", [])]
         for database in databases:
             print(f"running {bench_id} on {database}...", flush=True)
             results.extend(module.run(database))
-    write_report(results, history)
+            write_report(results, history)  # after each run, so a later failure loses nothing
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0 if all(r.met for r in results) else 1
 

@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from bench import Result
 from bench.support import add_reps, bench_app, monthly_cadence, published_set
 
-HISTORY = [
+PROFILE_NOTES = [
     "first run, SQLite: 56 msg/s against a 229 msg/s floor (0.24x). pyinstrument showed each message re-reading "
     "the round, version, questions and person: every per-message commit expired the ORM objects. Fix: read the "
     "batch in one query and the round's shared parts once, as plain values; record each outcome with one UPDATE. "

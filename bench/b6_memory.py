@@ -13,7 +13,7 @@ UTC = timezone.utc
 PEOPLE = 50_000
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT_MB = 250
-HISTORY = [
+PROFILE_NOTES = [
     "first run, SQLite: 313 MB peak (limit 250) against a 143 MB idle CLI: the whole audience and 150,000 "
     "delivery rows were built as Python lists at once. Fix: stream the audience in chunks of 2,000 "
     "(yield_per) and create each chunk's invitations and deliveries before the next. After: at the idle baseline.",
