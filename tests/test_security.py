@@ -79,14 +79,20 @@ def test_wrong_password_unknown_email_and_rep_get_the_same_refusal(app, client, 
     assert audit_actions() == ["sign_in.failed"] * 3
 
 
-def test_production_cookies_are_secure_httponly_samesite_and_host_only(app_config, tmp_path):
+def production_app(app_config, tmp_path):
+    """The app as production configures it, on the test database and Redis."""
+
     class Production(ProductionConfig):
         SECRET_KEY = "p" * 48
         INSTANCE_DIR = str(tmp_path)
         SQLALCHEMY_DATABASE_URI = app_config["SQLALCHEMY_DATABASE_URI"]
         REDIS_URL = app_config["REDIS_URL"]
 
-    production = create_app(Production)
+    return create_app(Production)
+
+
+def test_production_cookies_are_secure_httponly_samesite_and_host_only(app_config, tmp_path):
+    production = production_app(app_config, tmp_path)
     response = production.test_client().get("/sign-in", base_url="https://canary.example")
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-canary-session=")
@@ -587,13 +593,7 @@ def test_oversized_form_posts_get_a_plain_page(app, client):
 
 
 def test_production_shows_no_stack_trace(app_config, tmp_path):
-    class Production(ProductionConfig):
-        SECRET_KEY = "p" * 48
-        INSTANCE_DIR = str(tmp_path)
-        SQLALCHEMY_DATABASE_URI = app_config["SQLALCHEMY_DATABASE_URI"]
-        REDIS_URL = app_config["REDIS_URL"]
-
-    production = create_app(Production)
+    production = production_app(app_config, tmp_path)
 
     def explode():
         raise RuntimeError("secret internals /r/some-rep-token")
