@@ -917,15 +917,22 @@ def version_to_dict(version: QuestionSetVersion, *, include_questions: bool = Tr
     return result
 
 
-def question_set_to_dict(question_set: QuestionSet, *, include_questions: bool = True) -> dict:
+def _set_fields(question_set: QuestionSet) -> dict:
+    """The set's own fields, as the API reads and writes them."""
     return {
-        "id": question_set.id,
         "name": question_set.name,
         "description": question_set.description or "",
         "confidentiality": question_set.confidentiality,
         "min_group_size": question_set.min_group_size,
         "comment_min_group_size": question_set.comment_min_group_size,
         "hold_until_close": question_set.hold_until_close,
+    }
+
+
+def question_set_to_dict(question_set: QuestionSet, *, include_questions: bool = True) -> dict:
+    return {
+        "id": question_set.id,
+        **_set_fields(question_set),
         "versions": [version_to_dict(v, include_questions=include_questions) for v in question_set.versions],
     }
 
@@ -948,11 +955,6 @@ def export_question_set(question_set: QuestionSet, version: QuestionSetVersion |
     edited (the draft, else the latest published)."""
     version = version or question_set.draft or question_set.latest_published
     return {
-        "name": question_set.name,
-        "description": question_set.description or "",
-        "confidentiality": question_set.confidentiality,
-        "min_group_size": question_set.min_group_size,
-        "comment_min_group_size": question_set.comment_min_group_size,
-        "hold_until_close": question_set.hold_until_close,
+        **_set_fields(question_set),
         "questions": [question_to_dict(question) for question in version.questions] if version else [],
     }
