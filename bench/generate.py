@@ -105,6 +105,7 @@ def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
 def generate(size: OrgSize) -> GeneratedOrg:
     """Drop everything and build the org (inside an app context)."""
     from cadence.models import Cadence, Invitation, Person, PersonRole, Round, Team
+    from surveys.answers import forget_published_versions
     from surveys.extensions import db
     from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
 
@@ -114,6 +115,7 @@ def generate(size: OrgSize) -> GeneratedOrg:
     db.session.commit()
     db.drop_all()
     db.create_all()
+    forget_published_versions()  # ids start again
     connection = db.session.connection()
 
     def bulk(model, rows):

@@ -36,6 +36,7 @@ def bench_app(database: str, name: str, **config):
     """An app on a fresh database with the schema, and a private Redis."""
     from cadence.redis_server import start_redis_server, stop_embedded_redis
     from surveys import create_app
+    from surveys.answers import forget_published_versions
     from surveys.extensions import db
 
     with tempfile.TemporaryDirectory(prefix=f"canary-{name}-") as work:
@@ -52,6 +53,7 @@ def bench_app(database: str, name: str, **config):
         app = create_app(settings)
         with app.app_context():
             db.create_all()
+            forget_published_versions()  # a new database: ids start again
             try:
                 yield app, workdir, settings
             finally:

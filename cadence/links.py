@@ -11,11 +11,8 @@ from urllib.parse import urlencode
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from sqlalchemy.orm import joinedload
 
-from cadence.models import Invitation, Round
-from surveys.models import QuestionSetVersion
-from surveys.extensions import db
+from cadence.models import Invitation
 
 SALT = "canary.rep-link.v1"
 
@@ -43,22 +40,17 @@ def invitation_url(invitation: Invitation, **query) -> str:
     return url_for_token(invitation_token(invitation), **query)
 
 
-def invitation_for_token(token: str) -> Invitation | None:
-    """The invitation a link belongs to, or None for anything forged, truncated
-    or revoked: callers answer all of those with the same 404."""
+def signed_reference(token: str) -> tuple[int, str] | None:
+    """The (invitation id, nonce) a link carries, or None for anything forged
+    or truncated: callers answer that, a revoked link and an unknown one with
+    the same 404."""
     try:
         invitation_id, nonce = _serializer().loads(token)
-        invitation_id = int(invitation_id)
-        nonce = str(nonce)
+        return int(invitation_id), str(nonce)
     except (BadSignature, ValueError, TypeError):
         return None
-    # The form needs the round, its frozen version and the questions: one
-    # round trip for the invitation and round, one for the questions.
-    invitation = db.session.get(
-        Invitation,
-        invitation_id,
-        options=[joinedload(Invitation.round).joinedload(Round.version).selectinload(QuestionSetVersion.questions)],
-    )
-    if invitation is None or not hmac.compare_digest(invitation.nonce.encode(), nonce.encode()):
-        return None
-    return invitation
+
+
+def link_is_current(invitation: Invitation, nonce: str) -> bool:
+    """False once the invitation's nonce was replaced (the link revoked)."""
+    return hmac.compare_digest(invitation.nonce.encode(), nonce.encode())

@@ -13,8 +13,9 @@ from datetime import datetime
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 from wtforms import (
     DecimalField,
     Field,
@@ -140,22 +141,52 @@ def estimated_minutes(version: QuestionSetVersion) -> int:
     return max(1, round(seconds / 60))
 
 
-# Published versions never change, so their form classes are built once per
-# process (drafts, shown in the designer's preview, are built every time).
-_PUBLISHED_FORM_CLASSES: dict[tuple, type] = {}
-_FORM_CLASS_CACHE_SIZE = 256
+# Published versions never change (surveys.models refuses any edit) and are
+# never deleted, so a process reads each one once and builds its form class
+# once; drafts (the designer's preview) are built every time. Whatever empties
+# the tables and lets ids be reused (tests, benchmarks) must call
+# forget_published_versions().
+_PUBLISHED_VERSIONS: dict[int, QuestionSetVersion] = {}
+_PUBLISHED_FORM_CLASSES: dict[int, type] = {}
+_CACHE_SIZE = 256
+
+
+def forget_published_versions() -> None:
+    _PUBLISHED_VERSIONS.clear()
+    _PUBLISHED_FORM_CLASSES.clear()
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+def published_version(version_id: int) -> QuestionSetVersion:
+    """The published version `version_id` with its questions, for the rep
+    form (callers check that it is published). The instance is kept out of
+    every session: read its columns and questions, and reach its set by id."""
+    version = _PUBLISHED_VERSIONS.get(version_id)
+    if version is None:
+        version = db.session.scalar(
+            select(QuestionSetVersion)
+            .where(QuestionSetVersion.id == version_id)
+            .options(selectinload(QuestionSetVersion.questions))
+            .execution_options(populate_existing=True)
+        )
+        # Detached (questions too, by cascade) so that no commit expires it.
+        db.session.expunge(version)
+        _remember(_PUBLISHED_VERSIONS, version_id, version)
+    return version
 
 
 def form_class_for(version: QuestionSetVersion) -> type[RepFormBase]:
-    # Keyed by id and publication instant: a stored, published version.
-    key = (version.id, version.published_at) if version.is_published and version.id and version.published_at else None
-    if key in _PUBLISHED_FORM_CLASSES:
-        return _PUBLISHED_FORM_CLASSES[key]
+    published = version.is_published and version.id is not None
+    if published and version.id in _PUBLISHED_FORM_CLASSES:
+        return _PUBLISHED_FORM_CLASSES[version.id]
     form_class = _build_form_class(version)
-    if key is not None:
-        if len(_PUBLISHED_FORM_CLASSES) >= _FORM_CLASS_CACHE_SIZE:
-            _PUBLISHED_FORM_CLASSES.pop(next(iter(_PUBLISHED_FORM_CLASSES)))
-        _PUBLISHED_FORM_CLASSES[key] = form_class
+    if published:
+        _remember(_PUBLISHED_FORM_CLASSES, version.id, form_class)
     return form_class
 
 
@@ -338,36 +369,67 @@ def answer_rows(question: Question, value, other_text=None) -> list[dict]:
     return [{"value_num": num, "value_text": text, "detail": detail} for num, text, detail in values]
 
 
-def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned: dict, now: datetime) -> Response:
-    """Replace the invitation's answers with `cleaned`, all or nothing. Two
-    submissions racing for the same invitation end with one response."""
+# A submission is Canary's busiest write (B4): its statements are built once
+# (building one costs more than running it on SQLite), and it goes straight
+# to the tables because the unit of work would add nothing to four statements.
+_responses, _answers, _invitations = Response.__table__, Answer.__table__, Invitation.__table__
+FIND_RESPONSE = select(_responses.c.id).where(_responses.c.invitation_id == bindparam("invitation_id"))
+INSERT_RESPONSE = insert(_responses).returning(_responses.c.id)
+DELETE_ANSWERS = delete(_answers).where(_answers.c.response_id == bindparam("response_id"))
+TOUCH_RESPONSE = (
+    update(_responses)
+    .where(_responses.c.id == bindparam("response_id"))
+    .values(updated_at=bindparam("changed_at", type_=_responses.c.updated_at.type))
+)
+INSERT_ANSWERS = insert(_answers)
+MARK_RESPONDED = (
+    update(_invitations)
+    .where(_invitations.c.id == bindparam("invitation_id"), _invitations.c.responded_at.is_(None))
+    .values(responded_at=bindparam("answered_at", type_=_invitations.c.responded_at.type))
+)
+
+
+def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned: dict, now: datetime) -> int:
+    """Replace the invitation's answers with `cleaned`, all or nothing, and
+    return the response's id. Two submissions racing for the same invitation
+    end with one response."""
+    answers = []
+    for question in version.questions:
+        if question.key in cleaned:
+            for row in answer_rows(question, cleaned[question.key], cleaned.get(question.key + OTHER_SUFFIX)):
+                answers.append({"round_id": invitation.round_id, "question_key": question.key, **row})
+    # `responded_at` is set in the same transaction as the response, so a
+    # first answer can skip looking for an earlier one; a racing twin makes
+    # the INSERT fail on the unique invitation id, and the retry replaces.
+    maybe_answered = invitation.responded_at is not None
+    invitation_id, round_id = invitation.id, invitation.round_id
     for attempt in range(2):
         try:
-            response = db.session.scalar(select(Response).where(Response.invitation_id == invitation.id))
-            if response is None:
-                response = Response(invitation_id=invitation.id, round_id=invitation.round_id, submitted_at=now, updated_at=now)
-                db.session.add(response)
-                db.session.flush()
-            else:
-                db.session.execute(delete(Answer).where(Answer.response_id == response.id))
-                response.updated_at = now
-            rows = []
-            for question in version.questions:
-                if question.key not in cleaned:
-                    continue
-                for row in answer_rows(question, cleaned[question.key], cleaned.get(question.key + OTHER_SUFFIX)):
-                    rows.append({"response_id": response.id, "round_id": invitation.round_id, "question_key": question.key, **row})
-            if rows:
-                db.session.execute(Answer.__table__.insert(), rows)
-            if invitation.responded_at is None:
-                invitation.responded_at = now
+            response_id = _replace_answers(invitation_id, round_id, answers, now, maybe_answered)
             db.session.commit()
-            return response
+            return response_id
         except IntegrityError:
             db.session.rollback()
             if attempt:
                 raise
+            maybe_answered = True
     raise RuntimeError("unreachable")
+
+
+def _replace_answers(invitation_id: int, round_id: int, answers: list[dict], now: datetime, maybe_answered: bool) -> int:
+    session = db.session
+    response_id = session.scalar(FIND_RESPONSE, {"invitation_id": invitation_id}) if maybe_answered else None
+    if response_id is None:
+        response_id = session.scalar(
+            INSERT_RESPONSE, {"invitation_id": invitation_id, "round_id": round_id, "submitted_at": now, "updated_at": now}
+        )
+    else:
+        session.execute(DELETE_ANSWERS, {"response_id": response_id})
+        session.execute(TOUCH_RESPONSE, {"response_id": response_id, "changed_at": now})
+    if answers:
+        session.execute(INSERT_ANSWERS, [{"response_id": response_id, **row} for row in answers])
+    session.execute(MARK_RESPONDED, {"invitation_id": invitation_id, "answered_at": now})
+    return response_id
 
 
 def stored_values(response: Response | None, version: QuestionSetVersion) -> dict:

@@ -5,23 +5,52 @@ or revoked link answers the same 404 as an unknown one. Answers are accepted
 while the round's status is open (only the tick opens and closes rounds).
 """
 
+import functools
+
 from flask import Blueprint, abort, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import contains_eager
 
 from cadence.clock import utcnow
-from cadence.links import invitation_for_token
+from cadence.links import link_is_current, signed_reference
+from cadence.models import Invitation, Round
 from surveys import answers as rep_answers
 from surveys.extensions import csrf, db
-from surveys.models import Response
+from surveys.models import QuestionSet, QuestionSetVersion, Response
 
 respond_bp = Blueprint("respond", __name__)
 
 
+@functools.cache
+def _invitation_query():
+    """An invitation with its round, if the round was not skipped and its
+    version is published; built once, on first use, when every mapper is
+    configured."""
+    return (
+        select(Invitation)
+        .join(Invitation.round)
+        .join(QuestionSetVersion, QuestionSetVersion.id == Round.question_set_version_id)
+        .options(contains_eager(Invitation.round))
+        .where(
+            Invitation.id == bindparam("invitation_id"),
+            Round.status != "skipped",
+            QuestionSetVersion.status == "published",
+        )
+    )
+
+
 def _invitation_or_404(token: str):
-    invitation = invitation_for_token(token)
-    if invitation is None or invitation.round.status == "skipped" or invitation.round.version is None:
+    """The link's invitation (with its round) and the round's published
+    version (with its questions), or 404. One query: this runs on every
+    submission (B4)."""
+    reference = signed_reference(token)
+    if reference is None:
         abort(404)
-    return invitation
+    invitation_id, nonce = reference
+    invitation = db.session.scalar(_invitation_query(), {"invitation_id": invitation_id})
+    if invitation is None or not link_is_current(invitation, nonce):
+        abort(404)
+    return invitation, rep_answers.published_version(invitation.round.question_set_version_id)
 
 
 def _existing_response(invitation):
@@ -48,15 +77,13 @@ def _quick_answer(version, args) -> dict:
 @respond_bp.route("/r/<token>", methods=["GET", "POST"])
 @csrf.exempt
 def respond(token):
-    invitation = _invitation_or_404(token)
+    invitation, version = _invitation_or_404(token)
     round_ = invitation.round
-    version = round_.version
     if not round_.is_open:
         return render_template("respond/closed.html", invitation=invitation, round=round_), (
             410 if request.method == "POST" else 200
         )
     form_class = rep_answers.form_class_for(version)
-    response = _existing_response(invitation)
     status = 200
     if request.method == "POST":
         form = form_class()
@@ -67,7 +94,7 @@ def respond(token):
             return (
                 render_template(
                     "respond/form.html",
-                    **_page(invitation, version, form, response, {}),
+                    **_page(invitation, version, form, _existing_response(invitation), {}),
                     problem=f"This form was sent with fields it does not have ({unexpected}). Nothing was saved; please answer again.",
                 ),
                 400,
@@ -83,7 +110,9 @@ def respond(token):
             if csrf_failed
             else None
         )
-        return render_template("respond/form.html", **_page(invitation, version, form, response, values), problem=problem), status
+        page = _page(invitation, version, form, _existing_response(invitation), values)
+        return render_template("respond/form.html", **page, problem=problem), status
+    response = _existing_response(invitation)
     values = rep_answers.stored_values(response, version)
     values.update(_quick_answer(version, request.args))
     form = form_class(data=values)
@@ -96,7 +125,7 @@ def _page(invitation, version, form, response, values):
         "invitation": invitation,
         "round": invitation.round,
         "version": version,
-        "question_set": version.question_set,
+        "question_set": db.session.get(QuestionSet, version.question_set_id),
         "form": form,
         "response": response,
         "visible": visible,
@@ -109,7 +138,7 @@ def _page(invitation, version, form, response, values):
 
 @respond_bp.get("/r/<token>/thanks")
 def thanks(token):
-    invitation = _invitation_or_404(token)
+    invitation, version = _invitation_or_404(token)
     response = _existing_response(invitation)
     if response is None:
         return redirect(url_for("respond.respond", token=token))
@@ -119,7 +148,7 @@ def thanks(token):
         "respond/thanks.html",
         invitation=invitation,
         round=invitation.round,
-        question_set=invitation.round.version.question_set,
+        question_set=db.session.get(QuestionSet, version.question_set_id),
         response=response,
         token=token,
         heard=what_we_heard(invitation.round),

@@ -25,6 +25,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from surveys import create_app
+from surveys.answers import forget_published_versions
 from surveys.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +191,8 @@ def _app(app_config):
 
 
 def empty_all_tables():
+    # Ids are reused once the tables are empty: forget what was read by id.
+    forget_published_versions()
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
