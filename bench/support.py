@@ -36,7 +36,7 @@ def bench_app(database: str, name: str, **config):
     """An app on a fresh database with the schema, and a private Redis."""
     from cadence.redis_server import start_redis_server, stop_embedded_redis
     from surveys import create_app
-    from surveys.answers import forget_published_versions
+    from surveys.row_cache import forget_all as forget_cached_rows
     from surveys.extensions import db
 
     with tempfile.TemporaryDirectory(prefix=f"canary-{name}-") as work:
@@ -53,7 +53,7 @@ def bench_app(database: str, name: str, **config):
         app = create_app(settings)
         with app.app_context():
             db.create_all()
-            forget_published_versions()  # a new database: ids start again
+            forget_cached_rows()  # a new database: ids start again
             try:
                 yield app, workdir, settings
             finally:

@@ -30,6 +30,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Sto
 from cadence.models import Invitation
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSetVersion, Response
+from surveys.row_cache import RowCache
 
 OTHER_SUFFIX = "__other"
 OTHER_OPTION = "other"
@@ -141,25 +142,11 @@ def estimated_minutes(version: QuestionSetVersion) -> int:
     return max(1, round(seconds / 60))
 
 
-# Published versions never change (surveys.models refuses any edit) and are
-# never deleted, so a process reads each one once and builds its form class
-# once; drafts (the designer's preview) are built every time. Whatever empties
-# the tables and lets ids be reused (tests, benchmarks) must call
-# forget_published_versions().
-_PUBLISHED_VERSIONS: dict[int, QuestionSetVersion] = {}
-_PUBLISHED_FORM_CLASSES: dict[int, type] = {}
-_CACHE_SIZE = 256
-
-
-def forget_published_versions() -> None:
-    _PUBLISHED_VERSIONS.clear()
-    _PUBLISHED_FORM_CLASSES.clear()
-
-
-def _remember(cache: dict, key, value) -> None:
-    if len(cache) >= _CACHE_SIZE:
-        cache.pop(next(iter(cache)))
-    cache[key] = value
+# Published versions never change, so a process reads each one once and
+# builds its form class once (drafts, in the designer's preview, are built
+# every time). See surveys.row_cache.
+_PUBLISHED_VERSIONS = RowCache()
+_PUBLISHED_FORM_CLASSES = RowCache()
 
 
 def published_version(version_id: int) -> QuestionSetVersion:
@@ -176,7 +163,7 @@ def published_version(version_id: int) -> QuestionSetVersion:
         )
         # Detached (questions too, by cascade) so that no commit expires it.
         db.session.expunge(version)
-        _remember(_PUBLISHED_VERSIONS, version_id, version)
+        _PUBLISHED_VERSIONS.remember(version_id, version)
     return version
 
 
@@ -186,7 +173,7 @@ def form_class_for(version: QuestionSetVersion) -> type[RepFormBase]:
         return _PUBLISHED_FORM_CLASSES[version.id]
     form_class = _build_form_class(version)
     if published:
-        _remember(_PUBLISHED_FORM_CLASSES, version.id, form_class)
+        _PUBLISHED_FORM_CLASSES.remember(version.id, form_class)
     return form_class
 
 
@@ -393,11 +380,13 @@ def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned:
     """Replace the invitation's answers with `cleaned`, all or nothing, and
     return the response's id. Two submissions racing for the same invitation
     end with one response."""
+    copied = {"round_id": invitation.round_id, "team_id": invitation.team_id, "region": invitation.region,
+              "segment": invitation.segment}
     answers = []
     for question in version.questions:
         if question.key in cleaned:
             for row in answer_rows(question, cleaned[question.key], cleaned.get(question.key + OTHER_SUFFIX)):
-                answers.append({"round_id": invitation.round_id, "question_key": question.key, **row})
+                answers.append({**copied, "question_key": question.key, **row})
     # `responded_at` is set in the same transaction as the response, so a
     # first answer can skip looking for an earlier one; a racing twin makes
     # the INSERT fail on the unique invitation id, and the retry replaces.

@@ -25,7 +25,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from surveys import create_app
-from surveys.answers import forget_published_versions
+from surveys.row_cache import forget_all as forget_cached_rows
 from surveys.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -192,7 +192,7 @@ def _app(app_config):
 
 def empty_all_tables():
     # Ids are reused once the tables are empty: forget what was read by id.
-    forget_published_versions()
+    forget_cached_rows()
     tables = [t.name for t in reversed(db.metadata.sorted_tables)]
     if db.engine.dialect.name == "postgresql":
         db.session.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
