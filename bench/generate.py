@@ -82,8 +82,16 @@ def make_app(url: str):
     })
 
 
+def schema_version() -> str:
+    """The newest migration: an org generated under an older schema is rebuilt."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+
+
 def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
-    """The generated org in the app's database, building it when absent or of another size."""
+    """The generated org in the app's database, building it when absent, of
+    another size, or generated under an older schema."""
     from surveys.extensions import db
 
     with app.app_context():
@@ -94,7 +102,7 @@ def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
             db.session.rollback()
         if marker:
             stored = json.loads(marker)
-            if stored.get("size") == asdict(size):
+            if stored.get("size") == asdict(size) and stored.get("schema") == schema_version():
                 if db.engine.dialect.name == "postgresql":
                     sync_sequences()
                 return GeneratedOrg(OrgSize(**stored["size"]), stored["cadence_id"], stored["round_ids"],
@@ -105,7 +113,7 @@ def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
 def generate(size: OrgSize) -> GeneratedOrg:
     """Drop everything and build the org (inside an app context)."""
     from cadence.models import Cadence, Invitation, Person, PersonRole, Round, Team
-    from surveys.answers import forget_published_versions
+    from surveys.row_cache import forget_all as forget_cached_rows
     from surveys.extensions import db
     from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
 
@@ -115,7 +123,7 @@ def generate(size: OrgSize) -> GeneratedOrg:
     db.session.commit()
     db.drop_all()
     db.create_all()
-    forget_published_versions()  # ids start again
+    forget_cached_rows()  # ids start again
     connection = db.session.connection()
 
     def bulk(model, rows):
@@ -182,6 +190,7 @@ def generate(size: OrgSize) -> GeneratedOrg:
             for key, value_num, value_text in _answer_values(questions, rng, mood[person["id"]], drift):
                 answer_id += 1
                 answers.append({"id": answer_id, "response_id": response_id, "round_id": round_id,
+                                "team_id": person["team_id"], "region": person["region"], "segment": person["segment"],
                                 "question_key": key, "value_num": value_num, "value_text": value_text, "detail": None})
         bulk(Invitation, invitations)
         bulk(Response, responses)
@@ -191,7 +200,8 @@ def generate(size: OrgSize) -> GeneratedOrg:
     org = GeneratedOrg(size, 1, round_ids, answer_total, round(seconds, 1))
     connection.execute(text("CREATE TABLE bench_generated (params TEXT)"))
     connection.execute(text("INSERT INTO bench_generated (params) VALUES (:params)"),
-                       {"params": json.dumps({"size": asdict(size), "cadence_id": 1, "round_ids": round_ids,
+                       {"params": json.dumps({"size": asdict(size), "schema": schema_version(),
+                                              "cadence_id": 1, "round_ids": round_ids,
                                               "answers": answer_total, "seconds": org.seconds})})
     db.session.commit()
     if db.engine.dialect.name == "postgresql":

@@ -153,8 +153,12 @@ class Answer(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"), index=True)
-    # Denormalised from the response so aggregation needs no extra join.
+    # Copied from the response and its invitation (the rep's slice snapshot,
+    # which never changes) so that scorecards aggregate answers without a join.
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
     question_key: Mapped[str] = mapped_column(String(64))
     value_num: Mapped[float | None] = mapped_column(Float)
     value_text: Mapped[str | None] = mapped_column(Text)

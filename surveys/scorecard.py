@@ -4,12 +4,16 @@ tree, region, segment), with confidentiality applied.
 
 Reading order:
 1. SQL: three GROUP BY queries over the rounds being compared, at the finest
-   slice grain (round, team, region, segment): invitations and responses
-   (`_participation_cube`), answer values (`_value_cube`) and distinct
-   respondents for multi-choice and text questions (`_respondent_cube`). Every
-   slice is a sum of disjoint cells, so one pass serves the overall numbers,
-   every team (with its sub-teams), every region and every segment;
-2. `RoundAggregates`: those sums per group, for one round and slice kind;
+   slice grain asked for (round, team, region, segment): invitations and
+   responses (`_participation_cube`), answer values (`_value_cube`) and
+   distinct respondents for multi-choice and text questions
+   (`_respondent_cube`). Every slice is a sum of disjoint cells, so one pass
+   serves the overall numbers, every team (with its sub-teams), every region
+   and every segment;
+2. `RoundAggregates`: those sums per group, for one round and slice kind; a
+   finalized round keeps its own in its snapshot (`stored_aggregates`), so a
+   card reads only its own round's answers when the rounds it compares with
+   are closed;
 3. confidentiality: which aggregates are withheld (`withheld_groups`);
 4. assembly: `compute_scorecards`, `build_scorecard` (a closed round's stored
    card when it has one), `participation`, `trends`, top movers and choice
@@ -26,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, null, select
 from sqlalchemy.exc import IntegrityError
 
 from cadence.clock import isoformat_z, utcnow
@@ -35,6 +39,7 @@ from surveys import metrics, stats
 from surveys.extensions import db
 from surveys.metrics import QuestionSpec
 from surveys.models import Answer, Question, Response
+from surveys.row_cache import RowCache
 from surveys.snapshots import ScorecardSnapshot
 
 SLICE_KINDS = ("team", "region", "segment")
@@ -112,52 +117,56 @@ class TeamTree:
 # -- SQL ------------------------------------------------------------------------
 
 
-def _participation_cube(round_ids):
-    """(round, team, region, segment, invited, responded) for the rounds."""
+# The (team, region, segment) cell of an invitation, and the copy each answer
+# keeps of it (surveys.models.Answer), so the answer cubes need no join.
+_INVITATION_CELL = (("team", Invitation.team_id), ("region", Invitation.region), ("segment", Invitation.segment))
+_ANSWER_CELL = (("team", Answer.team_id), ("region", Answer.region), ("segment", Answer.segment))
+
+
+def _cell(round_column, dimensions, kinds):
+    """The (round, team, region, segment) columns of a cube, and what it groups
+    by: a slice kind not asked for stays NULL and out of the GROUP BY, so a
+    card for one kind reads a cube only as fine as that kind."""
+    selected = [round_column] + [column if kind in kinds else null() for kind, column in dimensions]
+    grouped = [round_column] + [column for kind, column in dimensions if kind in kinds]
+    return selected, grouped
+
+
+def _participation_cube(round_ids, kinds=SLICE_KINDS):
+    """(round, team, region, segment, invited, responded) for the rounds.
+    `responded_at` is set in the same transaction as the response
+    (surveys.answers.store_response), so no join to responses is needed."""
+    selected, grouped = _cell(Invitation.round_id, _INVITATION_CELL, kinds)
     statement = (
-        select(
-            Invitation.round_id, Invitation.team_id, Invitation.region, Invitation.segment,
-            func.count(Invitation.id), func.count(Response.id),
-        )
-        .outerjoin(Response, Response.invitation_id == Invitation.id)
+        select(*selected, func.count(Invitation.id), func.count(Invitation.responded_at))
         .where(Invitation.round_id.in_(round_ids))
-        .group_by(Invitation.round_id, Invitation.team_id, Invitation.region, Invitation.segment)
+        .group_by(*grouped)
     )
     return db.session.execute(statement).all()
 
 
-def _answers_with_cells(*columns):
-    """SELECT columns FROM answers joined to the invitation's snapshot."""
-    return (
-        select(*columns)
-        .select_from(Answer)
-        .join(Response, Response.id == Answer.response_id)
-        .join(Invitation, Invitation.id == Response.invitation_id)
-    )
-
-
-def _value_cube(round_ids, text_keys):
+def _value_cube(round_ids, text_keys, kinds=SLICE_KINDS):
     """(round, team, region, segment, key, value_num, value_text, answers).
     Free text is left out: its values are unique, and only its count is shown."""
-    cell = [Answer.round_id, Invitation.team_id, Invitation.region, Invitation.segment]
+    selected, grouped = _cell(Answer.round_id, _ANSWER_CELL, kinds)
     values = [Answer.question_key, Answer.value_num, Answer.value_text]
-    statement = _answers_with_cells(*cell, *values, func.count()).where(Answer.round_id.in_(round_ids))
+    statement = select(*selected, *values, func.count()).where(Answer.round_id.in_(round_ids))
     if text_keys:
         statement = statement.where(Answer.question_key.not_in(text_keys))
-    return db.session.execute(statement.group_by(*cell, *values)).all()
+    return db.session.execute(statement.group_by(*grouped, *values)).all()
 
 
-def _respondent_cube(round_ids, keys):
+def _respondent_cube(round_ids, keys, kinds=SLICE_KINDS):
     """(round, team, region, segment, key, respondents) for multi-choice and
     text questions; every other type stores one row per respondent, so its
     respondents are the sum of its value counts."""
     if not keys:
         return []
-    cell = [Answer.round_id, Invitation.team_id, Invitation.region, Invitation.segment]
+    selected, grouped = _cell(Answer.round_id, _ANSWER_CELL, kinds)
     statement = (
-        _answers_with_cells(*cell, Answer.question_key, func.count(func.distinct(Answer.response_id)))
+        select(*selected, Answer.question_key, func.count(func.distinct(Answer.response_id)))
         .where(Answer.round_id.in_(round_ids), Answer.question_key.in_(keys))
-        .group_by(*cell, Answer.question_key)
+        .group_by(*grouped, Answer.question_key)
     )
     return db.session.execute(statement).all()
 
@@ -261,14 +270,16 @@ class _CellTargets:
 
 def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answers: bool = True) -> dict:
     """{(round_id, kind): RoundAggregates} for the rounds and slice kinds, from
-    three GROUP BY queries at the (round, team, region, segment) grain
-    (only the participation one when `answers` is False)."""
+    three GROUP BY queries at the (round, team, region, segment) grain, or
+    coarser when fewer kinds are asked for (only the participation one when
+    `answers` is False)."""
     round_ids = [r.id for r in rounds]
-    targets = _CellTargets(tuple(kinds), tree)
+    kinds = tuple(kinds)
+    targets = _CellTargets(kinds, tree)
     out = {(round_id, kind): RoundAggregates(kind) for round_id in round_ids for kind in kinds}
 
     participation = defaultdict(lambda: [0, 0])
-    for round_id, team_id, region, segment, invited, responded in _participation_cube(round_ids):
+    for round_id, team_id, region, segment, invited, responded in _participation_cube(round_ids, kinds):
         for kind, group in targets(team_id, region, segment):
             counts = participation[(round_id, kind, group)]
             counts[0] += invited
@@ -278,11 +289,11 @@ def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answe
     for aggregates in out.values():
         aggregates.participation.setdefault(OVERALL, (0, 0))
     if answers:
-        _load_answer_aggregates(rounds, targets, out)
+        _load_answer_aggregates(rounds, targets, out, kinds)
     return out
 
 
-def _load_answer_aggregates(rounds, targets, out):
+def _load_answer_aggregates(rounds, targets, out, kinds):
     round_ids = [r.id for r in rounds]
     specs_by_round = {r.id: question_specs(r.version) for r in rounds}
     types_by_key = defaultdict(set)
@@ -292,17 +303,40 @@ def _load_answer_aggregates(rounds, targets, out):
     text_everywhere = sorted(key for key, types in types_by_key.items() if types == {"text"})
     distinct_keys = sorted(key for key, types in types_by_key.items() if types & {"text", "multi_choice"})
 
-    values = defaultdict(int)
-    for round_id, team_id, region, segment, key, value_num, value_text, count in _value_cube(round_ids, text_everywhere):
-        for kind, group in targets(team_id, region, segment):
-            values[(round_id, kind, group, key, value_num, value_text)] += count
+    # Each cell's values are added to every group the cell counts towards.
+    # This loop sees every row of the cube times every group (a dozen for a
+    # full card), so it only adds to counters found once per cell; the
+    # overall counter is one per round, whatever the kinds (B1).
+    counters: dict = {}  # (round_id, group) or (round_id, kind, group) -> {key: {(num, text): count}}
+    counters_of_cell: dict = {}
+    for round_id, team_id, region, segment, key, value_num, value_text, count in _value_cube(round_ids, text_everywhere, kinds):
+        cell = (round_id, team_id, region, segment)
+        cell_counters = counters_of_cell.get(cell)
+        if cell_counters is None:
+            names = dict.fromkeys((round_id, OVERALL) if group is OVERALL else (round_id, kind, group)
+                                  for kind, group in targets(team_id, region, segment))
+            cell_counters = counters_of_cell[cell] = [counters.setdefault(name, defaultdict(dict)) for name in names]
+        value = (value_num, value_text)
+        for counter in cell_counters:
+            by_value = counter[key]
+            by_value[value] = by_value.get(value, 0) + count
     answered = defaultdict(int)
-    for (round_id, kind, group, key, value_num, value_text), count in values.items():
-        out[(round_id, kind)].value_counts[group][key].append((value_num, value_text, count))
-        answered[(round_id, kind, group, key)] += count
+    for name, by_key in counters.items():
+        if len(name) == 2:  # the overall counter serves every kind
+            round_id, group = name
+            owners = [(round_id, kind) for kind in kinds]
+        else:
+            round_id, kind, group = name
+            owners = [(round_id, kind)]
+        for key, by_value in by_key.items():
+            rows = [(num, text, count) for (num, text), count in by_value.items()]
+            total = sum(by_value.values())
+            for owner in owners:
+                out[owner].value_counts[group][key] = rows
+                answered[(*owner, group, key)] = total
 
     distinct = defaultdict(int)
-    for round_id, team_id, region, segment, key, respondents in _respondent_cube(round_ids, distinct_keys):
+    for round_id, team_id, region, segment, key, respondents in _respondent_cube(round_ids, distinct_keys, kinds):
         for kind, group in targets(team_id, region, segment):
             distinct[(round_id, kind, group, key)] += respondents
     # Responses are disjoint across cells, so summed distinct counts stay exact.
@@ -427,6 +461,7 @@ class _RoundView:
     questions_withheld: dict  # question key -> {group: reason}
     tree: TeamTree | None
     policy: Policy
+    _groups_by_name: dict | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, round_, kind, aggregates: RoundAggregates, tree: TeamTree | None):
@@ -459,10 +494,12 @@ class _RoundView:
 
     def group_by_name(self, name):
         """The group a slice name refers to in this view (team paths differ from ids)."""
-        for group in self.aggregates.groups:
-            if group is not OVERALL and self.group_name(group) == name:
-                return group
-        return None
+        if self._groups_by_name is None:
+            self._groups_by_name = {}
+            for group in self.aggregates.groups:
+                if group is not OVERALL:
+                    self._groups_by_name.setdefault(self.group_name(group), group)
+        return self._groups_by_name.get(name)
 
 
 # -- Assembly ---------------------------------------------------------------------------
@@ -527,16 +564,36 @@ def _question_entry(spec, question, current: _RoundView, previous, year_ago, gro
 def compute_scorecards(round_, kinds=ALL_KINDS) -> dict:
     """{kind name: card} for the round, computed now from the database (one
     pass for every kind): "overall" for kind None, else "team", "region", "segment"."""
+    return _compute_scorecards(round_, kinds)[0]
+
+
+def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
+    """The cards, and the aggregates they were computed from. The round's own
+    answers are always read; the previous and year-ago rounds come from their
+    finalized snapshots when they have them (a closed round's sums never
+    change), which leaves a live card one round of answers to read."""
     kinds = tuple(kinds)
+    kinds_read = tuple(dict.fromkeys((None, *kinds)))
     before_round = previous_round(round_)
     year_round = year_ago_round(round_)
     if year_round is not None and before_round is not None and year_round.id == before_round.id:
         year_round = None  # a yearly cadence: the previous round already is the year-ago one
     rounds = [r for r in (round_, before_round, year_round) if r is not None]
     tree = TeamTree.load()
-    aggregates = load_aggregates(rounds, tuple(dict.fromkeys((None, *kinds))), tree)
+    aggregates = {}
+    read_live = [round_]
+    for other in rounds[1:]:
+        stored = stored_aggregates(other, kinds_read)
+        if stored is None:
+            read_live.append(other)
+        else:
+            aggregates.update(stored)
+    aggregates.update(load_aggregates(read_live, kinds_read, tree))
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
-    everyone = load_aggregates([round_], ALL_KINDS, tree, answers=False)
+    if set(SLICE_KINDS) <= set(kinds_read):
+        everyone = aggregates  # already at the finest grain
+    else:
+        everyone = load_aggregates([round_], ALL_KINDS, tree, answers=False)
     shared = {
         "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_)),
         "non_responders": non_responders(round_),
@@ -549,7 +606,7 @@ def compute_scorecards(round_, kinds=ALL_KINDS) -> dict:
         year_ago = views.get(year_round.id) if year_round else None
         cards[kind_name(kind)] = _assemble(round_, before_round, year_round, kind, current, previous, year_ago,
                                            questions, shared)
-    return cards
+    return cards, aggregates
 
 
 def _assemble(round_, before_round, year_round, kind, current, previous, year_ago, questions, shared) -> dict:
@@ -631,6 +688,59 @@ def stored_snapshot(round_) -> ScorecardSnapshot | None:
     return snapshot
 
 
+# Finalized rounds' sums, as RoundAggregates, which also keep the metrics
+# computed from them: every later card compares with the same few rounds.
+_FINALIZED_AGGREGATES = RowCache(size=64)
+
+
+def stored_aggregates(round_, kinds) -> dict | None:
+    """{(round_id, kind): RoundAggregates} for a finalized round, from its
+    snapshot, or None when it has none. The sums are raw (confidentiality is
+    applied by whoever reads them) and as they were when the round closed."""
+    if round_.status != "closed":
+        return None
+    snapshot = db.session.execute(
+        select(ScorecardSnapshot.id, ScorecardSnapshot.finalized_at)
+        .where(ScorecardSnapshot.round_id == round_.id, ScorecardSnapshot.aggregates.is_not(None))
+    ).first()
+    if snapshot is None:
+        return None
+    keys = {kind: (snapshot.id, snapshot.finalized_at, kind) for kind in kinds}
+    if any(key not in _FINALIZED_AGGREGATES for key in keys.values()):
+        stored = db.session.scalar(select(ScorecardSnapshot.aggregates).where(ScorecardSnapshot.id == snapshot.id))
+        for kind, key in keys.items():
+            _FINALIZED_AGGREGATES.remember(key, _aggregates_from_json(kind, stored[kind_name(kind)]))
+    return {(round_.id, kind): _FINALIZED_AGGREGATES[key] for kind, key in keys.items()}
+
+
+# JSON has no OVERALL: it is stored as null (no slice value is ever null).
+def _aggregates_json(aggregates: RoundAggregates) -> dict:
+    def name(group):
+        return None if group is OVERALL else group
+
+    return {
+        "participation": [[name(group), *counts] for group, counts in aggregates.participation.items()],
+        "values": [[name(group), key, *row] for group, by_key in aggregates.value_counts.items()
+                   for key, rows in by_key.items() for row in rows],
+        "respondents": [[name(group), key, count] for group, by_key in aggregates.respondents.items()
+                        for key, count in by_key.items()],
+    }
+
+
+def _aggregates_from_json(kind, stored: dict) -> RoundAggregates:
+    def group(name):
+        return OVERALL if name is None else name
+
+    aggregates = RoundAggregates(kind)
+    for name, invited, responded in stored["participation"]:
+        aggregates.participation[group(name)] = (invited, responded)
+    for name, key, value_num, value_text, count in stored["values"]:
+        aggregates.value_counts[group(name)][key].append((value_num, value_text, count))
+    for name, key, count in stored["respondents"]:
+        aggregates.respondents[group(name)][key] = count
+    return aggregates
+
+
 def _measure_json(spec: QuestionSpec) -> list:
     return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)]
 
@@ -645,9 +755,10 @@ def finalize_scorecard(round_) -> ScorecardSnapshot:
     fingerprint = policy_fingerprint(round_.cadence.question_set)
     if existing is not None and existing.policy == fingerprint:
         return existing
-    cards = compute_scorecards(round_)
+    cards, aggregates = _compute_scorecards(round_, ALL_KINDS)
     fields = {
         **cards,
+        "aggregates": {kind_name(kind): _aggregates_json(aggregates[(round_.id, kind)]) for kind in ALL_KINDS},
         "policy": fingerprint,
         "measures": {spec.key: _measure_json(spec) for spec in question_specs(round_.version)},
         "trend": {
@@ -883,18 +994,24 @@ def trend_rounds(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None
     return list(db.session.scalars(statement.order_by(Round.opens_at.desc()).limit(last)))[::-1]
 
 
-def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = None, keys=None) -> dict:
+def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = None, keys=None,
+           until_card: dict | None = None) -> dict:
     """{question key: points} over the cadence's last rounds, oldest first.
 
     Each point: round id, period key, n, metrics (None when withheld), and
     `break`: True where the measure differs from the point before (no line
     should join them). Finalized rounds answer from their stored card; the
-    others are computed in one GROUP BY over all of them."""
+    others are computed in one GROUP BY over all of them, except the `until`
+    round when the caller already holds its card (`until_card`): its overall
+    numbers are that round's points (withheld by the same rules)."""
     rounds = trend_rounds(cadence, last, until)
     if not rounds:
         return {key: [] for key in keys or []}
     if keys is None:
         keys = [spec.key for spec in question_specs(rounds[-1].version)]
+    known = {}
+    if until_card is not None and rounds[-1].id == until_card["round"]["id"]:
+        known = _card_points(rounds[-1], until_card, keys)
     stored = {}
     closed_ids = [r.id for r in rounds if r.status == "closed"]
     if closed_ids:
@@ -902,7 +1019,9 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
         for snapshot in db.session.scalars(select(ScorecardSnapshot).where(ScorecardSnapshot.round_id.in_(closed_ids))):
             if snapshot.policy == fingerprint:
                 stored[snapshot.round_id] = snapshot
-    live = compute_trend_points([r for r in rounds if r.id not in stored], keys)
+    known_rounds = {round_id for round_id, _key in known}
+    live = compute_trend_points([r for r in rounds if r.id not in stored and r.id not in known_rounds], keys)
+    live.update(known)
     out = {}
     for key in keys:
         points, last_measure = [], None
@@ -915,6 +1034,19 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
             points.append(point)
             last_measure = measure
         out[key] = points
+    return out
+
+
+def _card_points(round_, card, keys) -> dict:
+    """{(round id, key): (point, measure)} from the round's own card."""
+    entries = {entry["key"]: entry for entry in card["questions"]}
+    specs = {spec.key: spec for spec in question_specs(round_.version)}
+    out = {}
+    for key in keys:
+        entry, spec = entries.get(key), specs.get(key)
+        point = {"round_id": round_.id, "period_key": round_.period_key,
+                 "n": entry["n"] if entry else None, "metrics": entry["metrics"] if entry else None}
+        out[(round_.id, key)] = (point, _measure_json(spec) if spec else None)
     return out
 
 
@@ -1107,10 +1239,7 @@ def typical_response_rate(cadence: Cadence) -> float:
         .scalar_subquery()
     )
     invited, responded = db.session.execute(
-        select(func.count(Invitation.id), func.count(Response.id))
-        .select_from(Invitation)
-        .outerjoin(Response, Response.invitation_id == Invitation.id)
-        .where(Invitation.round_id.in_(recent))
+        select(func.count(Invitation.id), func.count(Invitation.responded_at)).where(Invitation.round_id.in_(recent))
     ).one()
     return responded / invited if invited else TYPICAL_RESPONSE_RATE
 

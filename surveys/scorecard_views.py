@@ -85,7 +85,7 @@ def index():
 def _page_context(round_, slice_kind):
     card = build_scorecard(round_, slice_kind)
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
-    series = trends(round_.cadence, until=round_, keys=[entry["key"] for entry in card["questions"]])
+    series = trends(round_.cadence, until=round_, keys=[entry["key"] for entry in card["questions"]], until_card=card)
     replies = reply_dicts(round_)
     rows = [
         _question_view(entry, questions.get(entry["key"]), series.get(entry["key"], []),

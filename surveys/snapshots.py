@@ -8,6 +8,10 @@ the confidentiality it was computed under; if the question set has become
 stricter since (it can only become stricter once answered), readers compute
 the card again instead of showing numbers the new rules would withhold.
 
+Next to the cards, the snapshot keeps the round's raw sums per slice (never
+shown: confidentiality is applied when they are read), so a later round's
+card compares with this one without reading its answers again.
+
 A digest receipt is claimed before the message goes out and marked sent after,
 so re-running the round-closed job sends nothing twice (see `surveys.digest`).
 """
@@ -40,6 +44,11 @@ class ScorecardSnapshot(db.Model):
     trend: Mapped[dict] = mapped_column(JSON)
     # {question key: [type, scale_max, favorable_min, [option keys]]}: where trends break.
     measures: Mapped[dict] = mapped_column(JSON)
+    # The round's raw sums per slice kind, before confidentiality (see
+    # surveys.scorecard.stored_aggregates): later rounds compare with them
+    # instead of reading this round's answers again. None in snapshots
+    # finalized before they were kept; those rounds are read live.
+    aggregates: Mapped[dict | None] = deferred(mapped_column(JSON))
     finalized_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def card(self, kind: str) -> dict:

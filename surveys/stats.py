@@ -64,19 +64,22 @@ def _incomplete_beta_fraction(a: float, b: float, x: float) -> float:
     """The continued fraction 1 / (1 + d1 / (1 + d2 / (1 + ...))) of I_x(a, b),
     evaluated with the modified Lentz method (two terms per step: d_2m, d_2m+1)."""
 
-    def guard(value):
-        return value if abs(value) > _TINY else _TINY
-
+    # Lentz's guard against division by zero (|value| <= _TINY -> _TINY) is
+    # written inline: this loop runs for every t-test of a scorecard (B1).
+    first = 1.0 - (a + b) * x / (a + 1.0)
     numerator_c = 1.0
-    denominator_d = 1.0 / guard(1.0 - (a + b) * x / (a + 1.0))
+    denominator_d = 1.0 / (first if abs(first) > _TINY else _TINY)
     result = denominator_d
     for m in range(1, _MAX_ITERATIONS):
         for coefficient in (
             m * (b - m) * x / ((a + 2 * m - 1.0) * (a + 2 * m)),
             -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1.0)),
         ):
-            denominator_d = 1.0 / guard(1.0 + coefficient * denominator_d)
-            numerator_c = guard(1.0 + coefficient / numerator_c)
+            denominator_d = 1.0 + coefficient * denominator_d
+            denominator_d = 1.0 / (denominator_d if abs(denominator_d) > _TINY else _TINY)
+            numerator_c = 1.0 + coefficient / numerator_c
+            if abs(numerator_c) <= _TINY:
+                numerator_c = _TINY
             step = numerator_c * denominator_d
             result *= step
         if abs(step - 1.0) < _EPSILON:

@@ -104,7 +104,9 @@ class ScorecardData:
         for key, value in answers.items():
             for value_num, value_text, detail in _answer_rows(value):
                 response.answers.append(
-                    Answer(round_id=round_.id, question_key=key, value_num=value_num, value_text=value_text, detail=detail)
+                    Answer(round_id=round_.id, team_id=invitation.team_id, region=invitation.region,
+                           segment=invitation.segment, question_key=key, value_num=value_num, value_text=value_text,
+                           detail=detail)
                 )
         invitation.responded_at = round_.opens_at + timedelta(hours=1)
         db.session.add(response)

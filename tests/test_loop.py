@@ -137,6 +137,12 @@ def test_full_loop_from_api_to_scorecard(app, client, api_token, smtp, redis_con
     assert response.status_code == 303
     posted["dee.rep@example.com"]["confidence"] = "5"
     assert db.session.scalar(select(func.count(Response.id))) == 5
+    # Every answer keeps its invitation's slice, for the scorecards (surveys.models.Answer).
+    copies = db.session.execute(
+        select(Answer.team_id, Answer.region, Answer.segment, Invitation.team_id, Invitation.region, Invitation.segment)
+        .join(Response, Response.id == Answer.response_id).join(Invitation, Invitation.id == Response.invitation_id)
+    ).all()
+    assert copies and all(row[:3] == row[3:] and row[0] is not None for row in copies)
 
     # Day 3: the reminder goes to the one rep who has not answered.
     smtp.messages.clear()

@@ -117,6 +117,28 @@ def test_migrations_build_the_schema_without_drift(app, tmp_path):
         cleanup()
 
 
+def test_upgrading_copies_each_invitations_slice_onto_its_stored_answers(app, tmp_path):
+    """Revision 8d4b6c2e1f07 fills the slice copy of answers stored before it."""
+    url, cleanup = _empty_database_url(app, tmp_path)
+    try:
+        env = flask_env(app, DATABASE_URL=url, MAIL_BACKEND="outbox", CANARY_INSTANCE_DIR=str(tmp_path))
+        for step in (("db", "upgrade"), ("demo", "seed"), ("db", "downgrade", "5f1e2a7c9b31"), ("db", "upgrade")):
+            done = flask(env, *step)
+            assert done.returncode == 0, (step, done.stderr)
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            answers, with_team, differing = connection.execute(text(
+                "SELECT count(*), count(answers.team_id), sum(CASE WHEN answers.team_id = invitations.team_id"
+                " AND answers.region = invitations.region AND answers.segment = invitations.segment THEN 0 ELSE 1 END)"
+                " FROM answers JOIN responses ON responses.id = answers.response_id"
+                " JOIN invitations ON invitations.id = responses.invitation_id"
+            )).one()
+        engine.dispose()
+        assert answers > 2000 and with_team == answers and differing == 0
+    finally:
+        cleanup()
+
+
 def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     env = flask_env(app, DATABASE_URL=url, MAIL_BACKEND="outbox", CANARY_INSTANCE_DIR=str(tmp_path))

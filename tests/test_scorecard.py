@@ -676,9 +676,12 @@ def test_share_gained_after_each_reminder_and_who_has_not_answered(app):
             remind(invitation, 2, 96)
         if index <= 7:  # 4..6 answer after reminder 1, 7 after reminder 2; 8 and 9 never
             answered_at = opened + timedelta(hours=60 if index < 7 else 100)
+            invitation.responded_at = answered_at
             db.session.add(Response(invitation_id=invitation.id, round_id=round_.id, submitted_at=answered_at,
                                     updated_at=answered_at,
-                                    answers=[Answer(round_id=round_.id, question_key="score", value_num=4.0)]))
+                                    answers=[Answer(round_id=round_.id, team_id=invitation.team_id,
+                                                    region=invitation.region, segment=invitation.segment,
+                                                    question_key="score", value_num=4.0)]))
     data.commit()
     card = build_scorecard(round_)
     steps = card["participation"]["reminders"]
@@ -897,3 +900,59 @@ def test_smallest_detectable_change(app):
     assert by_name[("overall", "Everyone")]["size"] == 30 and by_name[("team", "Sales")]["size"] == 30
     assert by_name[("team", "Sales / EMEA")]["respondents"] == 14  # 70 % with no history yet
     assert by_name[("region", "AMER")]["min_change_pts"] is None
+
+
+# -- Stored sums of finalized rounds, and cubes only as fine as asked --------------------
+
+from sqlalchemy import delete  # noqa: E402
+
+from surveys.row_cache import forget_all as forget_cached_rows  # noqa: E402
+from surveys.scorecard import ALL_KINDS, compute_scorecards, stored_aggregates  # noqa: E402
+
+SLICES = [("Sales / EMEA", "EMEA", "Enterprise"), ("Sales / EMEA / Nordics", "EMEA", "SMB"),
+          ("Sales / NA", "NA", "Enterprise"), ("Sales / NA", "NA", "SMB")]
+
+
+@pytest.fixture
+def three_compared_rounds(app):
+    """A confidential set answered in March 2025, February 2026 and (open) March 2026
+    by reps spread over teams, regions and segments."""
+    rng = random.Random(7)
+    data = ScorecardData(confidentiality="confidential", min_group_size=5)
+    version = data.version(QUESTIONS)
+    rounds = [data.round("2025-03", version, -12), data.round("2026-02", version, 0),
+              data.round("2026-03", version, 1, status="open")]
+    for favour, round_ in zip((0.0, 0.5, 1.0), rounds):
+        for index in range(48):
+            team, region, segment = SLICES[index % len(SLICES)] if index % 11 else (None, None, None)
+            data.respond(round_, data.person(team=team, region=region, segment=segment), random_answers(rng, favour))
+    data.commit()
+    return rounds
+
+
+def test_a_card_compares_with_finalized_rounds_through_their_stored_sums(three_compared_rounds):
+    year_ago, previous, current = three_compared_rounds
+    live = compute_scorecards(current)  # nothing finalized: every compared round is read from its answers
+    assert live["overall"]["previous_round"]["id"] == previous.id and live["overall"]["year_ago_round"]["id"] == year_ago.id
+    assert any(q["delta"] for s in live["team"]["slices"] for q in s["questions"])
+    finalize_scorecard(year_ago)
+    finalize_scorecard(previous)
+    assert stored_aggregates(previous, ALL_KINDS) is not None and stored_aggregates(current, ALL_KINDS) is None
+    # With the finalized rounds' answers gone, only their stored sums can give the same card.
+    finalized = [year_ago.id, previous.id]
+    response_ids = select(Response.id).where(Response.round_id.in_(finalized))
+    db.session.execute(delete(Answer).where(Answer.response_id.in_(response_ids)))
+    db.session.execute(delete(Response).where(Response.round_id.in_(finalized)))
+    db.session.commit()
+    forget_cached_rows()
+    assert compute_scorecards(current) == live
+    assert compute_scorecards(current) == live  # again, from the sums this process keeps
+
+
+def test_a_card_for_one_slice_kind_equals_that_kind_in_the_full_card(three_compared_rounds):
+    _year_ago, previous, current = three_compared_rounds
+    finalize_scorecard(previous)
+    every_kind = compute_scorecards(current)
+    for kind in (None, "team", "region", "segment"):
+        name = kind or "overall"
+        assert compute_scorecards(current, (kind,))[name] == every_kind[name], name
