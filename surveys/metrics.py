@@ -17,6 +17,7 @@ means, sums and medians keep two decimals.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -89,8 +90,21 @@ class QuestionSpec:
 # -- Estimates: what intervals and tests need -----------------------------------------
 
 
+class _Estimate:
+    def rejects_no_change(self, other, alpha: float) -> bool | None:
+        """Whether the test of "no change since `other`" is rejected at
+        `alpha`; None when the test has no p-value."""
+        p_value = self.p_value_against(other)
+        return None if p_value is None else p_value < alpha
+
+
+@functools.cache
+def _normal_critical_value(alpha: float) -> float:
+    return stats.normal_quantile(1.0 - alpha / 2.0)
+
+
 @dataclass(frozen=True)
-class Proportion:
+class Proportion(_Estimate):
     successes: int
     n: int
 
@@ -107,7 +121,7 @@ class Proportion:
 
 
 @dataclass(frozen=True)
-class SampleMean:
+class SampleMean(_Estimate):
     n: int
     mean: float | None
     variance: float | None
@@ -119,9 +133,18 @@ class SampleMean:
     def p_value_against(self, other: SampleMean):
         return stats.welch_p_value(self.mean, self.variance, self.n, other.mean, other.variance, other.n)
 
+    def rejects_no_change(self, other: SampleMean, alpha: float) -> bool | None:
+        # Student's t has heavier tails than the normal at every df, so a |t|
+        # at or under the normal's critical value is never significant: most
+        # comparisons of a scorecard are decided without the t distribution.
+        t = stats.welch_t(self.mean, self.variance, self.n, other.mean, other.variance, other.n)
+        if t is not None and abs(t) <= _normal_critical_value(alpha):
+            return False
+        return super().rejects_no_change(other, alpha)
+
 
 @dataclass(frozen=True)
-class NetPromoter:
+class NetPromoter(_Estimate):
     promoters: int
     detractors: int
     n: int
@@ -326,10 +349,10 @@ def significance(current: QuestionResult, previous: QuestionResult, alpha: float
 def _is_significant(estimate, before, testable, alpha):
     if not testable or before is None or estimate.n < MIN_N_FOR_TESTING or before.n < MIN_N_FOR_TESTING:
         return None
-    p_value = estimate.p_value_against(before)
-    if p_value is None:
+    rejected = estimate.rejects_no_change(before, alpha)
+    if rejected is None:
         return _point_value(estimate) != _point_value(before)
-    return p_value < alpha
+    return rejected
 
 
 def _point_value(estimate):

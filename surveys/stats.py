@@ -224,14 +224,23 @@ def welch_p_value(
     """Two-sided p-value of Welch's unequal-variance t-test.
 
     None when either sample has fewer than two values or both have zero spread."""
+    t = welch_t(mean_a, variance_a, n_a, mean_b, variance_b, n_b)
+    if t is None:
+        return None
+    return student_t_two_sided_p(t, welch_degrees_of_freedom(variance_a, n_a, variance_b, n_b))
+
+
+def welch_t(
+    mean_a: float | None, variance_a: float | None, n_a: int,
+    mean_b: float | None, variance_b: float | None, n_b: int,
+) -> float | None:
+    """Welch's t statistic; None where `welch_p_value` has no p-value."""
     if None in (mean_a, variance_a, mean_b, variance_b) or n_a < 2 or n_b < 2:
         return None
     squared_error = variance_a / n_a + variance_b / n_b
     if squared_error <= 0.0:
         return None
-    t = (mean_a - mean_b) / math.sqrt(squared_error)
-    df = welch_degrees_of_freedom(variance_a, n_a, variance_b, n_b)
-    return student_t_two_sided_p(t, df)
+    return (mean_a - mean_b) / math.sqrt(squared_error)
 
 
 # -- Net Promoter Score ---------------------------------------------------------

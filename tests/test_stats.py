@@ -139,6 +139,32 @@ def test_welch_matches_scipy(a, b):
     assert df == pytest.approx(expected.df, rel=1e-9)
 
 
+# Samples of 10 (the least Canary tests) to 60: small enough that many t
+# values fall between the normal's and Student's critical values.
+tested_samples = st.lists(st.integers(min_value=1, max_value=7), min_size=10, max_size=60)
+
+
+@pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")
+@settings(max_examples=300)
+@given(a=tested_samples, b=tested_samples, alpha=st.sampled_from([0.05, 0.01, 0.1]))
+def test_a_change_in_means_is_significant_exactly_when_welchs_test_says_so(a, b, alpha):
+    assume(np.var(a) > 0 or np.var(b) > 0)
+    now = metrics.SampleMean(len(a), float(np.mean(a)), float(np.var(a, ddof=1)))
+    before = metrics.SampleMean(len(b), float(np.mean(b)), float(np.var(b, ddof=1)))
+    expected = scipy_stats.ttest_ind(a, b, equal_var=False).pvalue
+    assume(abs(expected - alpha) > 1e-9)  # no verdict hangs on the last bits
+    assert now.rejects_no_change(before, alpha) == (expected < alpha)
+
+
+def test_a_t_between_the_normal_and_students_critical_values_is_not_significant():
+    # 10 answers each: t is about 2.05, beyond 1.96 but short of t(0.975, df = 18) = 2.10.
+    now, before = metrics.SampleMean(10, 3.9, 1.0), metrics.SampleMean(10, 2.983, 1.0)
+    t = stats.welch_t(now.mean, now.variance, now.n, before.mean, before.variance, before.n)
+    assert stats.Z_95 < t < scipy_stats.t.ppf(0.975, 18)
+    assert now.rejects_no_change(before, 0.05) is False
+    assert metrics.SampleMean(10, 4.0, 1.0).rejects_no_change(before, 0.05) is True
+
+
 @pytest.mark.filterwarnings("ignore:Precision loss:RuntimeWarning")
 def test_welch_edges():
     assert stats.welch_p_value(3.0, None, 1, 4.0, 1.0, 10) is None
