@@ -125,7 +125,7 @@ def _leader(db):
 def run(database: str) -> list[Result]:
     from cadence.models import Round
     from surveys.extensions import db
-    from surveys.scorecard import compute_scorecards, finalize_scorecard, previous_round, year_ago_round
+    from surveys.scorecard import LIVE_CARDS, compute_scorecards, finalize_scorecard, previous_round, year_ago_round
 
     size = OrgSize()
     app = make_app(database_url(database, size))
@@ -147,6 +147,7 @@ def run(database: str) -> list[Result]:
 
         def fresh():
             db.session.expire_all()
+            LIVE_CARDS.clear()  # computed, not handed out again
 
         def full_scorecard():
             round_ = db.session.get(Round, latest_id)
@@ -183,7 +184,8 @@ def run(database: str) -> list[Result]:
         response = client.get(f"/scorecards/rounds/{latest_id}?slice=team")
         assert response.status_code == 200, response.status_code
 
-    page_time = median_seconds(page)
+    page_time = median_seconds(page)  # views repeat: the card assembled for the first is reused
+    first_view_time = median_seconds(page, between=LIVE_CARDS.clear)  # as after every new answer
 
     with app.app_context():
         closed_id = db.session.scalar(select(Round.id).where(Round.status == "closed").order_by(Round.opens_at.desc()))
@@ -209,11 +211,13 @@ def run(database: str) -> list[Result]:
         "respondents, participation per slice and reminder gains, and computes every metric, interval and test).",
         f"scorecard page (?slice=team, leader signed in, sparklines from finalized rounds) p50 {ms(page_time)}"
         + (f" (target under {PAGE_TARGET_MS:.0f} ms)" if database == "postgresql" else "") + "; "
+        f"the first view after any change (a new answer: the card is assembled again) p50 {ms(first_view_time)}; "
         f"the latest closed round's page, from its finalized card: p50 {ms(closed_page_time)}.",
     ]
     return [Result(
         id="B1", title="full scorecard, latest round, all slices", database=database,
-        measured=f"p50 {ms(measured)}; live page p50 {ms(page_time)}; closed-round page p50 {ms(closed_page_time)}",
+        measured=f"p50 {ms(measured)}; live page p50 {ms(page_time)} ({ms(first_view_time)} after a change); "
+                 f"closed-round page p50 {ms(closed_page_time)}",
         floor=f"raw GROUP BY p50 {ms(floor_time)}", ratio=ratio,
         target=f"<= {TARGET_RATIO}x; page < {PAGE_TARGET_MS:.0f} ms (PostgreSQL)",
         met=ratio <= TARGET_RATIO and page_ok, notes=notes,

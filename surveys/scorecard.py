@@ -25,6 +25,8 @@ The metric and statistics maths lives in `surveys.metrics` and `surveys.stats`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -223,6 +225,8 @@ class RoundAggregates:
     participation: dict = field(default_factory=dict)  # group -> (invited, responded)
     value_counts: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     respondents: dict = field(default_factory=lambda: defaultdict(dict))
+    # (snapshot id, finalized_at) when read from a finalized snapshot.
+    snapshot: tuple | None = None
     _results: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -598,15 +602,44 @@ def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
         "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_)),
         "non_responders": non_responders(round_),
     }
-    cards = {}
-    for kind in kinds:
-        views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree) for r in rounds}
-        current = views[round_.id]
-        previous = views.get(before_round.id) if before_round else None
-        year_ago = views.get(year_round.id) if year_round else None
-        cards[kind_name(kind)] = _assemble(round_, before_round, year_round, kind, current, previous, year_ago,
-                                           questions, shared)
+    inputs = _card_inputs(round_, kinds, rounds, aggregates, tree, shared)
+    cards = LIVE_CARDS.get(inputs)
+    if cards is None:
+        cards = {}
+        for kind in kinds:
+            views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree) for r in rounds}
+            current = views[round_.id]
+            previous = views.get(before_round.id) if before_round else None
+            year_ago = views.get(year_round.id) if year_round else None
+            cards[kind_name(kind)] = _assemble(round_, before_round, year_round, kind, current, previous, year_ago,
+                                               questions, shared)
+        LIVE_CARDS.remember(inputs, cards)
     return cards, aggregates
+
+
+# A card is a pure function of what was read for it, and views of a live card
+# repeat (leaders reload it; answers arrive minutes apart). A process keeps
+# the last cards it assembled under a digest of every input, and hands one
+# out again only for identical inputs: a new answer, a moved team or a
+# stricter policy is a new digest. Cards are read-only, like stored ones.
+LIVE_CARDS = RowCache(size=32)
+
+
+def _card_inputs(round_, kinds, rounds, aggregates, tree, shared) -> str:
+    """A digest of everything the cards are assembled from."""
+    question_set = round_.cadence.question_set
+    sums = sorted(aggregates.items(), key=lambda item: (item[0][0], kind_name(item[0][1])))
+    inputs = {
+        "kinds": [kind_name(kind) for kind in kinds],
+        "rounds": [[_round_summary(r), r.question_set_version_id] for r in rounds],
+        "policy": [policy_fingerprint(question_set), question_set.hold_until_close],
+        "teams": sorted(tree.teams.items()),
+        # A finalized round's sums are named by their snapshot; live ones by content.
+        "sums": [[round_id, kind_name(kind), group_sums.snapshot or _aggregates_json(group_sums)]
+                 for (round_id, kind), group_sums in sums],
+        "shared": shared,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _assemble(round_, before_round, year_round, kind, current, previous, year_ago, questions, shared) -> dict:
@@ -709,7 +742,9 @@ def stored_aggregates(round_, kinds) -> dict | None:
     if any(key not in _FINALIZED_AGGREGATES for key in keys.values()):
         stored = db.session.scalar(select(ScorecardSnapshot.aggregates).where(ScorecardSnapshot.id == snapshot.id))
         for kind, key in keys.items():
-            _FINALIZED_AGGREGATES.remember(key, _aggregates_from_json(kind, stored[kind_name(kind)]))
+            aggregates = _aggregates_from_json(kind, stored[kind_name(kind)])
+            aggregates.snapshot = (snapshot.id, snapshot.finalized_at.isoformat())
+            _FINALIZED_AGGREGATES.remember(key, aggregates)
     return {(round_.id, kind): _FINALIZED_AGGREGATES[key] for kind, key in keys.items()}
 
 

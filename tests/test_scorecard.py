@@ -927,11 +927,11 @@ def three_compared_rounds(app):
             team, region, segment = SLICES[index % len(SLICES)] if index % 11 else (None, None, None)
             data.respond(round_, data.person(team=team, region=region, segment=segment), random_answers(rng, favour))
     data.commit()
-    return rounds
+    return data, rounds
 
 
 def test_a_card_compares_with_finalized_rounds_through_their_stored_sums(three_compared_rounds):
-    year_ago, previous, current = three_compared_rounds
+    _data, (year_ago, previous, current) = three_compared_rounds
     live = compute_scorecards(current)  # nothing finalized: every compared round is read from its answers
     assert live["overall"]["previous_round"]["id"] == previous.id and live["overall"]["year_ago_round"]["id"] == year_ago.id
     assert any(q["delta"] for s in live["team"]["slices"] for q in s["questions"])
@@ -950,9 +950,32 @@ def test_a_card_compares_with_finalized_rounds_through_their_stored_sums(three_c
 
 
 def test_a_card_for_one_slice_kind_equals_that_kind_in_the_full_card(three_compared_rounds):
-    _year_ago, previous, current = three_compared_rounds
+    _data, (_year_ago, previous, current) = three_compared_rounds
     finalize_scorecard(previous)
     every_kind = compute_scorecards(current)
     for kind in (None, "team", "region", "segment"):
         name = kind or "overall"
         assert compute_scorecards(current, (kind,))[name] == every_kind[name], name
+
+
+def test_a_live_card_is_handed_out_again_only_while_nothing_it_reads_has_changed(three_compared_rounds):
+    data, (_year_ago, _previous, current) = three_compared_rounds
+    first = compute_scorecards(current, ("team",))
+    assert compute_scorecards(current, ("team",)) is first  # the same inputs: assembled once
+
+    data.respond(current, data.person(team="Sales / NA", region="NA", segment="SMB"), {"win_confidence": 5})
+    data.commit()
+    answered = compute_scorecards(current, ("team",))
+    assert answered["team"]["response_rate"]["responded"] == first["team"]["response_rate"]["responded"] + 1
+
+    team = db.session.scalar(select(Team).where(Team.path == "Sales / NA"))
+    team.name, team.path = "Americas", "Sales / Americas"
+    db.session.commit()
+    renamed = compute_scorecards(current, ("team",))
+    assert "Sales / Americas" in {s["name"] for s in renamed["team"]["slices"]}
+
+    data.question_set.min_group_size = 40
+    db.session.commit()
+    stricter = compute_scorecards(current, ("team",))
+    assert all(s["suppressed"] for s in stricter["team"]["slices"]) and not all(
+        s["suppressed"] for s in renamed["team"]["slices"])
