@@ -213,7 +213,7 @@ def insert_ignoring_conflicts(model):
 
 
 def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime, note: str) -> bool:
-    result = db.session.execute(
+    round_id = db.session.scalar(
         insert_ignoring_conflicts(Round).values(
             cadence_id=cadence.id,
             period_key=occurrence.period_key,
@@ -224,10 +224,10 @@ def record_skipped(cadence: Cadence, occurrence: Occurrence, now: datetime, note
             late=False,
             note=note,
             created_at=now,
-        )
+        ).returning(Round.id)
     )
     db.session.commit()
-    return bool(result.rowcount)
+    return round_id is not None
 
 
 def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: TickReport | None = None) -> Round | None:
@@ -241,7 +241,9 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
         log.warning("cadence %s has no published question set version; not opening %s", cadence.id, occurrence.period_key)
         return None
     opens_at = max(now, occurrence.scheduled_at)
-    result = db.session.execute(
+    # RETURNING says whether this tick created the round: an ORM INSERT's
+    # rowcount is -1 on PostgreSQL whether or not the conflict skipped it.
+    round_id = db.session.scalar(
         insert_ignoring_conflicts(Round).values(
             cadence_id=cadence.id,
             period_key=occurrence.period_key,
@@ -255,14 +257,12 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
             late=_is_late(occurrence, now),
             note=f"moved from {occurrence.moved_from.isoformat()}" if occurrence.moved_from else None,
             created_at=now,
-        )
+        ).returning(Round.id)
     )
-    if not result.rowcount:
+    if round_id is None:
         db.session.rollback()
         return None
-    round_ = db.session.scalar(
-        select(Round).where(Round.cadence_id == cadence.id, Round.period_key == occurrence.period_key)
-    )
+    round_ = db.session.get(Round, round_id)
     created = create_invitations(cadence, round_, occurrence, now)
     db.session.commit()
     if report is not None:

@@ -204,7 +204,7 @@ def test_two_ticks_in_two_processes_at_the_same_instant_create_one_of_everything
                  for _ in range(2)]
     outputs = [p.communicate(timeout=120) for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
-    assert sum("opened Monthly pulse" in out for out, _ in outputs) == 1
+    assert sum("opened Monthly pulse" in out for out, _ in outputs) == 1, outputs
     db.session.expire_all()
     assert db.session.scalar(select(func.count(Round.id))) == 1
     assert db.session.scalar(select(func.count(Invitation.id))) == len(REPS)
