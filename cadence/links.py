@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-
 from cadence.models import Invitation
 
 SALT = "canary.rep-link.v1"
