@@ -12,7 +12,7 @@ from sqlalchemy import delete, func, select
 
 from cadence.clock import isoformat_z
 from cadence.models import Cadence, Delivery, Invitation, Round, RoundOverride, Team
-from cadence.planner import cadence_occurrences, refresh_next_open
+from cadence.planner import occurrences_to_plan, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
 from surveys.extensions import db
 from surveys.models import QuestionSet
@@ -154,7 +154,7 @@ def create_cadence(data: dict, created_by, now: datetime) -> Cadence:
     cadence = Cadence(**fields, created_by_id=created_by.id if created_by else None, created_at=now, status="active")
     db.session.add(cadence)
     db.session.flush()
-    refresh_next_open(cadence, now)
+    refresh_next_open(cadence)
     return cadence
 
 
@@ -172,10 +172,14 @@ def resume(cadence: Cadence) -> Cadence:
 
 
 def preview(cadence: Cadence, now: datetime, count: int = 5) -> list[dict]:
-    """The next `count` occurrences after now, with reminder times."""
+    """The next `count` occurrences the scheduler will act on, with reminder
+    times: the same list the tick reads (`occurrences_to_plan`), so a period
+    that has a round is never offered. The first may already be due (its
+    window is open and no round exists yet): `due_now` says the next tick
+    opens it, late."""
     items = []
     zone = zone_for("UTC" if cadence.uses_recipient_timezone else cadence.timezone)
-    for occurrence in cadence_occurrences(cadence, after=now, limit=count):
+    for occurrence in occurrences_to_plan(cadence, open_at=now, limit=count):
         items.append(
             {
                 "period_key": occurrence.period_key,
@@ -184,6 +188,7 @@ def preview(cadence: Cadence, now: datetime, count: int = 5) -> list[dict]:
                 "reminders_at": [isoformat_z(t) for t in occurrence.reminder_times(cadence.reminder_days or [], zone)],
                 "opens_at_local": occurrence.scheduled_at.astimezone(zone).isoformat(),
                 "closes_at_local": occurrence.closes_at.astimezone(zone).isoformat(),
+                "due_now": occurrence.scheduled_at <= now,
                 "skipped": occurrence.skip,
                 "moved_from": occurrence.moved_from.isoformat() if occurrence.moved_from else None,
             }

@@ -1,11 +1,43 @@
 """The one clock. Code that decides by time takes `now` as an argument; only
-entry points (the tick job, views) read the clock."""
+entry points (the tick job, views, model defaults) read the clock, through
+`utcnow()`.
 
-from datetime import datetime, timezone
+An app may be given its own clock (`CLOCK` in its config: a callable that
+returns an aware datetime). The tests pass one in so that the suite's result
+never depends on the day it runs; production never sets it.
+"""
+
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app, has_app_context
+
+
+def system_now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    if has_app_context():
+        clock = current_app.config.get("CLOCK")
+        if clock is not None:
+            return clock()
+    return system_now()
+
+
+class FixedClock:
+    """A clock that stands still at one instant until it is moved."""
+
+    def __init__(self, instant: datetime):
+        self.instant = instant.astimezone(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.instant
+
+    def set(self, instant: datetime) -> None:
+        self.instant = instant.astimezone(timezone.utc)
+
+    def advance(self, delta: timedelta) -> None:
+        self.instant += delta
 
 
 def parse_instant(text: str) -> datetime:

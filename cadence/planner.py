@@ -167,14 +167,46 @@ def cadence_occurrences(cadence: Cadence, *, after=None, until=None, limit=100) 
     )
 
 
+def occurrences_to_plan(cadence: Cadence, *, until: datetime | None = None, open_at: datetime | None = None,
+                        limit: int = MAX_CATCH_UP) -> list[Occurrence]:
+    """The occurrences the tick has still to act on (open, or record as
+    skipped), in order, at most `limit`: the tick and the preview both read
+    this, so they always agree.
+
+    They are the occurrences after the last round the tick recorded and
+    without a round of their own. A cadence with no round yet starts with
+    the occurrence whose window was still open when the cadence was created:
+    it opens (late) at the next tick, as after downtime; an occurrence whose
+    window had closed by then was never missed, so it is not recorded at all.
+    `until` keeps those that open by then (the tick); `open_at` keeps those
+    whose window is still open at that instant (the preview)."""
+    last_scheduled = db.session.scalar(select(func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
+    close_floors = [t for t in (None if last_scheduled else cadence.created_at, open_at) if t is not None]
+    closes_after = max(close_floors) if close_floors else None
+    # A window lasts `open_days` (an hour more across a DST change), so an
+    # occurrence that closes after `closes_after` opened no earlier than this.
+    after_bounds = [last_scheduled]
+    if closes_after is not None:
+        after_bounds.append(closes_after - timedelta(days=cadence.open_days, hours=2))
+    after = max((t for t in after_bounds if t is not None), default=None)
+    # A couple of extra occurrences, for those the window test drops.
+    found = cadence_occurrences(cadence, after=after, until=until, limit=limit + 2)
+    if closes_after is not None:
+        found = [o for o in found if o.closes_at > closes_after]
+    recorded = set(
+        db.session.scalars(
+            select(Round.period_key).where(Round.cadence_id == cadence.id,
+                                           Round.period_key.in_([o.period_key for o in found]))
+        )
+    ) if found else set()
+    return [o for o in found if o.period_key not in recorded][:limit]
+
+
 def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
     """Open or skip every occurrence of `cadence` due by `now`, then remember
     when the next one is due so later ticks can ignore this cadence."""
-    last_scheduled = db.session.scalar(select(func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
-    due = cadence_occurrences(cadence, after=last_scheduled, until=now, limit=MAX_CATCH_UP)
+    due = occurrences_to_plan(cadence, until=now)
     for occurrence in due:
-        if last_scheduled is None and occurrence.closes_at <= cadence.created_at:
-            continue  # before the cadence existed: nothing was missed
         if occurrence.skip:
             if record_skipped(cadence, occurrence, now, "skipped by a product manager"):
                 report.skipped.append(_label(cadence, occurrence.period_key) + " (skipped by a PM)")
@@ -189,11 +221,10 @@ def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
     db.session.commit()
 
 
-def refresh_next_open(cadence: Cadence, now: datetime) -> None:
-    """Called when a cadence is created, edited or resumed."""
-    last_scheduled = db.session.scalar(select(func.max(Round.scheduled_at)).where(Round.cadence_id == cadence.id))
-    after = max(filter(None, [last_scheduled, now - timedelta(days=cadence.open_days)]))
-    upcoming = cadence_occurrences(cadence, after=after, limit=1)
+def refresh_next_open(cadence: Cadence) -> None:
+    """Called when a cadence is created or edited: the first occurrence the
+    tick has to act on (possibly already due) makes the cadence due then."""
+    upcoming = occurrences_to_plan(cadence, limit=1)
     cadence.next_open_at = upcoming[0].scheduled_at if upcoming else None
 
 

