@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test bench clean
+.PHONY: run test test-calendar bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/pytest
+
+# The tests whose outcome turns on the calendar, at a dozen instants across a
+# year (tests/conftest.py: CALENDAR_SWEEP); .ci/run runs it after the suite.
+test-calendar: $(VENV)/.installed-dev
+	$(BIN)/pytest -q --calendar-sweep tests/test_planner.py tests/test_cadence_views.py tests/test_loop.py \
+		tests/test_recurrence.py tests/test_calendar.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

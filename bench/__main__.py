@@ -55,7 +55,7 @@ def write_report(results, history=()):
         "# Benchmarks",
         "",
         f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()} with `make bench`.",
-        "Each figure is compared with its floor measured in the same run (ENGINEERING.md §6).",
+        "Each figure is compared with its floor measured in the same run.",
         "",
         "| id | what | database | measured | floor | ratio | target | met |",
         "|---|---|---|---|---|---|---|---|",

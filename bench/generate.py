@@ -1,6 +1,6 @@
 """A large generated organisation for benchmarks, parametrised by size.
 
-Default (ENGINEERING.md §6): 5,000 reps in 40 teams (a tree: Sales / region /
+Default: 5,000 reps in 40 teams (a tree: Sales / region /
 segment / pod), 6 regions, 3 segments; one confidential question set of 15
 questions (every type); a monthly cadence with 24 rounds (the last still open);
 about 70 % of invitations answered: over a million answer rows.

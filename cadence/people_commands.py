@@ -5,7 +5,7 @@ from flask.cli import AppGroup
 
 from cadence.people import export_people_csv, import_people
 
-people_cli = AppGroup("people", help="Import and export people (the CSV columns are in SPEC.md).")
+people_cli = AppGroup("people", help="Import and export people (the CSV columns are in docs/api.md).")
 
 
 @people_cli.command("import")

@@ -1,7 +1,7 @@
 """The rep form: a WTForms class built from a frozen version, server-side
 validation (including show-if), and storing a response.
 
-Field names are the question keys (API.md). A multi_choice question posts one
+Field names are the question keys (docs/api.md). A multi_choice question posts one
 value per chosen option key; its "other" text, when allowed, is the field
 `<key>__other`. A question hidden by its show-if condition is neither
 validated nor stored, whatever was posted for it.

@@ -2,7 +2,7 @@
 
 The database answers "how many answers had each value" (a GROUP BY) and "how
 many respondents answered" (COUNT DISTINCT); everything here turns those small
-tables into the metrics of SPEC.md §2 and the estimates the statistics need.
+tables into the metrics of docs/api.md and the estimates the statistics need.
 No database access and no rows: pure functions, cheap to test.
 
 Shapes:

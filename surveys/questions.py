@@ -5,7 +5,7 @@ functions. They add to `db.session` (and flush, so new rows have ids) but
 never commit: the caller owns the transaction.
 
 Validation speaks the API's language. A question is the API object from
-API.md (`{"key", "type", "prompt", ..., "show_if": {"question", "equals"}}`);
+docs/api.md (`{"key", "type", "prompt", ..., "show_if": {"question", "equals"}}`);
 errors are a flat map of field path to message (`"options[1].key"`,
 `"questions[2].show_if.equals"`), which the API returns as its `errors` and the
 designer shows next to its fields.

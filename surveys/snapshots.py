@@ -34,7 +34,7 @@ class ScorecardSnapshot(db.Model):
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"), unique=True)
     # {"confidentiality", "min_group_size", "comment_min_group_size"} when computed.
     policy: Mapped[dict] = mapped_column(JSON)
-    # One API.md card per slice kind, each read only when asked for (a
+    # One docs/api.md card per slice kind, each read only when asked for (a
     # team card of a large org is large; trends need none of them).
     overall: Mapped[dict] = deferred(mapped_column(JSON))
     team: Mapped[dict] = deferred(mapped_column(JSON))

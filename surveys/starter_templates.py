@@ -1,5 +1,5 @@
 """Starter templates: question sets written for the sales-to-product channel,
-which a PM copies into a new set and adapts (SPEC.md §2).
+which a PM copies into a new set and adapts.
 
 Each template is a POST /api/v1/question-sets body, so a copy goes through
 the same validation as any other set. Keys are chosen to stay meaningful for

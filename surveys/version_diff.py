@@ -1,6 +1,6 @@
 """What changed between two versions of a question set, question by question.
 
-Questions line up by key (SPEC.md §2: the key is stable across versions).
+Questions line up by key (the key is stable across versions).
 Each change is classified by what it does to the trend a scorecard draws:
 
 - `wording`: the prompt, help, labels, option labels, order, "required",

@@ -35,7 +35,9 @@ from surveys.row_cache import forget_all as forget_cached_rows
 from surveys.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# The sample sales org (the demo's own people file) and a messy file with every kind of bad row.
+SAMPLE_PEOPLE = ROOT / "surveys" / "demo_data" / "people.csv"
+MESSY_PEOPLE = ROOT / "tests" / "data" / "people-messy.csv"
 
 
 # -- SMTP ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Faults with real processes (ENGINEERING.md §7), each bounded in time and
+"""Faults with real processes, each bounded in time and
 checked by counting rows and messages:
 
 - Redis restarted mid-round, losing its jobs, under a running worker;

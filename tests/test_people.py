@@ -16,10 +16,10 @@ from cadence.people import (
     validate_people,
 )
 from surveys.extensions import db
-from tests.conftest import SHARED_DATA, csrf_token_from
+from tests.conftest import MESSY_PEOPLE, SAMPLE_PEOPLE, csrf_token_from
 
-CLEAN = SHARED_DATA / "people.csv"
-MESSY = SHARED_DATA / "people-messy.csv"
+CLEAN = SAMPLE_PEOPLE
+MESSY = MESSY_PEOPLE
 
 # The messy file's bad rows (the header is line 1, line 7 is blank), each
 # with a word its reason must contain.

@@ -1,4 +1,4 @@
-"""Real processes: the CLI of API.md, a forking `worker --burst`, migrations."""
+"""Real processes: the CLI of docs/api.md, a forking `worker --burst`, migrations."""
 
 import os
 import subprocess

@@ -26,7 +26,7 @@ from surveys.auth import hash_password, password_reset_token
 from surveys.extensions import db
 from surveys.models import Response
 from surveys.security import SecretUrlFilter, scrub_secrets
-from tests.conftest import SHARED_DATA, csrf_token_from, run_worker
+from tests.conftest import MESSY_PEOPLE, csrf_token_from, run_worker
 from tests.scorecard_data import ScorecardData
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -541,7 +541,7 @@ def test_every_template_is_autoescaped_or_plain_text_email(app):
 def test_markup_and_formulas_from_the_messy_people_file_stay_text(app, signed_in_client):
     from cadence.people import import_people
 
-    report = import_people((SHARED_DATA / "people-messy.csv").read_bytes(), skip_bad=True)
+    report = import_people(MESSY_PEOPLE.read_bytes(), skip_bad=True)
     assert report.imported
     admin = signed_in_client(roles=("admin",), email="admin@example.com")
     page = admin.get("/people/")
