@@ -1,6 +1,6 @@
 """Configuration, read from the environment only (and an optional `.env`).
 
-Each class is a plain object; `surveys.create_app` picks one from `CANARY_ENV`
+Each class is a plain object; `surveys.app.create_app` picks one from `CANARY_ENV`
 or takes a class or mapping from the caller. Nothing here starts a process or
 touches the network: the embedded Redis and the generated secret key are
 resolved by the app factory (see `surveys.settings`).

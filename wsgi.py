@@ -4,6 +4,6 @@ from dotenv import load_dotenv
 
 load_dotenv()  # an optional .env file, as the flask command also reads
 
-from surveys import create_app  # noqa: E402
+from surveys.app import create_app  # noqa: E402
 
 app = create_app()

@@ -10,7 +10,7 @@ import json
 from flask import request
 from sqlalchemy import Column, Integer, MetaData, Table, Text, insert
 
-from surveys import create_app
+from surveys.app import create_app
 from surveys.extensions import csrf, db
 
 floor_metadata = MetaData()

@@ -73,7 +73,7 @@ def database_url(database: str, size: OrgSize) -> str:
 
 
 def make_app(url: str):
-    from surveys import create_app
+    from surveys.app import create_app
 
     return create_app({
         "CANARY_ENV": "testing", "TESTING": True, "SQLALCHEMY_DATABASE_URI": url,

@@ -1,7 +1,9 @@
-"""Cadences: validate, create, pause, resume, preview, describe.
+"""Cadences: validate, create, pause, resume, nudge, preview, describe.
 
-Plain functions shared by the staff UI, the API and the CLI. They add to the
-session; the caller commits.
+Plain functions shared by the staff UI, the API and the CLI. Most add to the
+session and leave the commit to the caller; the staff commands (pause,
+resume, nudge) are whole actions: they record the audit event, commit and
+hand out what is due, so the page and the API do exactly the same thing.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from cadence.clock import isoformat_z
-from cadence.models import Cadence, Delivery, Invitation, Round, RoundOverride, Team
-from cadence.planner import occurrences_to_plan, refresh_next_open
+from cadence.models import Cadence, Invitation, Round, RoundOverride, Team
+from cadence.planner import hand_out_due_deliveries, nudge_non_responders, occurrences_to_plan, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
+from surveys import audit
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -150,25 +153,43 @@ def validate_cadence(data: dict, today: date) -> dict:
 
 
 def create_cadence(data: dict, created_by, now: datetime) -> Cadence:
+    """Validate, store and audit a new cadence (CadenceInvalid: nothing stored)."""
     fields = validate_cadence(data, now.date())
     cadence = Cadence(**fields, created_by_id=created_by.id if created_by else None, created_at=now, status="active")
     db.session.add(cadence)
     db.session.flush()
     refresh_next_open(cadence)
+    audit.record(created_by, "cadence.created", cadence)
+    db.session.commit()
     return cadence
 
 
-def pause(cadence: Cadence) -> Cadence:
+def pause(cadence: Cadence, by) -> Cadence:
+    """No new rounds open until the cadence is resumed; open rounds go on."""
     cadence.status = "paused"
+    audit.record(by, "cadence.paused", cadence)
+    db.session.commit()
     return cadence
 
 
-def resume(cadence: Cadence) -> Cadence:
+def resume(cadence: Cadence, by) -> Cadence:
     """The next tick plans the cadence again: an occurrence missed while paused
     whose window is still open opens (late); older ones are recorded as skipped."""
     cadence.status = "active"
     cadence.next_open_at = None
+    audit.record(by, "cadence.resumed", cadence)
+    db.session.commit()
     return cadence
+
+
+def nudge(round_: Round, by, now: datetime) -> int:
+    """Remind the round's non-responders now (refused with NudgeRefused
+    within 24 hours of the last nudge); returns how many were nudged."""
+    count = nudge_non_responders(round_, now)
+    audit.record(by, "round.nudged", round_, {"nudged": count})
+    db.session.commit()
+    hand_out_due_deliveries(now)
+    return count
 
 
 def preview(cadence: Cadence, now: datetime, count: int = 5) -> list[dict]:
@@ -222,14 +243,20 @@ def change_occurrence(cadence: Cadence, period_key: str, action: str, opens_on: 
     override.created_by_id = by.id if by else None
     db.session.add(override)
     cadence.next_open_at = None  # the next tick plans again
+    audit.record(by, "cadence.occurrence_changed", cadence,
+                 {"period_key": period_key, "action": action, "opens_on": opens_on.isoformat() if opens_on else None})
+    db.session.commit()
     return override
 
 
-def restore_occurrence(cadence: Cadence, period_key: str) -> None:
+def restore_occurrence(cadence: Cadence, period_key: str, by) -> None:
+    """Undo a skip or a move: the occurrence is back on the series' date."""
     db.session.execute(
         delete(RoundOverride).where(RoundOverride.cadence_id == cadence.id, RoundOverride.period_key == period_key)
     )
     cadence.next_open_at = None
+    audit.record(by, "cadence.occurrence_restored", cadence, {"period_key": period_key})
+    db.session.commit()
 
 
 def _natural_upcoming(cadence: Cadence, now: datetime, count: int = 24):
@@ -292,13 +319,3 @@ def round_summaries(cadence: Cadence) -> list[dict]:
         }
         for round_, invited_count, responded_count in rows
     ]
-
-
-def delivery_counts(round_id: int) -> dict[str, int]:
-    rows = db.session.execute(
-        select(Delivery.status, func.count())
-        .join(Invitation, Invitation.id == Delivery.invitation_id)
-        .where(Invitation.round_id == round_id)
-        .group_by(Delivery.status)
-    ).all()
-    return dict(rows)

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cadence import dispatch
 from cadence.clock import utcnow
 from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round, RoundOverride, Team, TickRun
 from cadence.recurrence import (
@@ -94,8 +95,8 @@ def tick(now: datetime, enqueue: bool = True) -> TickReport:
     invite_late_joiners(now, report)
     batches = claim_due_deliveries(now, report)
     if enqueue:
-        enqueue_delivery_batches(batches)
-        enqueue_round_closed(closed_ids)
+        dispatch.deliveries(batches)
+        dispatch.rounds_closed(closed_ids)
     db.session.add(TickRun(as_of=now, started_at=started, finished_at=utcnow(), summary=report.as_dict()))
     db.session.commit()
     return report
@@ -505,24 +506,12 @@ def claim_due_deliveries(now: datetime, report: TickReport) -> list[list[int]]:
     return list(_chunks(ids, current_app.config["MAIL_BATCH_SIZE"]))
 
 
-def enqueue_delivery_batches(batches: list[list[int]]) -> None:
-    from cadence.jobs import deliver
-    from cadence.queues import get_queue, mail_retry
-
-    if not batches:
-        return
-    queue = get_queue("mail")
-    for batch in batches:
-        queue.enqueue(deliver, batch, retry=mail_retry(), job_timeout=600, result_ttl=3600, failure_ttl=7 * 86400)
-
-
-def enqueue_round_closed(round_ids: list[int]) -> None:
-    from cadence.jobs import round_closed
-    from cadence.queues import get_queue
-
-    queue = get_queue("rollups")
-    for round_id in round_ids:
-        queue.enqueue(round_closed, round_id, job_timeout=600, result_ttl=86400, failure_ttl=7 * 86400)
+def hand_out_due_deliveries(now: datetime) -> TickReport:
+    """Hand due deliveries to the workers now rather than at the next tick
+    (after a nudge or a retry)."""
+    report = TickReport(now=now)
+    dispatch.deliveries(claim_due_deliveries(now, report))
+    return report
 
 
 def _chunks(items, size):

@@ -25,10 +25,6 @@ def get_queue(purpose: str, app=None) -> Queue:
     return Queue(queue_name(purpose, app.config["RQ_QUEUE_PREFIX"]), connection=connect(app))
 
 
-def all_queues(app=None) -> list[Queue]:
-    return [get_queue(purpose, app) for purpose in PURPOSES]
-
-
 def mail_retry(app=None) -> Retry:
     """Transient failures are retried with backoff (seconds between tries)."""
     app = app or current_app._get_current_object()
@@ -36,10 +32,10 @@ def mail_retry(app=None) -> Retry:
     return Retry(max=len(intervals), interval=list(intervals))
 
 
-def run_burst_worker(app, purposes=None) -> None:
-    """Run every queued job in this process until the queues are empty: what
-    tests and the CLI's `worker --burst` use. Jobs scheduled for a retry
-    interval of zero are picked up in the same burst."""
+def run_jobs_in_this_process(app, purposes=None) -> None:
+    """Run every queued job in this process, without forking, until the
+    queues are empty: what the tests use to see a job's effects in their own
+    app. Jobs scheduled for a retry interval of zero run in the same pass."""
     queues = [get_queue(purpose, app) for purpose in (purposes or PURPOSES)]
     worker = SimpleWorker(queues, connection=connect(app))
     worker.work(burst=True, with_scheduler=True)

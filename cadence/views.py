@@ -14,7 +14,6 @@ from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
 from surveys.scorecard import detectable_changes
 from surveys.extensions import db
-from surveys import audit
 from surveys.models import QuestionSet
 
 cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
@@ -97,7 +96,7 @@ def new():
             form.rrule.errors.append("Write the RRULE, or choose a preset.")
         else:
             try:
-                cadence = service.create_cadence(_payload(form), current_user, utcnow())
+                cadence = service.create_cadence(_payload(form), current_user._get_current_object(), utcnow())
             except service.CadenceInvalid as invalid:
                 db.session.rollback()
                 for field, message in invalid.errors.items():
@@ -106,8 +105,6 @@ def new():
                         target = "preset"
                     form[target].errors = list(form[target].errors) + [message]
             else:
-                audit.record(current_user._get_current_object(), "cadence.created", cadence)
-                db.session.commit()
                 flash(f"Cadence “{cadence.name}” created.", "success")
                 return redirect(url_for("cadences.show", cadence_id=cadence.id))
     return render_template("cadences/new.html", form=form), (422 if form.errors else 200)
@@ -143,20 +140,16 @@ def change_occurrence(cadence_id, period_key):
     if not form.validate_on_submit():
         flash("That form expired; please try again.", "error")
     elif action == "restore":
-        service.restore_occurrence(cadence, period_key)
-        audit.record(current_user._get_current_object(), "cadence.occurrence_restored", cadence, {"period_key": period_key})
-        db.session.commit()
+        service.restore_occurrence(cadence, period_key, current_user._get_current_object())
         flash(f"{period_key} is back on its usual date.", "success")
     else:
         try:
-            service.change_occurrence(cadence, period_key, action, form.opens_on.data, current_user, utcnow())
+            service.change_occurrence(cadence, period_key, action, form.opens_on.data,
+                                      current_user._get_current_object(), utcnow())
         except service.CadenceInvalid as invalid:
             db.session.rollback()
             flash(f"{period_key}: " + "; ".join(invalid.errors.values()), "error")
         else:
-            audit.record(current_user._get_current_object(), "cadence.occurrence_changed", cadence,
-                         {"period_key": period_key, "action": action, "opens_on": form.opens_on.data})
-            db.session.commit()
             flash(f"{period_key} will be skipped." if action == "skip" else f"{period_key} now opens on {form.opens_on.data}.", "success")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
 
@@ -164,21 +157,17 @@ def change_occurrence(cadence_id, period_key):
 @cadences_bp.post("/rounds/<int:round_id>/nudge")
 @roles_required("pm", "admin")
 def nudge(round_id):
-    from cadence.planner import NudgeRefused, nudge_non_responders
-    from surveys.api.cadences import enqueue_due_now
+    from cadence.planner import NudgeRefused
 
     round_ = db.session.get(Round, round_id) or abort(404)
     if not FlaskForm().validate_on_submit():
         flash("That form expired; please try again.", "error")
         return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
     try:
-        count = nudge_non_responders(round_, utcnow())
+        count = service.nudge(round_, current_user._get_current_object(), utcnow())
     except NudgeRefused as refused:
         flash(f"No nudge sent: {refused}.", "error")
     else:
-        audit.record(current_user._get_current_object(), "round.nudged", round_, {"nudged": count})
-        db.session.commit()
-        enqueue_due_now()
         flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
     return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
 
@@ -187,9 +176,7 @@ def nudge(round_id):
 @roles_required("pm", "admin")
 def pause(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
-    service.pause(cadence)
-    audit.record(current_user._get_current_object(), "cadence.paused", cadence)
-    db.session.commit()
+    service.pause(cadence, current_user._get_current_object())
     flash("Paused: no new rounds open until you resume.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
 
@@ -198,9 +185,7 @@ def pause(cadence_id):
 @roles_required("pm", "admin")
 def resume(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
-    service.resume(cadence)
-    audit.record(current_user._get_current_object(), "cadence.resumed", cadence)
-    db.session.commit()
+    service.resume(cadence, current_user._get_current_object())
     flash("Resumed: the next tick plans the next round.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
 
@@ -220,10 +205,10 @@ def operations():
 @roles_required("admin")
 def retry_delivery(delivery_id):
     from cadence.operations import retry_failed_delivery
-    from surveys.api.cadences import enqueue_due_now
+    from cadence.planner import hand_out_due_deliveries
 
     if FlaskForm().validate_on_submit() and retry_failed_delivery(delivery_id, utcnow()):
-        enqueue_due_now()
+        hand_out_due_deliveries(utcnow())
         flash("Queued again.", "success")
     else:
         flash("That delivery is no longer failed (or the form expired).", "error")

@@ -13,20 +13,16 @@ import json
 import re
 from datetime import datetime
 
-from flask import Blueprint, has_request_context, render_template, request
-from sqlalchemy import JSON, ForeignKey, String, event, select
+from flask import has_request_context, request
+from sqlalchemy import JSON, ForeignKey, String, event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cadence.clock import utcnow
-from surveys.auth import roles_required
 from surveys.extensions import UTCDateTime, db
-
-audit_bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
 # Actions are short dotted slugs ("sign_in", "token.created"): easy to filter
 # on, impossible to smuggle markup or a newline into.
 ACTION_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
-PAGE_SIZE = 100
 
 
 class AuditLogIsAppendOnly(RuntimeError):
@@ -119,34 +115,3 @@ def _refuse_bulk_changes_to_audit_events(orm_execute_state):
         return
     if any(mapper.class_ is AuditEvent for mapper in orm_execute_state.all_mappers):
         raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")
-
-
-# -- The admin page -----------------------------------------------------------
-
-
-@audit_bp.get("/")
-@roles_required("admin")
-def index():
-    """Newest first, filtered by action and actor, paged by id."""
-    action = request.args.get("action", "").strip()
-    actor = request.args.get("actor", "").strip().lower()
-    before = request.args.get("before", type=int)
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
-    if action:
-        # "token" matches token.created and token.revoked as well as "token".
-        query = query.where((AuditEvent.action == action) | AuditEvent.action.startswith(action + "."))
-    if actor:
-        query = query.where(AuditEvent.actor_email == actor)
-    if before:
-        query = query.where(AuditEvent.id < before)
-    events = list(db.session.scalars(query))
-    next_before = events[PAGE_SIZE - 1].id if len(events) > PAGE_SIZE else None
-    actions = list(db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
-    return render_template(
-        "admin/audit.html",
-        events=events[:PAGE_SIZE],
-        actions=actions,
-        action=action,
-        actor=actor,
-        next_before=next_before,
-    )

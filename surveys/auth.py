@@ -32,7 +32,7 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import func, select
+from sqlalchemy import select
 from wtforms import EmailField, PasswordField
 from wtforms.validators import EqualTo, InputRequired, Length
 
@@ -243,14 +243,6 @@ def sign_out_everywhere(person: Person, actor: Person | None) -> None:
     audit_log.record(actor, "sign_out_everywhere", person)
 
 
-def count_staff() -> int:
-    from cadence.models import PersonRole
-
-    return db.session.scalar(
-        select(func.count(func.distinct(PersonRole.person_id))).where(PersonRole.role.in_(STAFF_ROLES))
-    )
-
-
 # -- Password reset -----------------------------------------------------------
 #
 # The link carries the person's id and a fingerprint of their current password
@@ -316,12 +308,6 @@ def send_password_reset_email(person_id: int) -> None:
     db.session.commit()  # the outbox backend keeps the message in the database
 
 
-def _send_password_reset_job(person_id: int) -> None:
-    from cadence.jobs import with_app_context
-
-    with_app_context(send_password_reset_email)(person_id)
-
-
 class ForgotPasswordForm(FlaskForm):
     email = EmailField("Email", validators=[InputRequired(), Length(max=320)])
 
@@ -361,9 +347,9 @@ def forgot_password():
         if person is not None and person.active and person.is_staff:
             audit_log.record(None, "password.reset_requested", person)
             db.session.commit()
-            from cadence.queues import get_queue, mail_retry
+            from cadence import dispatch
 
-            get_queue("mail").enqueue(_send_password_reset_job, person.id, retry=mail_retry())
+            dispatch.password_reset_email(person.id)
         # The same answer whether or not the address has an account.
         return render_template("auth/forgot_password_sent.html", email=email)
     return render_template("auth/forgot_password.html", form=form)

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from werkzeug.serving import make_server
 
 from cadence.clock import FixedClock, parse_instant
-from surveys import create_app
+from surveys.app import create_app
 from surveys.row_cache import forget_all as forget_cached_rows
 from surveys.extensions import db
 
@@ -371,6 +371,6 @@ def signed_in_client(app, make_person):
 
 def run_worker(app, queues=None):
     """Run every queued job in-process (RQ SimpleWorker, burst mode)."""
-    from cadence.queues import run_burst_worker
+    from cadence.queues import run_jobs_in_this_process
 
-    run_burst_worker(app, queues)
+    run_jobs_in_this_process(app, queues)

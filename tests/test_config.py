@@ -3,7 +3,7 @@
 import pytest
 
 from config import ProductionConfig, database_url
-from surveys import create_app
+from surveys.app import create_app
 
 
 def test_postgres_urls_use_psycopg3():

@@ -30,7 +30,7 @@ from cadence.clock import utcnow
 from cadence.links import invitation_token
 from cadence.models import Delivery, Invitation, Round
 from cadence.planner import REQUEUE_QUEUED_AFTER, tick
-from surveys import create_app
+from surveys.app import create_app
 from surveys.extensions import db
 from surveys.models import Answer, Response
 from surveys.snapshots import ScorecardSnapshot

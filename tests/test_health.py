@@ -12,7 +12,7 @@ import pytest
 
 from cadence.clock import utcnow
 from cadence.models import TickRun
-from surveys import create_app
+from surveys.app import create_app
 from surveys.extensions import db
 from tests.conftest import ROOT
 from tests.test_processes import flask_env

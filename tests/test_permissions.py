@@ -206,7 +206,7 @@ def test_the_written_matrix_matches_the_code(app):
 
 
 def test_a_route_added_without_a_rule_is_caught(app_config):
-    from surveys import create_app
+    from surveys.app import create_app
 
     probe = create_app(app_config)
     probe.add_url_rule("/unguarded", "unguarded", lambda: "open to all")

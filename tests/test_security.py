@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from cadence.links import invitation_token
 from cadence.models import ApiToken, Person
 from config import ProductionConfig
-from surveys import create_app
+from surveys.app import create_app
 from surveys.audit import AuditEvent, AuditLogIsAppendOnly, record
 from surveys.auth import hash_password, password_reset_token
 from surveys.extensions import db

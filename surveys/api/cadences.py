@@ -6,11 +6,9 @@ from sqlalchemy import select
 from cadence import cadences as service
 from cadence.clock import utcnow
 from cadence.models import Cadence, Round
-from cadence.planner import NudgeRefused, nudge_non_responders
-from surveys.api import api_bp, api_roles, get_or_404, json_body
-from surveys.api.openapi import problem_responses
+from cadence.planner import NudgeRefused
+from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
 from surveys.extensions import db
-from surveys import audit
 from surveys.problems import ApiProblem, validation_problem
 
 READERS = ("pm", "leader", "admin")
@@ -25,8 +23,6 @@ def create_cadence():
     except service.CadenceInvalid as invalid:
         db.session.rollback()
         raise validation_problem(invalid.errors) from None
-    audit.record(g.api_user, "cadence.created", cadence)
-    db.session.commit()
     return jsonify(service.cadence_to_dict(cadence)), 201
 
 
@@ -56,18 +52,14 @@ def preview_cadence(cadence_id):
 @api_bp.post("/cadences/<int:cadence_id>/pause")
 @api_roles(*EDITORS)
 def pause_cadence(cadence_id):
-    cadence = service.pause(get_or_404(Cadence, cadence_id, "cadence"))
-    audit.record(g.api_user, "cadence.paused", cadence)
-    db.session.commit()
+    cadence = service.pause(get_or_404(Cadence, cadence_id, "cadence"), g.api_user)
     return jsonify(service.cadence_to_dict(cadence))
 
 
 @api_bp.post("/cadences/<int:cadence_id>/resume")
 @api_roles(*EDITORS)
 def resume_cadence(cadence_id):
-    cadence = service.resume(get_or_404(Cadence, cadence_id, "cadence"))
-    audit.record(g.api_user, "cadence.resumed", cadence)
-    db.session.commit()
+    cadence = service.resume(get_or_404(Cadence, cadence_id, "cadence"), g.api_user)
     return jsonify(service.cadence_to_dict(cadence))
 
 
@@ -94,8 +86,6 @@ def change_occurrence(cadence_id, period_key):
     except service.CadenceInvalid as invalid:
         db.session.rollback()
         raise validation_problem(invalid.errors) from None
-    audit.record(g.api_user, "cadence.occurrence_changed", cadence, {"period_key": period_key, **body})
-    db.session.commit()
     return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
 
 
@@ -103,9 +93,7 @@ def change_occurrence(cadence_id, period_key):
 @api_roles(*EDITORS)
 def restore_occurrence(cadence_id, period_key):
     cadence = get_or_404(Cadence, cadence_id, "cadence")
-    service.restore_occurrence(cadence, period_key)
-    audit.record(g.api_user, "cadence.occurrence_restored", cadence, {"period_key": period_key})
-    db.session.commit()
+    service.restore_occurrence(cadence, period_key, g.api_user)
     return jsonify({"occurrences": service.preview(cadence, utcnow(), 5)})
 
 
@@ -115,21 +103,10 @@ def nudge_round(round_id):
     """Remind the non-responders of an open round now (at most once a day)."""
     round_ = get_or_404(Round, round_id, "round")
     try:
-        count = nudge_non_responders(round_, utcnow())
+        count = service.nudge(round_, g.api_user, utcnow())
     except NudgeRefused as refused:
         raise ApiProblem(409, "Nudge refused", str(refused)) from None
-    audit.record(g.api_user, "round.nudged", round_, {"nudged": count})
-    db.session.commit()
-    enqueue_due_now()
     return jsonify({"nudged": count})
-
-
-def enqueue_due_now():
-    """Hand due deliveries to the workers without waiting for the next tick."""
-    from cadence.planner import TickReport, claim_due_deliveries, enqueue_delivery_batches
-
-    now = utcnow()
-    enqueue_delivery_batches(claim_due_deliveries(now, TickReport(now=now)))
 
 
 _AUDIENCE = {

@@ -4,15 +4,17 @@ live side by side."""
 
 from flask import jsonify
 
-from surveys.api import api_bp
+from surveys.api import cadences, people, question_sets, rounds
+from surveys.api.base import PROBLEM_SCHEMA, api_bp
+
+# Every resource module of the API: importing this module registers their routes.
+RESOURCES = (people, question_sets, cadences, rounds)
 
 
 def build_openapi_document():
-    from surveys.api import cadences, people, question_sets, rounds
-
     paths = {}
     schemas = {"Problem": PROBLEM_SCHEMA}
-    for module in (people, question_sets, cadences, rounds):
+    for module in RESOURCES:
         paths.update(module.OPENAPI_PATHS)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {
@@ -34,32 +36,6 @@ def build_openapi_document():
     }
 
 
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "errors": {"type": "object", "additionalProperties": True},
-    },
-}
-
-
-def problem_responses(*codes):
-    """OpenAPI response entries for the given error status codes."""
-    descriptions = {
-        400: "Bad request", 401: "Missing or unknown token", 403: "Role not allowed",
-        404: "Not found", 409: "Conflict", 422: "Validation failed; nothing stored",
-    }
-    return {
-        str(code): {
-            "description": descriptions.get(code, "Error"),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for code in codes
-    }
 
 
 @api_bp.get("/openapi.json")

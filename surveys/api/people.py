@@ -20,8 +20,7 @@ from cadence.people import (
     upsert_people,
     validate_people,
 )
-from surveys.api import api_bp, api_roles, json_body
-from surveys.api.openapi import problem_responses
+from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
 from surveys.problems import ApiProblem, validation_problem

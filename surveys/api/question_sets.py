@@ -6,8 +6,7 @@ from flask import g, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from surveys.api import api_bp, api_roles, json_body
-from surveys.api.openapi import problem_responses
+from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
 from surveys.models import QUESTION_TYPES, QuestionSet, QuestionSetVersion

@@ -8,8 +8,7 @@ from flask import g, jsonify, request
 
 from cadence.models import Round
 from surveys import audit
-from surveys.api import api_bp, api_roles, get_or_404
-from surveys.api.openapi import problem_responses
+from surveys.api.base import api_bp, api_roles, get_or_404, problem_responses
 from surveys.extensions import db
 from surveys.problems import ApiProblem
 from surveys.scorecard import (

@@ -1,0 +1,38 @@
+"""The one place that hands work to the RQ workers.
+
+Services call these after the commit that made the work visible; each names
+its job by import path, so this module never imports the jobs (which import
+the services): the flow stays one way, cron -> job -> service -> dispatch.
+"""
+
+from __future__ import annotations
+
+from cadence.queues import get_queue, mail_retry
+
+# Seconds RQ keeps results and failures: a day of results for the operations
+# page, a week of failures for an admin to retry.
+RESULT_TTL = 86400
+FAILURE_TTL = 7 * 86400
+
+
+def deliveries(batches: list[list[int]]) -> None:
+    """Each batch of delivery ids is one job on the mail queue, retried with backoff."""
+    if not batches:
+        return
+    queue = get_queue("mail")
+    for batch in batches:
+        queue.enqueue("cadence.jobs.deliver", batch, retry=mail_retry(), job_timeout=600,
+                      result_ttl=3600, failure_ttl=FAILURE_TTL)
+
+
+def rounds_closed(round_ids: list[int]) -> None:
+    """Finalize each closed round's scorecard and send its digest."""
+    queue = get_queue("rollups")
+    for round_id in round_ids:
+        queue.enqueue("cadence.jobs.round_closed", round_id, job_timeout=600,
+                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+
+
+def password_reset_email(person_id: int) -> None:
+    get_queue("mail").enqueue("cadence.jobs.send_password_reset", person_id, retry=mail_retry(),
+                              result_ttl=3600, failure_ttl=FAILURE_TTL)
