@@ -135,7 +135,7 @@ def run(database: str) -> list[Result]:
     app = make_app(database_url(database, size))
     org = ensure_generated(app, size)
     with app.app_context():
-        from surveys.row_cache import forget_all as forget_cached_rows
+        from surveys.caches import forget_all as forget_cached_rows
         from surveys.snapshots import ScorecardSnapshot
 
         rounds = db.session.scalars(select(Round).order_by(Round.opens_at)).all()

@@ -113,7 +113,7 @@ def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
 def generate(size: OrgSize) -> GeneratedOrg:
     """Drop everything and build the org (inside an app context)."""
     from cadence.models import Cadence, Invitation, Person, PersonRole, Round, Team
-    from surveys.row_cache import forget_all as forget_cached_rows
+    from surveys.caches import forget_all as forget_cached_rows
     from surveys.extensions import db
     from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
 

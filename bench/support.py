@@ -36,7 +36,7 @@ def bench_app(database: str, name: str, **config):
     """An app on a fresh database with the schema, and a private Redis."""
     from cadence.redis_server import start_redis_server, stop_embedded_redis
     from surveys.app import create_app
-    from surveys.row_cache import forget_all as forget_cached_rows
+    from surveys.caches import forget_all as forget_cached_rows
     from surveys.extensions import db
 
     with tempfile.TemporaryDirectory(prefix=f"canary-{name}-") as work:

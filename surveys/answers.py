@@ -30,7 +30,7 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Sto
 from cadence.models import Invitation
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSetVersion, Response
-from surveys.row_cache import RowCache
+from surveys.caches import BoundedCache
 
 OTHER_SUFFIX = "__other"
 OTHER_OPTION = "other"
@@ -144,9 +144,9 @@ def estimated_minutes(version: QuestionSetVersion) -> int:
 
 # Published versions never change, so a process reads each one once and
 # builds its form class once (drafts, in the designer's preview, are built
-# every time). See surveys.row_cache.
-_PUBLISHED_VERSIONS = RowCache()
-_PUBLISHED_FORM_CLASSES = RowCache()
+# every time). See surveys.caches.
+_PUBLISHED_VERSIONS = BoundedCache()
+_PUBLISHED_FORM_CLASSES = BoundedCache()
 
 
 def published_version(version_id: int) -> QuestionSetVersion:

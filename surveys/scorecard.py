@@ -41,7 +41,7 @@ from surveys import metrics, stats
 from surveys.extensions import db
 from surveys.metrics import QuestionSpec
 from surveys.models import Answer, Question, Response
-from surveys.row_cache import RowCache
+from surveys.caches import BoundedCache
 from surveys.snapshots import ScorecardSnapshot
 
 SLICE_KINDS = ("team", "region", "segment")
@@ -622,7 +622,7 @@ def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
 # the last cards it assembled under a digest of every input, and hands one
 # out again only for identical inputs: a new answer, a moved team or a
 # stricter policy is a new digest. Cards are read-only, like stored ones.
-LIVE_CARDS = RowCache(size=32)
+LIVE_CARDS = BoundedCache(size=32)
 
 
 def _card_inputs(round_, kinds, rounds, aggregates, tree, shared) -> str:
@@ -723,7 +723,7 @@ def stored_snapshot(round_) -> ScorecardSnapshot | None:
 
 # Finalized rounds' sums, as RoundAggregates, which also keep the metrics
 # computed from them: every later card compares with the same few rounds.
-_FINALIZED_AGGREGATES = RowCache(size=64)
+_FINALIZED_AGGREGATES = BoundedCache(size=64)
 
 
 def stored_aggregates(round_, kinds) -> dict | None:

@@ -31,7 +31,7 @@ from werkzeug.serving import make_server
 
 from cadence.clock import FixedClock, parse_instant
 from surveys.app import create_app
-from surveys.row_cache import forget_all as forget_cached_rows
+from surveys.caches import forget_all as forget_cached_rows
 from surveys.extensions import db
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -906,7 +906,7 @@ def test_smallest_detectable_change(app):
 
 from sqlalchemy import delete  # noqa: E402
 
-from surveys.row_cache import forget_all as forget_cached_rows  # noqa: E402
+from surveys.caches import forget_all as forget_cached_rows  # noqa: E402
 from surveys.scorecard import ALL_KINDS, compute_scorecards, stored_aggregates  # noqa: E402
 
 SLICES = [("Sales / EMEA", "EMEA", "Enterprise"), ("Sales / EMEA / Nordics", "EMEA", "SMB"),
