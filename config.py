@@ -74,6 +74,10 @@ class Config:
     BASE_URL = env_str("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
 
     MAIL_BACKEND = env_str("MAIL_BACKEND", "outbox")
+    # The outbox keeps every message (password-reset links included) in the
+    # database for admins to read: production refuses it unless this is set,
+    # for a trial installation that must send nothing (issue 13).
+    MAIL_OUTBOX_IN_PRODUCTION = env_bool("MAIL_OUTBOX_IN_PRODUCTION", False)
     MAIL_SERVER = env_str("MAIL_SERVER", "localhost")
     MAIL_PORT = env_int("MAIL_PORT", 25)
     MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)

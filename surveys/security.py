@@ -203,6 +203,20 @@ def check_production_cookies(app) -> None:
         raise RuntimeError("SESSION_COOKIE_SAMESITE must be 'Lax' or 'Strict' in production")
 
 
+def check_production_mail(app) -> None:
+    """The outbox is a development and trial tool: it keeps every message,
+    password-reset links included, where admins can read it."""
+    if app.config["CANARY_ENV"] != "production" or app.config.get("MAIL_BACKEND") != "outbox":
+        return
+    if not app.config.get("MAIL_OUTBOX_IN_PRODUCTION"):
+        raise RuntimeError(
+            "MAIL_BACKEND=outbox in production: the outbox sends nothing and keeps every message, "
+            "password-reset links included, in the database for admins to read. Set MAIL_BACKEND=smtp "
+            "and the MAIL_* settings, or set MAIL_OUTBOX_IN_PRODUCTION=1 for a trial installation "
+            "that must send no mail."
+        )
+
+
 def refuse_nul_characters():
     """NUL has no place in any text Canary keeps, and PostgreSQL cannot store
     it: refuse it at the door (400) instead of failing deep inside (500)."""
@@ -218,6 +232,7 @@ def refuse_nul_characters():
 
 def init_app(app) -> None:
     check_production_cookies(app)
+    check_production_mail(app)
     proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
     if proxies > 0:
         # Only behind that many proxies that set X-Forwarded-*: otherwise any

@@ -1,0 +1,135 @@
+"""Regressions for the holes a black-box probe found (issue 13), one test (or
+a few) per item of the issue. Each fails on the code before the fix."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from cadence.links import invitation_token
+from cadence.models import OutboxMessage, Person
+from config import ProductionConfig
+from surveys import create_app
+from surveys.audit import AuditEvent
+from surveys.extensions import db
+from tests.conftest import csrf_token_from, run_worker
+from tests.test_security import rep_links  # noqa: F401  (fixture)
+from tests.test_security import PASSWORD, request_reset, sign_in
+
+
+def audit_actions():
+    return list(db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+
+
+# -- 1. The outbox ------------------------------------------------------------
+
+
+def production_config(tmp_path, **settings):
+    class Production(ProductionConfig):
+        SECRET_KEY = "p" * 48
+        INSTANCE_DIR = str(tmp_path)
+        SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'p.sqlite3'}"
+        REDIS_URL = "redis://127.0.0.1:1/0"
+
+    for name, value in settings.items():
+        setattr(Production, name, value)
+    return Production
+
+
+def test_production_refuses_the_outbox_unless_explicitly_allowed_and_says_why(tmp_path):
+    with pytest.raises(RuntimeError, match="MAIL_BACKEND=outbox.*password-reset links.*MAIL_OUTBOX_IN_PRODUCTION"):
+        create_app(production_config(tmp_path, MAIL_BACKEND="outbox"))
+    assert create_app(production_config(tmp_path, MAIL_BACKEND="smtp")).config["MAIL_BACKEND"] == "smtp"
+    allowed = create_app(production_config(tmp_path, MAIL_BACKEND="outbox", MAIL_OUTBOX_IN_PRODUCTION=True))
+    assert allowed.config["MAIL_BACKEND"] == "outbox"
+
+
+def test_the_outbox_is_an_admin_page(app, signed_in_client):
+    pm = signed_in_client(roles=("pm",), email="pm@example.com")
+    message = OutboxMessage(to_address="rep@example.com", subject="Hi", text_body="x", html_body="<p>x</p>",
+                            message_id="<m@x>")
+    db.session.add(message)
+    db.session.commit()
+    for path in ("/cadences/outbox", f"/cadences/outbox/{message.id}", f"/cadences/outbox/{message.id}/html"):
+        assert pm.get(path).status_code == 403, path
+    admin = signed_in_client(roles=("admin",), email="admin@example.com")
+    assert admin.get("/cadences/outbox").status_code == 200
+
+
+def outbox_reset_message(app, client, email) -> OutboxMessage:
+    app.config["MAIL_BACKEND"] = "outbox"
+    try:
+        assert request_reset(client, email).status_code == 200
+        run_worker(app)
+    finally:
+        app.config["MAIL_BACKEND"] = "smtp"
+    message = db.session.scalar(select(OutboxMessage).where(OutboxMessage.to_address == email))
+    assert message is not None and "/password/reset/" in message.text_body
+    return message
+
+
+def test_the_outbox_never_shows_a_reset_link_but_to_its_addressee(app, client, make_person, signed_in_client,
+                                                                    redis_conn):
+    """The takeover the probe found: someone asks a reset for the admin's
+    email, then reads the link in the outbox and sets a new password."""
+    make_person(email="boss@example.com", roles=("admin",))
+    message = outbox_reset_message(app, client, "boss@example.com")
+    token = re.search(r"/password/reset/([^\s\"<]+)", message.text_body).group(1)
+    other_admin = signed_in_client(roles=("admin",), email="other-admin@example.com")
+    for path in (f"/cadences/outbox/{message.id}", f"/cadences/outbox/{message.id}/html"):
+        page = other_admin.get(path)
+        assert page.status_code == 200 and token not in page.text, path
+        assert "only its addressee" in page.text
+    boss = app.test_client()
+    assert sign_in(boss, "boss@example.com").status_code == 302
+    assert token in boss.get(f"/cadences/outbox/{message.id}").text
+
+
+def test_rep_links_show_in_the_outbox_in_development_but_not_in_production(app, app_config, tmp_path, rep_links,
+                                                                          make_person):
+    paths, (first, _second, _late) = rep_links
+    link = paths["first"]
+    message = OutboxMessage(to_address=first.person.email, subject="Your pulse", text_body=f"Answer: http://canary.test{link}",
+                            html_body=f'<a href="http://canary.test{link}">Answer</a>', message_id="<m@x>")
+    db.session.add(message)
+    db.session.commit()
+    make_person(email="admin@example.com", roles=("admin",))
+    development = app.test_client()
+    assert sign_in(development, "admin@example.com").status_code == 302
+    assert link in development.get(f"/cadences/outbox/{message.id}").text
+
+    class TrialProduction(ProductionConfig):
+        SECRET_KEY = app_config["SECRET_KEY"]
+        INSTANCE_DIR = str(tmp_path)
+        SQLALCHEMY_DATABASE_URI = app_config["SQLALCHEMY_DATABASE_URI"]
+        REDIS_URL = app_config["REDIS_URL"]
+        MAIL_BACKEND = "outbox"
+        MAIL_OUTBOX_IN_PRODUCTION = True
+
+    production = create_app(TrialProduction).test_client()
+    base = "https://canary.example"
+    page = production.get("/sign-in", base_url=base)
+    assert production.post("/sign-in", base_url=base, headers={"Referer": base + "/sign-in"},
+                           data={"email": "admin@example.com", "password": PASSWORD,
+                                 "csrf_token": csrf_token_from(page.text)}).status_code == 302
+    for path in (f"/cadences/outbox/{message.id}", f"/cadences/outbox/{message.id}/html"):
+        shown = production.get(path, base_url=base)
+        assert shown.status_code == 200 and link not in shown.text and "only its addressee" in shown.text, path
+
+
+def test_a_staff_session_neither_opens_nor_changes_a_rep_link(app, client, rep_links, signed_in_client):
+    """The PM who followed a rep's link saw the form with the staff navigation:
+    the link must work the same for anyone holding it, and a staff session
+    must open nothing a link does not."""
+    paths, (first, _second, _late) = rep_links
+    pm = signed_in_client(roles=("pm", "admin"), email="pm@example.com")
+    as_staff = pm.get(paths["first"])
+    as_anyone = client.get(paths["first"])
+    assert as_staff.status_code == as_anyone.status_code == 200
+    assert "Sign out" not in as_staff.text and "Pat Manager" not in as_staff.text
+    first.nonce = "rotated-nonce"  # revoked
+    db.session.commit()
+    assert pm.get(paths["first"]).status_code == client.get(paths["first"]).status_code == 404
+    assert pm.get("/home").status_code == 200  # the staff session itself is untouched
