@@ -11,10 +11,12 @@ password reset) ends every session of that person at once.
 
 import hashlib
 import hmac
+import re
 import secrets
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import cache, wraps
+from urllib.parse import urljoin, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -230,11 +232,30 @@ def sign_out():
     return redirect(url_for("auth.sign_in"))
 
 
+# Characters a browser drops from, or trims around, a URL before resolving it
+# (WHATWG URL: ASCII tab and newline anywhere, C0 controls and space at the
+# ends), and the backslash it reads as a slash: `/\t/evil.example` and
+# `/\\evil.example` both leave the site. Any of them in `next` refuses it.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+_NEXT_MAX_LENGTH = 2000
+
+
 def _safe_next(target):
-    """Only same-site relative paths, so sign-in cannot redirect elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path on this site, judged as a browser would read it, so sign-in
+    cannot redirect elsewhere; anything doubtful is dropped (sign-in then goes
+    home) rather than repaired."""
+    if not target or len(target) > _NEXT_MAX_LENGTH or _UNSAFE_IN_NEXT.search(target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    # Resolved against this site, it must stay here.
+    resolved = urlsplit(urljoin("http://canary.invalid/sign-in", target))
+    if resolved.scheme != "http" or resolved.netloc != "canary.invalid":
+        return None
+    return target
 
 
 def sign_out_everywhere(person: Person, actor: Person | None) -> None:

@@ -133,3 +133,67 @@ def test_a_staff_session_neither_opens_nor_changes_a_rep_link(app, client, rep_l
     db.session.commit()
     assert pm.get(paths["first"]).status_code == client.get(paths["first"]).status_code == 404
     assert pm.get("/home").status_code == 200  # the staff session itself is untouched
+
+
+# -- 2. Open redirect after sign-in --------------------------------------------
+
+# Each is sent percent-encoded as the `next` query value (so the server sees
+# exactly this string); none may send the browser off the site.
+REDIRECT_BYPASSES = [
+    "//evil.example/x", "///evil.example/x", "////evil.example", "/\t/evil.example/x", "/\n/evil.example",
+    "/\r/evil.example", "/\r\n/evil.example", "\t//evil.example", " //evil.example", "//evil.example\t",
+    "/\\evil.example", "\\\\evil.example", "/\\/evil.example", "\\/evil.example", "/\x00/evil.example",
+    "/\x0b/evil.example", "/\x0c/evil.example", "/\x7f/evil.example", "https://evil.example",
+    "http:evil.example", "http:/evil.example", "HTTPS://evil.example", "javascript:alert(1)",
+    "data:text/html,<script>alert(1)</script>", "evil.example", "@evil.example", ".evil.example",
+    "//evil.example@canary.test", "/ /evil.example", "\u3000//evil.example", "\u2215\u2215evil.example",
+    "/" + "a" * 5000,
+]
+# Raw query strings whose decoding the server does (the probe's own finding first).
+RAW_REDIRECT_BYPASSES = ["/%09/evil.example/x", "/%0A/evil.example", "/%0D/evil.example", "%2F%2Fevil.example",
+                         "/%5Cevil.example", "%5C%5Cevil.example", "/%2F/evil.example", "%09//evil.example",
+                         "/%E3%80%80/evil.example%0d%0aSet-Cookie:x=1"]
+
+
+def browser_resolves(location: str) -> str:
+    """The host a browser goes to for this Location, after its own clean-up."""
+    from urllib.parse import urljoin, urlsplit
+
+    cleaned = location.strip("".join(map(chr, range(0x21)))).replace("\t", "").replace("\n", "").replace("\r", "")
+    return urlsplit(urljoin("http://canary.test/sign-in", cleaned.replace("\\", "/"))).netloc
+
+
+def post_sign_in(client, query: str):
+    page = client.get("/sign-in")
+    return client.post(f"/sign-in?next={query}",
+                       data={"email": "pm@example.com", "password": PASSWORD, "csrf_token": csrf_token_from(page.text)})
+
+
+@pytest.mark.parametrize("target", REDIRECT_BYPASSES + [f"raw:{raw}" for raw in RAW_REDIRECT_BYPASSES])
+def test_sign_in_never_redirects_off_the_site_nor_fails(app, make_person, target):
+    from urllib.parse import quote
+
+    make_person(email="pm@example.com")
+    client = app.test_client()
+    query = target[4:] if target.startswith("raw:") else quote(target, safe="")
+    response = post_sign_in(client, query)
+    if "\x00" in target:  # refused at the door, before any sign-in
+        assert response.status_code == 400 and "Location" not in response.headers
+        return
+    assert response.status_code == 302, response.status_code
+    assert browser_resolves(response.headers["Location"]) in ("", "canary.test"), response.headers["Location"]
+    assert response.headers["Location"] == "/home"
+    assert client.get("/home").status_code == 200  # the sign-in itself worked
+
+
+@pytest.mark.parametrize("target, location", [
+    ("/scorecards/", "/scorecards/"),
+    ("/people/?team=Sales%20EMEA%20%2F%20Z%C3%BCrich", "/people/?team=Sales%20EMEA%20%2F%20Z%C3%BCrich"),
+    ("/cadences/3", "/cadences/3"),
+])
+def test_sign_in_still_returns_to_a_page_on_the_site(app, make_person, target, location):
+    from urllib.parse import quote
+
+    make_person(email="pm@example.com")
+    response = post_sign_in(app.test_client(), quote(target, safe=""))
+    assert response.status_code == 302 and response.headers["Location"] == location
