@@ -499,6 +499,12 @@ def upsert_people(rows, actor=None) -> ImportResult:
     # roles are part of the import event).
     for email, roles_before in before_roles.items():
         audit.record_role_change(actor, people[email], roles_before, people[email].roles)
+    # Deactivation revokes open rep links and ends staff sessions for good (issue 13).
+    from cadence.revocation import deactivated
+
+    for email, snapshot in before.items():
+        if snapshot[6] and not people[email].active:
+            deactivated(people[email], actor)
     for email, snapshot in before.items():
         if _snapshot(people[email]) == snapshot:
             result.unchanged += 1

@@ -1,6 +1,6 @@
 """The admin's people page: the list, the CSV upload with its report, the export."""
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
@@ -46,6 +46,36 @@ def import_csv():
     report = import_people(form.file.data.read(), dry_run=form.dry_run.data, skip_bad=form.skip_bad.data,
                            actor=current_user._get_current_object())
     return _people_page(form, report=report)
+
+
+@people_bp.post("/<int:person_id>/rep-links/revoke")
+@roles_required("admin")
+def revoke_links(person_id):
+    """Every link already sent to this person for an open round stops working."""
+    from cadence.revocation import revoke_rep_links
+
+    person = db.session.get(Person, person_id) or abort(404)
+    count = revoke_rep_links(person, current_user._get_current_object())
+    db.session.commit()
+    flash(f"Revoked {person.name}'s links to {count} open round(s): the links already sent now answer 'not found'.",
+          "success")
+    return redirect(url_for("people.index"))
+
+
+@people_bp.post("/<int:person_id>/rep-links/resend")
+@roles_required("admin")
+def resend_links(person_id):
+    """Revoke this person's open links and send each open round's new link."""
+    from cadence.revocation import resend_rep_links
+
+    person = db.session.get(Person, person_id) or abort(404)
+    if not person.active:
+        flash(f"{person.name} is not active: nothing was sent.", "error")
+        return redirect(url_for("people.index"))
+    count = resend_rep_links(person, current_user._get_current_object())
+    db.session.commit()
+    flash(f"Revoked {person.name}'s old links; {count} new one(s) go out with the next scheduler tick.", "success")
+    return redirect(url_for("people.index"))
 
 
 @people_bp.get("/export.csv")

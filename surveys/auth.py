@@ -39,7 +39,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from cadence.clock import utcnow
-from cadence.models import STAFF_ROLES, ApiToken, Person
+from cadence.models import STAFF_ROLES, ApiToken, Person, StaffSession
 from surveys import security
 from surveys.extensions import db, login_manager
 
@@ -59,6 +59,8 @@ def _dummy_hash() -> str:
 
 MIN_PASSWORD_LENGTH = 10
 SESSION_VERSION_KEY = "_canary_session_version"
+# The random id of this browser's StaffSession row (its SHA-256 is stored).
+SESSION_ID_KEY = "_canary_sid"
 PASSWORD_RESET_SALT = "canary.password-reset.v1"
 
 login_manager.login_view = "auth.sign_in"
@@ -89,11 +91,44 @@ def load_user(user_id):
         person = db.session.get(Person, int(user_id))
     except (TypeError, ValueError):
         return None
-    if person is None or not person.is_staff:
+    if person is None or not person.is_staff or not person.active:
         return None
     if session.get(SESSION_VERSION_KEY) != (person.session_version or 0):
         return None  # signed out everywhere (or password reset) since
+    if current_staff_session(person) is None:
+        return None  # signed out on the server, or from before sessions were recorded
     return person
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def current_staff_session(person: Person) -> StaffSession | None:
+    """This browser's session record, if it belongs to `person` and has not ended."""
+    sid = session.get(SESSION_ID_KEY)
+    if not isinstance(sid, str) or not sid:
+        return None
+    return db.session.scalar(
+        select(StaffSession).where(
+            StaffSession.sid_hash == _sid_hash(sid),
+            StaffSession.person_id == person.id,
+            StaffSession.ended_at.is_(None),
+        )
+    )
+
+
+def end_sessions_of(person: Person) -> int:
+    """End every open session of `person` on the server, for good (a later
+    reactivation or role change does not bring them back); the caller commits."""
+    from sqlalchemy import update
+
+    result = db.session.execute(
+        update(StaffSession)
+        .where(StaffSession.person_id == person.id, StaffSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    return result.rowcount or 0
 
 
 def roles_required(*roles):
@@ -216,16 +251,26 @@ def sign_in():
 
 
 def start_session(person: Person) -> None:
-    """A fresh session (no fixation), bound to the person's session version."""
+    """A fresh session (no fixation), bound to the person's session version
+    and recorded on the server, so signing out can end it there."""
     session.clear()
+    sid = secrets.token_urlsafe(32)
+    db.session.add(StaffSession(person_id=person.id, sid_hash=_sid_hash(sid), created_at=utcnow()))
+    db.session.commit()
     login_user(person)
     session[SESSION_VERSION_KEY] = person.session_version or 0
+    session[SESSION_ID_KEY] = sid
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME idle
 
 
 @auth_bp.route("/sign-out", methods=["POST"])
 @staff_required
 def sign_out():
+    record = current_staff_session(current_user._get_current_object())
+    if record is not None:
+        record.ended_at = utcnow()  # a copy of this cookie stops working too
+        audit_log.record(current_user._get_current_object(), "sign_out", current_user._get_current_object())
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
@@ -261,6 +306,7 @@ def _safe_next(target):
 def sign_out_everywhere(person: Person, actor: Person | None) -> None:
     """End every session of `person` (this one too); the caller commits."""
     person.session_version = (person.session_version or 0) + 1
+    end_sessions_of(person)
     audit_log.record(actor, "sign_out_everywhere", person)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from cadence.links import invitation_token
 from cadence.models import OutboxMessage, Person
@@ -14,6 +14,7 @@ from config import ProductionConfig
 from surveys import create_app
 from surveys.audit import AuditEvent
 from surveys.extensions import db
+from surveys.models import Response
 from tests.conftest import csrf_token_from, run_worker
 from tests.test_security import rep_links  # noqa: F401  (fixture)
 from tests.test_security import PASSWORD, request_reset, sign_in
@@ -197,3 +198,103 @@ def test_sign_in_still_returns_to_a_page_on_the_site(app, make_person, target, l
     make_person(email="pm@example.com")
     response = post_sign_in(app.test_client(), quote(target, safe=""))
     assert response.status_code == 302 and response.headers["Location"] == location
+
+
+# -- 3. Sessions end on the server ----------------------------------------------
+
+
+def cookie_copy(source, target):
+    """What an attacker does with a stolen cookie: the same value in another browser."""
+    cookie = source.get_cookie("session")
+    assert cookie is not None
+    target.set_cookie("session", cookie.value)
+
+
+def set_active(client, headers, email, name, active):
+    response = client.post("/api/v1/people", json=[{"email": email, "name": name, "active": active}], headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def test_a_copied_session_cookie_stops_working_when_its_owner_signs_out(app, make_person):
+    make_person(email="pm@example.com")
+    owner, thief = app.test_client(), app.test_client()
+    assert sign_in(owner, "pm@example.com").status_code == 302
+    cookie_copy(owner, thief)
+    assert thief.get("/home").status_code == 200  # the copy works while the session lives
+    page = owner.get("/home")
+    assert owner.post("/sign-out", data={"csrf_token": csrf_token_from(page.text)}).status_code == 302
+    assert thief.get("/home").headers["Location"].startswith("/sign-in?next=")
+    assert owner.get("/home").headers["Location"].startswith("/sign-in?next=")
+    assert "sign_out" in audit_actions()
+    # Another session of the same person is not affected by this sign-out.
+    other = app.test_client()
+    assert sign_in(other, "pm@example.com").status_code == 302 and other.get("/home").status_code == 200
+
+
+def test_deactivation_ends_staff_sessions_for_good(app, client, make_person, api_token):
+    make_person(email="pm@example.com")
+    browser = app.test_client()
+    assert sign_in(browser, "pm@example.com").status_code == 302
+    admin = api_token(roles=("admin",), email="admin@example.com")
+    set_active(client, admin, "pm@example.com", "Pat Manager", False)
+    assert browser.get("/home").headers["Location"].startswith("/sign-in?next=")
+    set_active(client, admin, "pm@example.com", "Pat Manager", True)
+    assert browser.get("/home").headers["Location"].startswith("/sign-in?next=")  # not back on reactivation
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "person.deactivated"))
+    assert event is not None and event.details["sessions_ended"] == 1
+    assert sign_in(browser, "pm@example.com").status_code == 302  # signing in again works
+    assert browser.get("/home").status_code == 200
+
+
+# -- 4. Rep links can be revoked ------------------------------------------------
+
+
+def test_deactivating_a_person_revokes_their_open_links(app, client, rep_links, api_token):
+    paths, (first, second, _late) = rep_links
+    page = client.get(paths["first"])
+    assert page.status_code == 200
+    set_active(client, api_token(roles=("admin",)), first.person.email, first.person.name, False)
+    assert client.get(paths["first"]).status_code == 404
+    assert client.post(paths["first"], data={"csrf_token": csrf_token_from(page.text),
+                                             "confidence": "4"}).status_code == 404
+    assert db.session.scalar(select(func.count()).select_from(Response)) == 0
+    assert client.get(paths["second"]).status_code == 200  # nobody else's link
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "person.deactivated"))
+    assert event.details["rep_links_revoked"] == [first.id]
+
+
+def admin_post(admin, path):
+    page = admin.get("/people/")
+    return admin.post(path, data={"csrf_token": csrf_token_from(page.text)})
+
+
+def test_an_admin_revokes_one_persons_link(app, client, rep_links, signed_in_client):
+    paths, (first, second, _late) = rep_links
+    admin = signed_in_client(roles=("admin",), email="admin@example.com")
+    response = admin_post(admin, f"/people/{first.person_id}/rep-links/revoke")
+    assert response.status_code == 302
+    assert client.get(paths["first"]).status_code == 404
+    assert client.get(paths["second"]).status_code == 200
+    assert "rep_links.revoked" in audit_actions()
+    pm = signed_in_client(roles=("pm",), email="pm@example.com")
+    assert admin_post(pm, f"/people/{second.person_id}/rep-links/revoke").status_code == 403
+    assert client.get(paths["second"]).status_code == 200
+
+
+def test_an_admin_re_sends_one_persons_link_the_old_one_dies_the_new_one_works(app, client, rep_links,
+                                                                                signed_in_client, smtp):
+    from cadence.delivery import send_deliveries
+    from cadence.models import Delivery
+
+    paths, (first, _second, _late) = rep_links
+    admin = signed_in_client(roles=("admin",), email="admin@example.com")
+    assert admin_post(admin, f"/people/{first.person_id}/rep-links/resend").status_code == 302
+    assert client.get(paths["first"]).status_code == 404
+    delivery = db.session.scalar(select(Delivery).where(Delivery.invitation_id == first.id))
+    assert delivery.kind == "resend-1" and delivery.status == "pending"
+    assert send_deliveries([delivery.id]).sent == 1
+    smtp.wait_for(1)
+    text = smtp.messages[0].get_body(preferencelist=("plain",)).get_content()
+    new_link = re.search(r"http://canary\.test(/r/[A-Za-z0-9_.\-]+)", text).group(1)
+    assert new_link != paths["first"] and client.get(new_link).status_code == 200
+    assert "rep_links.resent" in audit_actions()
