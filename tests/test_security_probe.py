@@ -298,3 +298,26 @@ def test_an_admin_re_sends_one_persons_link_the_old_one_dies_the_new_one_works(a
     new_link = re.search(r"http://canary\.test(/r/[A-Za-z0-9_.\-]+)", text).group(1)
     assert new_link != paths["first"] and client.get(new_link).status_code == 200
     assert "rep_links.resent" in audit_actions()
+
+
+# -- 8. No cache keeps answers, comments or people ---------------------------------
+
+
+def test_pages_with_answers_comments_or_people_are_never_cached(app, client, rep_links, signed_in_client):
+    paths, (first, _second, _late) = rep_links
+    page = client.get(paths["first"])
+    saved = client.post(paths["first"], data={"csrf_token": csrf_token_from(page.text), "confidence": "4",
+                                              "notes": "my manager ignores churn"})
+    assert saved.status_code == 303
+    rep_form = client.get(paths["first"])
+    assert "my manager ignores churn" in rep_form.text and rep_form.headers["Cache-Control"] == "no-store"
+    assert client.get(paths["first"] + "/thanks").headers["Cache-Control"] == "no-store"
+    staff = signed_in_client(roles=("pm", "admin", "leader"), email="staff@example.com")
+    round_id = first.round_id
+    for path in ("/people/", "/people/export.csv", f"/scorecards/rounds/{round_id}",
+                 f"/scorecards/rounds/{round_id}/comments", f"/scorecards/rounds/{round_id}/responses.csv",
+                 "/admin/audit/", "/home"):
+        response = staff.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["Cache-Control"] == "no-store", path
+    assert "no-store" not in client.get("/static/canary.css").headers.get("Cache-Control", "")
