@@ -321,3 +321,42 @@ def test_pages_with_answers_comments_or_people_are_never_cached(app, client, rep
         assert response.status_code == 200, path
         assert response.headers["Cache-Control"] == "no-store", path
     assert "no-store" not in client.get("/static/canary.css").headers.get("Cache-Control", "")
+
+
+# -- 9. Replies: only the author or an admin removes one; all audited -------------------
+
+
+def test_only_a_replys_author_or_an_admin_may_remove_it_and_every_change_is_audited(app, signed_in_client):
+    from surveys.feedback import Reply
+    from tests.scorecard_data import ScorecardData
+
+    data = ScorecardData()
+    version = data.version([{"key": "score", "type": "scale"}])
+    round_ = data.round("2026-01", version, 0)
+    data.commit()
+    author = signed_in_client(roles=("pm",), email="author@example.com")
+    page = author.get(f"/scorecards/rounds/{round_.id}")
+    added = author.post(f"/scorecards/rounds/{round_.id}/replies",
+                        data={"csrf_token": csrf_token_from(page.text), "body": "We shipped SSO"})
+    assert added.status_code == 302
+    reply_id = db.session.scalar(select(Reply.id))
+    other = signed_in_client(roles=("pm",), email="other-pm@example.com")
+    page = other.get(f"/scorecards/rounds/{round_.id}")
+    assert f"/replies/{reply_id}/delete" not in page.text  # no button for someone else's reply
+    refused = other.post(f"/scorecards/rounds/{round_.id}/replies/{reply_id}/delete",
+                         data={"csrf_token": csrf_token_from(page.text)})
+    assert refused.status_code == 403
+    assert db.session.scalar(select(func.count()).select_from(Reply)) == 1
+    admin = signed_in_client(roles=("admin",), email="admin@example.com")
+    page = admin.get(f"/scorecards/rounds/{round_.id}")
+    assert f"/replies/{reply_id}/delete" in page.text
+    removed = admin.post(f"/scorecards/rounds/{round_.id}/replies/{reply_id}/delete",
+                         data={"csrf_token": csrf_token_from(page.text)})
+    assert removed.status_code == 302
+    assert db.session.scalar(select(func.count()).select_from(Reply)) == 0
+    events = db.session.scalars(select(AuditEvent).where(AuditEvent.action.like("reply.%"))
+                                .order_by(AuditEvent.id)).all()
+    assert [(e.action, e.actor_email, e.details["body"]) for e in events] == [
+        ("reply.added", "author@example.com", "We shipped SSO"),
+        ("reply.deleted", "admin@example.com", "We shipped SSO"),
+    ]
