@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from cadence.links import invitation_token
-from cadence.models import OutboxMessage, Person
+from cadence.models import Cadence, OutboxMessage, Person
 from config import ProductionConfig
 from surveys import create_app
 from surveys.audit import AuditEvent
 from surveys.extensions import db
-from surveys.models import Response
+from surveys.models import QuestionSet, Response
 from tests.conftest import csrf_token_from, run_worker
 from tests.test_security import rep_links  # noqa: F401  (fixture)
 from tests.test_security import PASSWORD, request_reset, sign_in
@@ -360,3 +360,57 @@ def test_only_a_replys_author_or_an_admin_may_remove_it_and_every_change_is_audi
         ("reply.added", "author@example.com", "We shipped SSO"),
         ("reply.deleted", "admin@example.com", "We shipped SSO"),
     ]
+
+
+# -- 6. Control characters in names; one poisoned message fails alone -----------------
+
+
+@pytest.mark.parametrize("name", ["Pulse\nBcc: all@example.com", "Pu\rlse", "Pul\tse", "Pulse\x1b[31m", "Pul\x85se"])
+def test_names_with_control_characters_are_refused_at_the_door(app, client, api_token, name):
+    from tests.test_loop import QUESTIONS, set_up_org_and_cadence
+
+    headers = api_token()
+    cadence = set_up_org_and_cadence(client, headers)
+    before = (db.session.scalar(select(func.count()).select_from(QuestionSet)),
+              db.session.scalar(select(func.count()).select_from(Cadence)))
+    created = client.post("/api/v1/question-sets", json={"name": name, "questions": QUESTIONS}, headers=headers)
+    assert created.status_code == 422 and "control character" in created.json["errors"]["name"]
+    renamed = client.patch(f"/api/v1/question-sets/{cadence['question_set_id']}", json={"name": name}, headers=headers)
+    assert renamed.status_code == 422 and "control character" in renamed.json["errors"]["name"]
+    payload = {"name": name, "question_set_id": cadence["question_set_id"], "rrule": "FREQ=MONTHLY;BYMONTHDAY=1",
+               "send_time": "09:00", "timezone": "UTC", "open_days": 5, "starts_on": "2026-01-01"}
+    refused = client.post("/api/v1/cadences", json=payload, headers=headers)
+    assert refused.status_code == 422 and "control character" in refused.json["errors"]["name"]
+    assert before == (db.session.scalar(select(func.count()).select_from(QuestionSet)),
+                      db.session.scalar(select(func.count()).select_from(Cadence)))
+    assert db.session.get(QuestionSet, cadence["question_set_id"]).name == "Pulse"
+
+
+def test_a_designer_form_name_with_a_line_break_gets_a_field_error(app, signed_in_client):
+    pm = signed_in_client(roles=("pm",))
+    page = pm.get("/question-sets/new")
+    response = pm.post("/question-sets/new", data={"csrf_token": csrf_token_from(page.text), "name": "Pulse\nX",
+                                                   "confidentiality": "attributed", "min_group_size": "5"})
+    assert response.status_code == 422 and "control character" in response.text
+    assert db.session.scalar(select(func.count()).select_from(QuestionSet)) == 0
+
+
+def test_one_poisoned_message_ends_failed_with_its_reason_and_the_rest_of_the_batch_goes_out(app, rep_links, smtp):
+    from cadence.delivery import send_deliveries
+    from cadence.models import Delivery
+    from cadence.clock import utcnow
+
+    _paths, (first, second, _late) = rep_links
+    # A name stored before names were checked.
+    first.person.name = "First\nBcc: everyone@example.com"
+    deliveries = [Delivery(invitation_id=i.id, kind="invite", status="queued", due_at=utcnow()) for i in (first, second)]
+    db.session.add_all(deliveries)
+    db.session.commit()
+    result = send_deliveries([d.id for d in deliveries])
+    assert (result.sent, result.failed) == (1, 1)
+    smtp.wait_for(1)
+    assert len(smtp.messages) == 1 and second.person.email in smtp.messages[0]["To"]
+    db.session.expire_all()
+    poisoned, fine = (db.session.get(Delivery, d.id) for d in deliveries)
+    assert poisoned.status == "failed" and "cannot compose the message" in poisoned.last_error
+    assert fine.status == "sent"
