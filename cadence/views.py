@@ -16,7 +16,7 @@ from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
 from surveys.scorecard import detectable_changes
 from surveys.extensions import db
-from surveys import audit
+from surveys import audit, limits
 from surveys.models import QuestionSet
 
 cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
@@ -269,7 +269,7 @@ def shown_body(message: OutboxMessage, body: str | None) -> str | None:
 @cadences_bp.get("/outbox")
 @roles_required("admin")
 def outbox():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = limits.whole_number(request.args.get("page"), minimum=1, maximum=1_000_000) or 1
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
     to = (request.args.get("to") or "").strip().lower()
     if to:

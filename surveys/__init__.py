@@ -68,6 +68,17 @@ def resolve_secret_key(app) -> str:
 
 
 def register_extensions(app):
+    from flask.json.provider import DefaultJSONProvider
+
+    from surveys import limits
+
+    class LimitedJSONProvider(DefaultJSONProvider):
+        """Every request.get_json parses within surveys.limits (issue 13)."""
+
+        def loads(self, s, **kwargs):
+            return limits.loads(s)
+
+    app.json = LimitedJSONProvider(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)

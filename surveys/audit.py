@@ -18,6 +18,7 @@ from sqlalchemy import JSON, ForeignKey, String, event, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cadence.clock import utcnow
+from surveys import limits
 from surveys.auth import roles_required
 from surveys.extensions import UTCDateTime, db
 
@@ -130,7 +131,7 @@ def index():
     """Newest first, filtered by action and actor, paged by id."""
     action = request.args.get("action", "").strip()
     actor = request.args.get("actor", "").strip().lower()
-    before = request.args.get("before", type=int)
+    before = limits.whole_number(request.args.get("before"), minimum=1)
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
     if action:
         # "token" matches token.created and token.revoked as well as "token".

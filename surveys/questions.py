@@ -14,6 +14,7 @@ designer shows next to its fields.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 import unicodedata
@@ -183,12 +184,26 @@ def _read_bool(value, default):
     return value, None
 
 
+@functools.cache
+def reserved_keys() -> frozenset[str]:
+    """Names the rep form itself uses (`meta`, `errors`, `process`, `data`,
+    `validate`...): a question with one of them as its key would replace a
+    part of the form and break the preview and the rep form (issue 13)."""
+    from surveys.answers import RepFormBase
+
+    # Attributes set on each form instance (not visible on the class) too.
+    instance_attributes = {"meta", "form_errors", "csrf_token"}
+    return frozenset(name for name in dir(RepFormBase) if KEY_PATTERN.match(name)) | instance_attributes
+
+
 def _read_key(value):
     if not isinstance(value, str) or not value.strip():
         return None, "Required. " + KEY_RULE
     value = value.strip()
     if not KEY_PATTERN.match(value):
         return None, KEY_RULE
+    if value in reserved_keys():
+        return None, f"{value!r} is a name the form itself uses; choose another key."
     return value, None
 
 

@@ -224,10 +224,22 @@ def refuse_nul_characters():
 
     if any("\x00" in value for values in request.args.listvalues() for value in values):
         abort(400, description="The address contains a NUL character.")
-    if request.method in ("POST", "PUT", "PATCH") and not request.files:
-        body = request.get_data(cache=True)
-        if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
-            abort(400, description="The request contains a NUL character.")
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if request.mimetype == "multipart/form-data":
+        # Uploads (issue 13): the parsed fields and every file's content,
+        # including a JSON file's \u0000 escape.
+        if any("\x00" in value for values in request.form.listvalues() for value in values):
+            abort(400, description="The form contains a NUL character.")
+        for upload in request.files.values():
+            content = upload.stream.read()
+            upload.stream.seek(0)
+            if b"\x00" in content or b"\\u0000" in content:
+                abort(400, description=f"The file {upload.filename or ''} contains a NUL character.".replace("  ", " "))
+        return
+    body = request.get_data(cache=True)
+    if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
+        abort(400, description="The request contains a NUL character.")
 
 
 def init_app(app) -> None:

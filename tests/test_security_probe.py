@@ -3,6 +3,7 @@ a few) per item of the issue. Each fails on the code before the fix."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -414,3 +415,174 @@ def test_one_poisoned_message_ends_failed_with_its_reason_and_the_rest_of_the_ba
     poisoned, fine = (db.session.get(Delivery, d.id) for d in deliveries)
     assert poisoned.status == "failed" and "cannot compose the message" in poisoned.last_error
     assert fine.status == "sent"
+
+
+# -- 7. Hostile input: a clear 4xx, quickly, nothing stored --------------------------------
+
+QUICK = 3.0  # seconds; each case below took 5-12 s of CPU or ended in a 500 before
+
+
+def timed(call):
+    import time
+
+    started = time.monotonic()
+    response = call()
+    elapsed = time.monotonic() - started
+    assert elapsed < QUICK, f"took {elapsed:.1f} s"
+    return response
+
+
+def nested(depth: int) -> str:
+    return '{"name": "deep", "questions": ' + "[" * depth + "]" * depth + "}"
+
+
+def import_file(client, content: bytes, filename="set.json"):
+    page = client.get("/question-sets/")
+    return client.post("/question-sets/import", content_type="multipart/form-data",
+                       data={"csrf_token": csrf_token_from(page.text), "file": (io.BytesIO(content), filename)})
+
+
+def counts():
+    return (db.session.scalar(select(func.count()).select_from(QuestionSet)),
+            db.session.scalar(select(func.count()).select_from(Person)),
+            db.session.scalar(select(func.count()).select_from(Cadence)))
+
+
+@pytest.mark.parametrize("depth", [40, 5_000, 200_000])
+def test_deeply_nested_json_is_refused_with_a_problem(app, client, api_token, signed_in_client, depth):
+    headers = api_token()
+    before = counts()
+    for path, body in (("/api/v1/question-sets", nested(depth)), ("/api/v1/people", "[" * depth + "]" * depth)):
+        response = timed(lambda: client.post(path, data=body, headers={**headers, "Content-Type": "application/json"}))
+        assert response.status_code == 400 and response.mimetype == "application/problem+json", path
+        assert "nested more than 32 levels" in response.json["detail"], path
+    pm = signed_in_client(roles=("pm",), email="designer@example.com")
+    response = timed(lambda: import_file(pm, nested(depth).encode()))
+    assert response.status_code == 422 and "nested more than 32 levels" in response.text
+    assert counts()[0] == before[0] and counts()[2] == before[2]
+
+
+def test_huge_numbers_in_json_are_refused(app, client, api_token, signed_in_client):
+    headers = api_token()
+    huge = "9" * 5000
+    body = '{"name": "n", "min_group_size": ' + huge + ', "questions": []}'
+    response = timed(lambda: client.post("/api/v1/question-sets", data=body,
+                                         headers={**headers, "Content-Type": "application/json"}))
+    assert response.status_code == 400 and "more than 18 digits" in response.json["detail"]
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        response = client.post("/api/v1/question-sets", data='{"name": "n", "min_group_size": ' + constant + "}",
+                               headers={**headers, "Content-Type": "application/json"})
+        assert response.status_code == 400, constant
+    pm = signed_in_client(roles=("pm",), email="designer@example.com")
+    imported = timed(lambda: import_file(pm, body.encode()))
+    assert imported.status_code == 422 and "more than 18 digits" in imported.text
+    assert counts()[0] == 0
+
+
+HUGE = "9" * 40
+
+
+def test_huge_page_and_before_parameters_never_fail(app, client, api_token, signed_in_client):
+    from tests.test_loop import set_up_org_and_cadence
+
+    headers = api_token()
+    cadence = set_up_org_and_cadence(client, headers)
+    admin = signed_in_client(roles=("admin", "pm"), email="admin@example.com")
+    for path in (f"/people/?page={HUGE}", f"/cadences/outbox?page={HUGE}", f"/admin/audit/?before={HUGE}",
+                 "/people/?page=-1", "/people/?page=%C2%B2", f"/people/?page={'9' * 5000}"):
+        assert timed(lambda: admin.get(path)).status_code == 200, path
+    set_id = cadence["question_set_id"]
+    for version in (HUGE, "0", "%C2%B2", "9" * 5000):
+        assert admin.get(f"/question-sets/{set_id}/preview?version={version}").status_code == 404, version
+    for path in (f"/api/v1/people?page={HUGE}", f"/api/v1/people?page={'9' * 5000}", "/api/v1/people?page=%C2%B2",
+                 f"/api/v1/cadences/{cadence['id']}/preview?count={'9' * 5000}",
+                 f"/api/v1/cadences/{cadence['id']}/preview?count=%C2%B9"):
+        response = client.get(path, headers=headers)
+        assert response.status_code == 400 and response.mimetype == "application/problem+json", path
+
+
+def test_nul_characters_inside_uploaded_files_are_refused(app, signed_in_client):
+    pm = signed_in_client(roles=("pm", "admin"), email="designer@example.com")
+    valid = {"name": "Pulse", "questions": [{"key": "score", "type": "scale", "prompt": "How?"}]}
+    import json
+
+    escaped = json.dumps(dict(valid, name="Pul\u0000se")).encode()
+    raw = json.dumps(valid).encode().replace(b"Pulse", b"Pul\x00se")
+    for content in (escaped, raw):
+        response = import_file(pm, content)
+        assert response.status_code == 400 and "NUL" in response.text
+    page = pm.get("/people/")
+    people = pm.post("/people/import", content_type="multipart/form-data",
+                     data={"csrf_token": csrf_token_from(page.text),
+                           "file": (io.BytesIO(b"email,name\nnul@example.com,Nu\x00l\n"), "people.csv")})
+    assert people.status_code == 400 and "NUL" in people.text
+    assert counts()[:2] == (0, 1)
+    assert import_file(pm, json.dumps(valid).encode()).status_code == 302  # the same file without NUL imports
+
+
+@pytest.mark.parametrize("key", ["meta", "errors", "process", "data", "validate", "populate_obj", "csrf_token"])
+def test_question_keys_the_form_itself_uses_are_refused(app, client, api_token, signed_in_client, key):
+    headers = api_token()
+    body = {"name": "Pulse", "questions": [{"key": key, "type": "scale", "prompt": "How?"}]}
+    response = client.post("/api/v1/question-sets", json=body, headers=headers)
+    assert response.status_code == 422
+    assert any("form itself uses" in message for message in response.json["errors"].values())
+    pm = signed_in_client(roles=("pm",), email="designer@example.com")
+    import json
+
+    imported = import_file(pm, json.dumps(body).encode())
+    assert imported.status_code == 422 and "form itself uses" in imported.text
+    assert counts()[0] == 0
+
+
+@pytest.mark.parametrize("rule", ["FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "FREQ=DAILY;INTERVAL=2;BYMONTH=4;BYMONTHDAY=31",
+                                  "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=31", "FREQ=DAILY;BYYEARDAY=366;BYMONTH=1",
+                                  "FREQ=DAILY;INTERVAL=23;BYMONTH=6;BYMONTHDAY=31"])
+def test_recurrences_that_never_occur_are_refused_quickly(app, client, api_token, rule):
+    from tests.test_loop import set_up_org_and_cadence
+
+    headers = api_token()
+    cadence = set_up_org_and_cadence(client, headers)
+    payload = {"name": "Never", "question_set_id": cadence["question_set_id"], "rrule": rule, "send_time": "09:00",
+               "timezone": "UTC", "open_days": 5, "starts_on": "2026-01-01"}
+    response = timed(lambda: client.post("/api/v1/cadences", json=payload, headers=headers))
+    assert response.status_code == 422 and "never occurs" in response.json["errors"]["rrule"]
+    assert counts()[2] == 1
+
+
+def test_a_leap_day_recurrence_is_still_accepted(app, client, api_token):
+    from tests.test_loop import set_up_org_and_cadence
+
+    headers = api_token()
+    cadence = set_up_org_and_cadence(client, headers)
+    payload = {"name": "Leap Mondays", "question_set_id": cadence["question_set_id"],
+               "rrule": "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO", "send_time": "09:00", "timezone": "UTC",
+               "open_days": 5, "starts_on": "2026-01-01"}
+    assert client.post("/api/v1/cadences", json=payload, headers=headers).status_code == 201
+
+
+def people_csv(rows: int, chain: bool) -> bytes:
+    lines = ["email,name,roles,team,region,segment,manager_email,timezone"]
+    for i in range(rows):
+        manager = f"p{i - 1}@example.com" if chain and i else ""
+        lines.append(f"p{i}@example.com,Person {i},rep,Sales / T{i % 40},EMEA,SMB,{manager},Europe/Berlin")
+    return "\n".join(lines).encode()
+
+
+def test_a_large_people_csv_dry_run_answers_quickly(app, signed_in_client):
+    admin = signed_in_client(roles=("admin",), email="admin@example.com")
+
+    def upload(content):
+        page = admin.get("/people/")
+        return admin.post("/people/import", content_type="multipart/form-data",
+                          data={"csrf_token": csrf_token_from(page.text), "dry_run": "y",
+                                "file": (io.BytesIO(content), "people.csv")})
+
+    big = people_csv(21_000, chain=True)
+    assert 1_800_000 < len(big) < 2 * 1024 * 1024
+    refused = timed(lambda: upload(big))
+    assert refused.status_code == 422 and "more than 5,000 people" in refused.text
+    # The largest file accepted, every person managed by the one before: a second or two.
+    accepted = timed(lambda: upload(people_csv(5000, chain=True)))
+    assert accepted.status_code == 200 and "Dry run: would create 5000" in accepted.text
+    assert counts()[1] == 1
