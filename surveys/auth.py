@@ -383,6 +383,23 @@ def send_password_reset_email(person_id: int) -> None:
     db.session.commit()  # the outbox backend keeps the message in the database
 
 
+def handle_password_reset_request(email: str, address: str | None = None) -> None:
+    """RQ job on the mail queue for every reset request: send the link when
+    `email` is an active staff member's, else do nothing."""
+    person = find_person_by_email(email)
+    if person is None or not person.active or not person.is_staff:
+        return
+    audit_log.record(None, "password.reset_requested", person, {"address": address} if address else None)
+    db.session.commit()
+    send_password_reset_email(person.id)
+
+
+def _password_reset_request_job(email: str, address: str | None = None) -> None:
+    from cadence.jobs import with_app_context
+
+    with_app_context(handle_password_reset_request)(email, address)
+
+
 def _send_password_reset_job(person_id: int) -> None:
     from cadence.jobs import with_app_context
 
@@ -424,14 +441,12 @@ def forgot_password():
             return render_template("auth/forgot_password.html", form=form), 429
         security.count_attempt("PASSWORD_RESET_EMAIL_LIMIT", email)
         security.count_attempt("PASSWORD_RESET_ADDRESS_LIMIT", address)
-        person = find_person_by_email(email)
-        if person is not None and person.active and person.is_staff:
-            audit_log.record(None, "password.reset_requested", person)
-            db.session.commit()
-            from cadence.queues import get_queue, mail_retry
+        # The same work and the same answer whether or not the address has an
+        # account (issue 13): the request only queues a job; the worker looks
+        # the email up, and sends (and audits) only for active staff.
+        from cadence.queues import get_queue, mail_retry
 
-            get_queue("mail").enqueue(_send_password_reset_job, person.id, retry=mail_retry())
-        # The same answer whether or not the address has an account.
+        get_queue("mail").enqueue(_password_reset_request_job, email, address, retry=mail_retry())
         return render_template("auth/forgot_password_sent.html", email=email)
     return render_template("auth/forgot_password.html", form=form)
 

@@ -586,3 +586,42 @@ def test_a_large_people_csv_dry_run_answers_quickly(app, signed_in_client):
     accepted = timed(lambda: upload(people_csv(5000, chain=True)))
     assert accepted.status_code == 200 and "Dry run: would create 5000" in accepted.text
     assert counts()[1] == 1
+
+
+# -- 5. Password-reset requests: the same work for every email -------------------------
+
+
+def test_reset_requests_for_staff_unknown_and_rep_emails_do_the_same_work_before_answering(
+        app, client, make_person, smtp, redis_conn):
+    """Checked by what runs, not by a stopwatch: the same SQL statements and
+    the same queued job, whoever the email belongs to."""
+    from sqlalchemy import event
+
+    from cadence.queues import get_queue
+
+    make_person(email="pm@example.com")
+    make_person(email="rep@example.com", roles=("rep",))
+    queue = get_queue("mail")
+    work = {}
+    for email in ("pm@example.com", "nobody@example.com", "rep@example.com"):
+        page = client.get("/password/forgot")
+        statements = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement.split()[0].upper())
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            before = set(queue.job_ids)
+            response = client.post("/password/forgot", data={"email": email, "csrf_token": csrf_token_from(page.text)})
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert response.status_code == 200
+        jobs = [queue.fetch_job(job_id) for job_id in set(queue.job_ids) - before]
+        work[email] = (statements, [(job.func_name, len(job.args)) for job in jobs], response.text.replace(email, "E"))
+    assert work["pm@example.com"] == work["nobody@example.com"] == work["rep@example.com"]
+    assert len(work["pm@example.com"][1]) == 1  # one job each
+    run_worker(app, ["mail"])
+    smtp.wait_for(1, timeout=2)
+    assert [m["To"] for m in smtp.messages] == ["pm@example.com"]
+    assert audit_actions().count("password.reset_requested") == 1
