@@ -9,7 +9,6 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from cadence.links import invitation_token
 from cadence.models import Cadence, OutboxMessage, Person
 from config import ProductionConfig
 from surveys import create_app
