@@ -104,6 +104,9 @@ class Config:
     # Staff sessions end after this long without a request (each request
     # renews the cookie), so a copied cookie does not work forever.
     PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))
+    # However active, a staff session ends this long after its sign-in
+    # (issue 13; OWASP ASVS 3.3.2 at level 2: re-authenticate every 12 hours).
+    SESSION_ABSOLUTE_LIFETIME = timedelta(hours=env_int("SESSION_ABSOLUTE_HOURS", 12))
     # Form parsing limits (Werkzeug): bytes of non-file form data, and parts.
     MAX_FORM_MEMORY_SIZE = 512 * 1024
     MAX_FORM_PARTS = 1000

@@ -109,11 +109,13 @@ def current_staff_session(person: Person) -> StaffSession | None:
     sid = session.get(SESSION_ID_KEY)
     if not isinstance(sid, str) or not sid:
         return None
+    started_after = utcnow() - current_app.config["SESSION_ABSOLUTE_LIFETIME"]
     return db.session.scalar(
         select(StaffSession).where(
             StaffSession.sid_hash == _sid_hash(sid),
             StaffSession.person_id == person.id,
             StaffSession.ended_at.is_(None),
+            StaffSession.created_at > started_after,
         )
     )
 

@@ -624,3 +624,23 @@ def test_reset_requests_for_staff_unknown_and_rep_emails_do_the_same_work_before
     smtp.wait_for(1, timeout=2)
     assert [m["To"] for m in smtp.messages] == ["pm@example.com"]
     assert audit_actions().count("password.reset_requested") == 1
+
+
+def test_a_session_ends_twelve_hours_after_sign_in_however_active(app, make_person):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from cadence.clock import utcnow
+    from cadence.models import StaffSession
+
+    make_person(email="pm@example.com")
+    browser = app.test_client()
+    assert sign_in(browser, "pm@example.com").status_code == 302
+    assert app.config["SESSION_ABSOLUTE_LIFETIME"] == timedelta(hours=12)
+    db.session.execute(update(StaffSession).values(created_at=utcnow() - timedelta(hours=11, minutes=59)))
+    db.session.commit()
+    assert browser.get("/home").status_code == 200
+    db.session.execute(update(StaffSession).values(created_at=utcnow() - timedelta(hours=12, minutes=1)))
+    db.session.commit()
+    assert browser.get("/home").headers["Location"].startswith("/sign-in?next=")
