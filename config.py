@@ -74,6 +74,10 @@ class Config:
     BASE_URL = env_str("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
 
     MAIL_BACKEND = env_str("MAIL_BACKEND", "outbox")
+    # The outbox keeps every message (password-reset links included) in the
+    # database for admins to read: production refuses it unless this is set,
+    # for a trial installation that must send nothing (issue 13).
+    MAIL_OUTBOX_IN_PRODUCTION = env_bool("MAIL_OUTBOX_IN_PRODUCTION", False)
     MAIL_SERVER = env_str("MAIL_SERVER", "localhost")
     MAIL_PORT = env_int("MAIL_PORT", 25)
     MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)
@@ -100,6 +104,9 @@ class Config:
     # Staff sessions end after this long without a request (each request
     # renews the cookie), so a copied cookie does not work forever.
     PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))
+    # However active, a staff session ends this long after its sign-in
+    # (issue 13; OWASP ASVS 3.3.2 at level 2: re-authenticate every 12 hours).
+    SESSION_ABSOLUTE_LIFETIME = timedelta(hours=env_int("SESSION_ABSOLUTE_HOURS", 12))
     # Form parsing limits (Werkzeug): bytes of non-file form data, and parts.
     MAX_FORM_MEMORY_SIZE = 512 * 1024
     MAX_FORM_PARTS = 1000

@@ -8,6 +8,8 @@ hand out what is due, so the page and the API do exactly the same thing.
 
 from __future__ import annotations
 
+import unicodedata
+
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -48,9 +50,14 @@ def validate_cadence(data: dict, today: date) -> dict:
     errors: dict[str, str] = {}
     fields: dict = {}
 
-    name = (data.get("name") or "").strip()
-    if not name:
+    name = data.get("name") or ""
+    name = name.strip() if isinstance(name, str) else None
+    if name is None:
+        errors["name"] = "must be text"
+    elif not name:
         errors["name"] = "give the cadence a name"
+    elif any(unicodedata.category(char) == "Cc" for char in name):
+        errors["name"] = "contains a line break or another control character: keep it to one line"
     elif len(name) > 200:
         errors["name"] = "at most 200 characters"
     fields["name"] = name

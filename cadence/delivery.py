@@ -99,11 +99,21 @@ def send_deliveries(delivery_ids: list[int]) -> BatchResult:
                 continue
             if item.round_id not in rounds:
                 rounds[item.round_id] = RoundMessage.load(item.round_id)
-            message = compose(item, rounds[item.round_id])
+            try:
+                message = compose(item, rounds[item.round_id])
+            except (ValueError, TypeError, UnicodeError) as error:
+                # One poisoned message (a name with a line break stored before
+                # names were checked, issue 13) fails alone, with its reason;
+                # the rest of the batch still goes out.
+                log.warning("delivery %s cannot be composed: %s", item.delivery_id, error)
+                _finish(item.delivery_id, "failed", error=f"cannot compose the message: {error}")
+                result.failed += 1
+                remaining.remove(item.delivery_id)
+                continue
             throttle()
             try:
                 backend.send(message)
-            except PermanentMailError as error:
+            except (PermanentMailError, ValueError, UnicodeError) as error:
                 _finish(item.delivery_id, "failed", error=str(error))
                 result.failed += 1
                 remaining.remove(item.delivery_id)

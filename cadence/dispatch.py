@@ -33,6 +33,8 @@ def rounds_closed(round_ids: list[int]) -> None:
                       result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
 
 
-def password_reset_email(person_id: int) -> None:
-    get_queue("mail").enqueue("cadence.jobs.send_password_reset", person_id, retry=mail_retry(),
+def password_reset_request(email: str, address: str | None) -> None:
+    """Every reset request queues the same job, known email or not, so the
+    answer's timing tells nobody who is staff."""
+    get_queue("mail").enqueue("cadence.jobs.password_reset_request", email, address, retry=mail_retry(),
                               result_ttl=3600, failure_ttl=FAILURE_TTL)

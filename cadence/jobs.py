@@ -31,7 +31,7 @@ def round_closed(round_id: int) -> None:
     on_round_closed(round_id)
 
 
-def send_password_reset(person_id: int) -> None:
-    from surveys.auth import send_password_reset_email
+def password_reset_request(email: str, address: str | None = None) -> None:
+    from surveys.auth import handle_password_reset_request
 
-    send_password_reset_email(person_id)
+    handle_password_reset_request(email, address)

@@ -126,6 +126,20 @@ class ApiToken(db.Model):
     person: Mapped[Person] = relationship()
 
 
+class StaffSession(db.Model):
+    """One signed-in browser (issue 13): the cookie carries a random id whose
+    SHA-256 is kept here, so signing out ends the session on the server and a
+    copied cookie stops working. Ended sessions never come back."""
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Cadence(db.Model):
     """One question set sent to one audience on a recurrence."""
 

@@ -1,6 +1,6 @@
 """The admin's people page: the list, the CSV upload with its report, the export."""
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
@@ -13,11 +13,12 @@ from cadence.models import Person, Team
 from cadence.people import export_people_csv, import_people, normalise_team_path, team_and_subteams
 from surveys.auth import roles_required
 from surveys.extensions import db
-from surveys import audit
+from surveys import audit, limits
 
 people_bp = Blueprint("people", __name__, url_prefix="/people")
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # keeps OFFSET within what every database accepts
 
 
 class PeopleImportForm(FlaskForm):
@@ -45,7 +46,38 @@ def import_csv():
         return _people_page(form, status=422)
     report = import_people(form.file.data.read(), dry_run=form.dry_run.data, skip_bad=form.skip_bad.data,
                            actor=current_user._get_current_object())
-    return _people_page(form, report=report)
+    # A file that cannot be read at all (too many rows, not UTF-8...) is a 422.
+    return _people_page(form, report=report, status=422 if report.file_error else 200)
+
+
+@people_bp.post("/<int:person_id>/rep-links/revoke")
+@roles_required("admin")
+def revoke_links(person_id):
+    """Every link already sent to this person for an open round stops working."""
+    from cadence.revocation import revoke_rep_links
+
+    person = db.session.get(Person, person_id) or abort(404)
+    count = revoke_rep_links(person, current_user._get_current_object())
+    db.session.commit()
+    flash(f"Revoked {person.name}'s links to {count} open round(s): the links already sent now answer 'not found'.",
+          "success")
+    return redirect(url_for("people.index"))
+
+
+@people_bp.post("/<int:person_id>/rep-links/resend")
+@roles_required("admin")
+def resend_links(person_id):
+    """Revoke this person's open links and send each open round's new link."""
+    from cadence.revocation import resend_rep_links
+
+    person = db.session.get(Person, person_id) or abort(404)
+    if not person.active:
+        flash(f"{person.name} is not active: nothing was sent.", "error")
+        return redirect(url_for("people.index"))
+    count = resend_rep_links(person, current_user._get_current_object())
+    db.session.commit()
+    flash(f"Revoked {person.name}'s old links; {count} new one(s) go out with the next scheduler tick.", "success")
+    return redirect(url_for("people.index"))
 
 
 @people_bp.get("/export.csv")
@@ -68,7 +100,8 @@ def _people_page(form, report=None, status=200):
     query = select(Person).options(selectinload(Person.team)).order_by(Person.name, Person.email)
     if team_path:
         query = query.join(Team, Person.team_id == Team.id).where(team_and_subteams(team_path))
-    page = db.paginate(query, page=request.args.get("page", 1, type=int), per_page=PER_PAGE, error_out=False)
+    page_number = limits.whole_number(request.args.get("page"), minimum=1, maximum=MAX_PAGE) or 1
+    page = db.paginate(query, page=page_number, per_page=PER_PAGE, error_out=False)
     return render_template(
         "people/index.html",
         form=form,

@@ -121,9 +121,38 @@ def parse_rule(rule_text: str, dtstart: datetime) -> rrule:
     return rule
 
 
+# How many periods of each frequency make 400 Gregorian years: the calendar,
+# weekdays included, repeats exactly after that.
+_PERIODS_PER_400_YEARS = {DAILY: 146_097, WEEKLY: 20_871, MONTHLY: 4_800, YEARLY: 400}
+_MAX_CYCLES = 19
+
+
 def validate_rule(rule_text: str) -> None:
-    """Raise RecurrenceError unless the rule yields at least one occurrence."""
-    rule = parse_rule(rule_text, datetime(2026, 1, 1, 9, 0))
+    """Raise RecurrenceError unless the rule yields at least one occurrence.
+
+    dateutil looks for a first occurrence up to the year 9999: for a rule that
+    never occurs (FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30) that is seconds of CPU
+    (issue 13). The calendar repeats every 400 years, so the same question is
+    asked k*400 years later, where a whole number of intervals fits in the
+    shift (k = INTERVAL always does for an interval up to 19): dateutil then
+    has at most a few centuries left to search. A larger interval is searched
+    where it is, at a cost divided by the interval."""
+    start = datetime(2026, 1, 1, 9, 0)
+    rule = parse_rule(rule_text, start)
+    period = _PERIODS_PER_400_YEARS[rule._freq]
+    interval = rule._interval
+    cycles = next((k for k in range(_MAX_CYCLES, 0, -1) if (k * period) % interval == 0), 0)
+    if cycles:
+        shifted_start = start.replace(year=start.year + 400 * cycles)
+        until = rule._until
+        if until is not None:
+            if until < start:
+                raise RecurrenceError("the recurrence never occurs")
+            if until.year + 400 * cycles > 9999:
+                until = None  # beyond the shifted search anyway
+            else:
+                until = until.replace(year=until.year + 400 * cycles)
+        rule = rule.replace(dtstart=shifted_start, until=until)
     if rule[0:1] == []:
         raise RecurrenceError("the recurrence never occurs")
 

@@ -1,6 +1,8 @@
 """Staff pages for cadences and the development outbox."""
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+import re
+
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
 from surveys.scorecard import detectable_changes
 from surveys.extensions import db
+from surveys import limits
 from surveys.models import QuestionSet
 
 cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
@@ -228,12 +231,31 @@ def retry_job(job_id):
 
 
 # -- Development outbox ---------------------------------------------------------------
+#
+# An admin page (issue 13): a PM reading a reset link here could take over the
+# admin account. Secret links are hidden from everyone but the addressee:
+# password-reset links always, rep links in production (a newcomer trying the
+# loop locally may follow a rep's link, as the README describes).
+
+RESET_LINK = re.compile(r"(/password/reset/)[^/\s?#\"'<>\\]+")
+REP_LINK = re.compile(r"(/r/)[^/\s?#\"'<>\\]+")
+HIDDEN = "[hidden: only its addressee sees this link]"
+
+
+def shown_body(message: OutboxMessage, body: str | None) -> str | None:
+    """`body` as the signed-in admin may see it."""
+    if body is None or message.to_address.lower() == current_user.email.lower():
+        return body
+    body = RESET_LINK.sub(r"\1" + HIDDEN, body)
+    if current_app.config["CANARY_ENV"] == "production":
+        body = REP_LINK.sub(r"\1" + HIDDEN, body)
+    return body
 
 
 @cadences_bp.get("/outbox")
-@roles_required("admin", "pm")
+@roles_required("admin")
 def outbox():
-    page = max(1, request.args.get("page", 1, type=int))
+    page = limits.whole_number(request.args.get("page"), minimum=1, maximum=1_000_000) or 1
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
     to = (request.args.get("to") or "").strip().lower()
     if to:
@@ -243,21 +265,21 @@ def outbox():
 
 
 @cadences_bp.get("/outbox/<int:message_id>")
-@roles_required("admin", "pm")
+@roles_required("admin")
 def outbox_message(message_id):
     message = db.session.get(OutboxMessage, message_id) or abort(404)
-    return render_template("cadences/outbox_message.html", message=message)
+    return render_template("cadences/outbox_message.html", message=message, text_body=shown_body(message, message.text_body))
 
 
 @cadences_bp.get("/outbox/<int:message_id>/html")
-@roles_required("admin", "pm")
+@roles_required("admin")
 def outbox_message_html(message_id):
     """The HTML part as the rep's mail client would render it, sandboxed:
     its inline styles are allowed here and nowhere else, and no script runs."""
     message = db.session.get(OutboxMessage, message_id) or abort(404)
     if not message.html_body:
         abort(404)
-    response = make_response(message.html_body)
+    response = make_response(shown_body(message, message.html_body))
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox allow-popups allow-top-navigation-by-user-activation"
     return response

@@ -8,7 +8,7 @@ no create_all, no migrations, no Redis connection (that is made on first use).
 import secrets
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 
 import config as config_module
 from surveys.extensions import csrf, db, login_manager, migrate
@@ -68,6 +68,17 @@ def resolve_secret_key(app) -> str:
 
 
 def register_extensions(app):
+    from flask.json.provider import DefaultJSONProvider
+
+    from surveys import limits
+
+    class LimitedJSONProvider(DefaultJSONProvider):
+        """Every request.get_json parses within surveys.limits (issue 13)."""
+
+        def loads(self, s, **kwargs):
+            return limits.loads(s)
+
+    app.json = LimitedJSONProvider(app)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
@@ -132,6 +143,11 @@ def register_security_headers(app):
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        # Pages and API answers carry answers, comments, people or links
+        # (issue 13): no browser or proxy cache keeps them. Static files keep
+        # their own caching; a view that sets Cache-Control itself wins.
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
         if app.config["CANARY_ENV"] == "production":
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response

@@ -3,6 +3,7 @@
 from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
+from surveys import limits
 from surveys.audit import AuditEvent
 from surveys.auth import roles_required
 from surveys.extensions import db
@@ -18,7 +19,7 @@ def index():
     """Newest first, filtered by action and actor, paged by id."""
     action = request.args.get("action", "").strip()
     actor = request.args.get("actor", "").strip().lower()
-    before = request.args.get("before", type=int)
+    before = limits.whole_number(request.args.get("before"), minimum=1)
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
     if action:
         # "token" matches token.created and token.revoked as well as "token".

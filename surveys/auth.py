@@ -11,10 +11,12 @@ password reset) ends every session of that person at once.
 
 import hashlib
 import hmac
+import re
 import secrets
 from email.message import EmailMessage
 from email.utils import make_msgid
 from functools import cache, wraps
+from urllib.parse import urljoin, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,7 +39,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from cadence.clock import utcnow
-from cadence.models import STAFF_ROLES, ApiToken, Person
+from cadence.models import STAFF_ROLES, ApiToken, Person, StaffSession
 from surveys import security
 from surveys.extensions import db, login_manager
 
@@ -57,6 +59,8 @@ def _dummy_hash() -> str:
 
 MIN_PASSWORD_LENGTH = 10
 SESSION_VERSION_KEY = "_canary_session_version"
+# The random id of this browser's StaffSession row (its SHA-256 is stored).
+SESSION_ID_KEY = "_canary_sid"
 PASSWORD_RESET_SALT = "canary.password-reset.v1"
 
 login_manager.login_view = "auth.sign_in"
@@ -87,11 +91,46 @@ def load_user(user_id):
         person = db.session.get(Person, int(user_id))
     except (TypeError, ValueError):
         return None
-    if person is None or not person.is_staff:
+    if person is None or not person.is_staff or not person.active:
         return None
     if session.get(SESSION_VERSION_KEY) != (person.session_version or 0):
         return None  # signed out everywhere (or password reset) since
+    if current_staff_session(person) is None:
+        return None  # signed out on the server, or from before sessions were recorded
     return person
+
+
+def _sid_hash(sid: str) -> str:
+    return hashlib.sha256(sid.encode()).hexdigest()
+
+
+def current_staff_session(person: Person) -> StaffSession | None:
+    """This browser's session record, if it belongs to `person` and has not ended."""
+    sid = session.get(SESSION_ID_KEY)
+    if not isinstance(sid, str) or not sid:
+        return None
+    started_after = utcnow() - current_app.config["SESSION_ABSOLUTE_LIFETIME"]
+    return db.session.scalar(
+        select(StaffSession).where(
+            StaffSession.sid_hash == _sid_hash(sid),
+            StaffSession.person_id == person.id,
+            StaffSession.ended_at.is_(None),
+            StaffSession.created_at > started_after,
+        )
+    )
+
+
+def end_sessions_of(person: Person) -> int:
+    """End every open session of `person` on the server, for good (a later
+    reactivation or role change does not bring them back); the caller commits."""
+    from sqlalchemy import update
+
+    result = db.session.execute(
+        update(StaffSession)
+        .where(StaffSession.person_id == person.id, StaffSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+    return result.rowcount or 0
 
 
 def roles_required(*roles):
@@ -214,32 +253,62 @@ def sign_in():
 
 
 def start_session(person: Person) -> None:
-    """A fresh session (no fixation), bound to the person's session version."""
+    """A fresh session (no fixation), bound to the person's session version
+    and recorded on the server, so signing out can end it there."""
     session.clear()
+    sid = secrets.token_urlsafe(32)
+    db.session.add(StaffSession(person_id=person.id, sid_hash=_sid_hash(sid), created_at=utcnow()))
+    db.session.commit()
     login_user(person)
     session[SESSION_VERSION_KEY] = person.session_version or 0
+    session[SESSION_ID_KEY] = sid
     session.permanent = True  # expires after PERMANENT_SESSION_LIFETIME idle
 
 
 @auth_bp.route("/sign-out", methods=["POST"])
 @staff_required
 def sign_out():
+    record = current_staff_session(current_user._get_current_object())
+    if record is not None:
+        record.ended_at = utcnow()  # a copy of this cookie stops working too
+        audit_log.record(current_user._get_current_object(), "sign_out", current_user._get_current_object())
+        db.session.commit()
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.sign_in"))
 
 
+# Characters a browser drops from, or trims around, a URL before resolving it
+# (WHATWG URL: ASCII tab and newline anywhere, C0 controls and space at the
+# ends), and the backslash it reads as a slash: `/\t/evil.example` and
+# `/\\evil.example` both leave the site. Any of them in `next` refuses it.
+_UNSAFE_IN_NEXT = re.compile(r"[\x00-\x20\x7f\\]")
+_NEXT_MAX_LENGTH = 2000
+
+
 def _safe_next(target):
-    """Only same-site relative paths, so sign-in cannot redirect elsewhere."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path on this site, judged as a browser would read it, so sign-in
+    cannot redirect elsewhere; anything doubtful is dropped (sign-in then goes
+    home) rather than repaired."""
+    if not target or len(target) > _NEXT_MAX_LENGTH or _UNSAFE_IN_NEXT.search(target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    # Resolved against this site, it must stay here.
+    resolved = urlsplit(urljoin("http://canary.invalid/sign-in", target))
+    if resolved.scheme != "http" or resolved.netloc != "canary.invalid":
+        return None
+    return target
 
 
 def sign_out_everywhere(person: Person, actor: Person | None) -> None:
     """End every session of `person` (this one too); the caller commits."""
     person.session_version = (person.session_version or 0) + 1
+    end_sessions_of(person)
     audit_log.record(actor, "sign_out_everywhere", person)
 
 
@@ -308,6 +377,17 @@ def send_password_reset_email(person_id: int) -> None:
     db.session.commit()  # the outbox backend keeps the message in the database
 
 
+def handle_password_reset_request(email: str, address: str | None = None) -> None:
+    """The job behind every reset request: send the link when `email` is an
+    active staff member's, else do nothing."""
+    person = find_person_by_email(email)
+    if person is None or not person.active or not person.is_staff:
+        return
+    audit_log.record(None, "password.reset_requested", person, {"address": address} if address else None)
+    db.session.commit()
+    send_password_reset_email(person.id)
+
+
 class ForgotPasswordForm(FlaskForm):
     email = EmailField("Email", validators=[InputRequired(), Length(max=320)])
 
@@ -343,14 +423,12 @@ def forgot_password():
             return render_template("auth/forgot_password.html", form=form), 429
         security.count_attempt("PASSWORD_RESET_EMAIL_LIMIT", email)
         security.count_attempt("PASSWORD_RESET_ADDRESS_LIMIT", address)
-        person = find_person_by_email(email)
-        if person is not None and person.active and person.is_staff:
-            audit_log.record(None, "password.reset_requested", person)
-            db.session.commit()
-            from cadence import dispatch
+        # The same work and the same answer whether or not the address has an
+        # account: the request only queues a job; the worker looks the email
+        # up, and sends (and audits) only for active staff.
+        from cadence import dispatch
 
-            dispatch.password_reset_email(person.id)
-        # The same answer whether or not the address has an account.
+        dispatch.password_reset_request(email, address)
         return render_template("auth/forgot_password_sent.html", email=email)
     return render_template("auth/forgot_password.html", form=form)
 

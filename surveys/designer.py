@@ -23,7 +23,7 @@ from wtforms.validators import InputRequired, Optional
 from surveys import answers as rep_answers
 from surveys.auth import roles_required
 from surveys.extensions import db
-from surveys import audit
+from surveys import audit, limits
 from surveys.models import CONFIDENTIALITY_LEVELS, QUESTION_TYPES, QuestionSet, QuestionSetVersion
 from surveys.questions import (
     DEFAULT_MIN_GROUP_SIZE,
@@ -231,7 +231,9 @@ def import_set():
     if len(raw) > IMPORT_MAX_BYTES:
         return _render_index([f"The file is larger than {IMPORT_MAX_BYTES // 1024} KB; nothing was imported."], 422)
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        data = limits.loads(raw)
+    except limits.HostileInput as refused:
+        return _render_index([f"{refused} Nothing was imported."], status=422)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         return _render_index([f"The file is not valid JSON ({error}); nothing was imported."], status=422)
     try:
@@ -558,9 +560,12 @@ def _question_or_404(question_set: QuestionSet, key: str):
 
 
 def _version_from_args(question_set: QuestionSet) -> QuestionSetVersion | None:
-    number = request.args.get("version", type=int)
-    if number is None:
+    raw = request.args.get("version")
+    if raw is None:
         return working_version(question_set)
+    number = limits.whole_number(raw, minimum=1)
+    if number is None:
+        abort(404)
     version = version_by_number(question_set, number)
     if version is None:
         abort(404)

@@ -67,6 +67,11 @@ def add_reply(round_: Round, author, question_key: str | None, body: str) -> Rep
     return reply
 
 
+def may_remove(reply_author_id: int | None, person) -> bool:
+    """Only a reply's author, or an admin, may change or remove it (issue 13)."""
+    return person.has_role("admin") or (reply_author_id is not None and reply_author_id == person.id)
+
+
 def replies_for_round(round_id: int) -> list[Reply]:
     return list(
         db.session.scalars(select(Reply).where(Reply.round_id == round_id).order_by(Reply.created_at, Reply.id))
@@ -83,6 +88,7 @@ def reply_dicts(round_: Round) -> list[dict]:
             "prompt": prompts.get(reply.question_key) if reply.question_key else None,
             "body": reply.body,
             "author": reply.author.name if reply.author else "The product team",
+            "author_id": reply.author_id,
             "created_at": reply.created_at,
             "period_key": round_.period_key,
         }

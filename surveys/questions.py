@@ -14,8 +14,10 @@ designer shows next to its fields.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import exists, func, select
@@ -144,12 +146,29 @@ def _read_int(value, low, high, what="a whole number"):
     return value, None
 
 
-def _read_text(value, max_length, *, required=False):
+# Control characters (a line break in a name breaks every email subject it
+# reaches: issue 13). Longer texts may hold line breaks and tabs, no others.
+_MULTILINE_ALLOWED = frozenset("\n\r\t")
+
+
+def control_character_problem(value: str, *, multiline: bool = False) -> str | None:
+    allowed = _MULTILINE_ALLOWED if multiline else frozenset()
+    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
+        if multiline:
+            return "Contains a control character: remove it."
+        return "Contains a line break or another control character: keep it to one line."
+    return None
+
+
+def _read_text(value, max_length, *, required=False, multiline=False):
     if value is None:
         value = ""
     if not isinstance(value, str):
         return None, "Must be text."
     value = value.strip()
+    problem = control_character_problem(value, multiline=multiline)
+    if problem:
+        return None, problem
     if required and not value:
         return None, "Required."
     if len(value) > max_length:
@@ -165,12 +184,26 @@ def _read_bool(value, default):
     return value, None
 
 
+@functools.cache
+def reserved_keys() -> frozenset[str]:
+    """Names the rep form itself uses (`meta`, `errors`, `process`, `data`,
+    `validate`...): a question with one of them as its key would replace a
+    part of the form and break the preview and the rep form (issue 13)."""
+    from surveys.answers import RepFormBase
+
+    # Attributes set on each form instance (not visible on the class) too.
+    instance_attributes = {"meta", "form_errors", "csrf_token"}
+    return frozenset(name for name in dir(RepFormBase) if KEY_PATTERN.match(name)) | instance_attributes
+
+
 def _read_key(value):
     if not isinstance(value, str) or not value.strip():
         return None, "Required. " + KEY_RULE
     value = value.strip()
     if not KEY_PATTERN.match(value):
         return None, KEY_RULE
+    if value in reserved_keys():
+        return None, f"{value!r} is a name the form itself uses; choose another key."
     return value, None
 
 
@@ -217,8 +250,8 @@ def validate_question(data: dict, earlier_keys: Iterable[str] | Mapping[str, obj
     if qtype not in QUESTION_TYPES:
         errors["type"] = f"Must be one of: {', '.join(QUESTION_TYPES)}."
         qtype = None
-    prompt, errors["prompt"] = _read_text(data.get("prompt"), PROMPT_MAX_LENGTH, required=True)
-    help_text, errors["help"] = _read_text(data.get("help"), HELP_MAX_LENGTH)
+    prompt, errors["prompt"] = _read_text(data.get("prompt"), PROMPT_MAX_LENGTH, required=True, multiline=True)
+    help_text, errors["help"] = _read_text(data.get("help"), HELP_MAX_LENGTH, multiline=True)
     required, errors["required"] = _read_bool(data.get("required"), True)
 
     for field, value in data.items():
@@ -476,7 +509,7 @@ def _validate_set_settings(data: Mapping, errors: dict, *, partial: bool, curren
     if wanted("name"):
         settings["name"], errors["name"] = _read_text(data.get("name"), NAME_MAX_LENGTH, required=True)
     if wanted("description"):
-        settings["description"], errors["description"] = _read_text(data.get("description"), DESCRIPTION_MAX_LENGTH)
+        settings["description"], errors["description"] = _read_text(data.get("description"), DESCRIPTION_MAX_LENGTH, multiline=True)
     if wanted("confidentiality"):
         value = data.get("confidentiality")
         if value is None:

@@ -7,7 +7,7 @@ while the round's status is open (only the tick opens and closes rounds).
 
 import functools
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import contains_eager
 
@@ -15,10 +15,18 @@ from cadence.clock import utcnow
 from cadence.links import link_is_current, signed_reference
 from cadence.models import Invitation, Round
 from surveys import answers as rep_answers
-from surveys.extensions import csrf, db
+from surveys.extensions import csrf, db, login_manager
 from surveys.models import QuestionSet, QuestionSetVersion, Response
 
 respond_bp = Blueprint("respond", __name__)
+
+
+@respond_bp.before_request
+def _no_staff_identity():
+    """A rep link is a bearer credential for one person's answers: a staff
+    session neither opens more nor changes the page (issue 13). The staff
+    member is not loaded here, so pages render as for anyone holding the link."""
+    g._login_user = login_manager.anonymous_user()
 
 
 @functools.cache

@@ -18,7 +18,7 @@ from surveys.api.rounds import export_csv, safe_filename
 from surveys.auth import roles_required
 from surveys.extensions import db
 from surveys import audit
-from surveys.feedback import Reply, ReplyError, add_reply, reply_dicts
+from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
 from surveys.scorecard import (
     COMPLEMENTARY,
     HELD_UNTIL_CLOSE,
@@ -134,12 +134,15 @@ def add_reply_view(round_id):
     question_key = request.form.get("question_key", "")
     body = request.form.get("body", "")
     try:
-        add_reply(round_, current_user, question_key, body)
+        reply = add_reply(round_, current_user, question_key, body)
     except ReplyError as error:
         db.session.rollback()
         context = _page_context(round_, None)
         context["reply_form"] = {"question_key": question_key, "body": body, "errors": error.errors}
         return render_template("scorecards/show.html", **context), 422
+    db.session.flush()
+    audit.record(current_user._get_current_object(), "reply.added", reply,
+                 {"round_id": round_.id, "question_key": reply.question_key, "body": reply.body})
     db.session.commit()
     flash("Reply published: reps see it after they answer and in their next invitation.", "success")
     anchor = f"q-{question_key}" if question_key else "replies"
@@ -147,11 +150,16 @@ def add_reply_view(round_id):
 
 
 @scorecards_bp.post("/rounds/<int:round_id>/replies/<int:reply_id>/delete")
-@roles_required("pm")
+@roles_required("pm", "admin")
 def delete_reply_view(round_id, reply_id):
     reply = db.session.scalar(select(Reply).where(Reply.id == reply_id, Reply.round_id == round_id))
     if reply is None:
         abort(404)
+    if not may_remove(reply.author_id, current_user):
+        abort(403)
+    audit.record(current_user._get_current_object(), "reply.deleted", reply,
+                 {"round_id": round_id, "author_id": reply.author_id, "question_key": reply.question_key,
+                  "body": reply.body})
     db.session.execute(delete(Reply).where(Reply.id == reply.id))
     db.session.commit()
     flash("Reply removed.", "success")

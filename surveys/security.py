@@ -203,6 +203,20 @@ def check_production_cookies(app) -> None:
         raise RuntimeError("SESSION_COOKIE_SAMESITE must be 'Lax' or 'Strict' in production")
 
 
+def check_production_mail(app) -> None:
+    """The outbox is a development and trial tool: it keeps every message,
+    password-reset links included, where admins can read it."""
+    if app.config["CANARY_ENV"] != "production" or app.config.get("MAIL_BACKEND") != "outbox":
+        return
+    if not app.config.get("MAIL_OUTBOX_IN_PRODUCTION"):
+        raise RuntimeError(
+            "MAIL_BACKEND=outbox in production: the outbox sends nothing and keeps every message, "
+            "password-reset links included, in the database for admins to read. Set MAIL_BACKEND=smtp "
+            "and the MAIL_* settings, or set MAIL_OUTBOX_IN_PRODUCTION=1 for a trial installation "
+            "that must send no mail."
+        )
+
+
 def refuse_nul_characters():
     """NUL has no place in any text Canary keeps, and PostgreSQL cannot store
     it: refuse it at the door (400) instead of failing deep inside (500)."""
@@ -210,14 +224,27 @@ def refuse_nul_characters():
 
     if any("\x00" in value for values in request.args.listvalues() for value in values):
         abort(400, description="The address contains a NUL character.")
-    if request.method in ("POST", "PUT", "PATCH") and not request.files:
-        body = request.get_data(cache=True)
-        if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
-            abort(400, description="The request contains a NUL character.")
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    if request.mimetype == "multipart/form-data":
+        # Uploads (issue 13): the parsed fields and every file's content,
+        # including a JSON file's \u0000 escape.
+        if any("\x00" in value for values in request.form.listvalues() for value in values):
+            abort(400, description="The form contains a NUL character.")
+        for upload in request.files.values():
+            content = upload.stream.read()
+            upload.stream.seek(0)
+            if b"\x00" in content or b"\\u0000" in content:
+                abort(400, description=f"The file {upload.filename or ''} contains a NUL character.".replace("  ", " "))
+        return
+    body = request.get_data(cache=True)
+    if b"\x00" in body or b"\\u0000" in body or b"%00" in body:
+        abort(400, description="The request contains a NUL character.")
 
 
 def init_app(app) -> None:
     check_production_cookies(app)
+    check_production_mail(app)
     proxies = int(app.config.get("TRUSTED_PROXY_COUNT") or 0)
     if proxies > 0:
         # Only behind that many proxies that set X-Forwarded-*: otherwise any

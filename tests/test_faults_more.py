@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -34,8 +32,9 @@ from surveys.app import create_app
 from surveys.extensions import db
 from surveys.models import Answer, Response
 from surveys.snapshots import ScorecardSnapshot
-from tests.conftest import ROOT, csrf_token_from, empty_all_tables
+from tests.conftest import csrf_token_from, empty_all_tables
 from tests.test_loop import QUESTIONS, REPS, first_opening, link_path
+from tests.servers import gunicorn_server, running, wait_until
 from tests.test_processes import flask_env
 
 pytestmark = pytest.mark.slow
@@ -46,53 +45,6 @@ FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 ANSWERS = {"confidence": "4", "recommend": "9", "lost_deal": "yes", "lost_to": "acme", "gaps": ["sso", "api"],
            "deals": "3", "notes": "Pricing came up"}
 ROWS_PER_RESPONSE = 8
-
-
-def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
-        time.sleep(interval)
-
-
-@contextmanager
-def running(*commands: list[str], env: dict, supervise: bool = False):
-    """Start each command as a process in the project; stop them all after.
-    With `supervise`, one that exits is started again within half a second,
-    as systemd's Restart=always does (deploy/systemd/)."""
-    def start(command):
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    processes = [start(command) for command in commands]
-    stopping = threading.Event()
-
-    def supervisor():
-        while not stopping.wait(0.5):
-            for index, process in enumerate(processes):
-                if process.poll() is not None:
-                    processes[index] = start(commands[index])
-
-    watcher = threading.Thread(target=supervisor, daemon=True)
-    if supervise:
-        watcher.start()
-    try:
-        yield processes
-    finally:
-        stopping.set()
-        if supervise:
-            watcher.join(timeout=5)
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
 
 
 def count(statement) -> int:
@@ -270,12 +222,6 @@ SUBMISSIONS = 200
 DOUBLE_SUBMITTERS = 20  # reps whose two submissions race each other (a double tap)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def set_up_reps_and_open_round(client, headers, reps: int) -> None:
     people = [{"email": f"load{i:03d}@example.com", "name": f"Load Rep {i}", "roles": ["rep"],
                "team": f"Sales / Pod {i % 8}", "region": f"R{i % 3}", "segment": "SMB", "timezone": "UTC"}
@@ -290,24 +236,6 @@ def set_up_reps_and_open_round(client, headers, reps: int) -> None:
     from tests.test_loop import instant
 
     assert tick(instant(opens), enqueue=False).invitations == reps
-
-
-@contextmanager
-def gunicorn_server(env: dict, workers: int = 2):
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [str(Path(sys.executable).parent / "gunicorn"), "--config", "gunicorn.conf.py", "--workers", str(workers),
-               "--bind", f"127.0.0.1:{port}", "wsgi:app"]
-    with running(command, env={**env, "GUNICORN_ACCESS_LOG": "/dev/null"}) as (server,):
-        def up():
-            assert server.poll() is None, "gunicorn exited"
-            try:
-                return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        wait_until(up, 40, "gunicorn to answer /healthz", interval=0.3)
-        yield base
 
 
 def test_200_concurrent_submissions_through_gunicorn_are_all_stored_none_twice_no_5xx(app, client, api_token, redis_conn):

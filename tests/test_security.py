@@ -87,6 +87,7 @@ def production_app(app_config, tmp_path):
         INSTANCE_DIR = str(tmp_path)
         SQLALCHEMY_DATABASE_URI = app_config["SQLALCHEMY_DATABASE_URI"]
         REDIS_URL = app_config["REDIS_URL"]
+        MAIL_BACKEND = "smtp"  # production refuses the outbox (issue 13)
 
     return create_app(Production)
 

@@ -6,6 +6,7 @@ from functools import wraps
 
 from flask import Blueprint, g, request
 
+from surveys import limits
 from surveys.auth import person_for_api_token
 from surveys.extensions import db
 from surveys.problems import ApiProblem
@@ -40,7 +41,14 @@ def api_roles(*roles):
 
 def json_body(expected=dict):
     """The request's JSON body, which must be an object (or a list)."""
-    data = request.get_json(silent=True)
+    data = None
+    if request.is_json:
+        try:
+            data = limits.loads(request.get_data(cache=True))
+        except limits.HostileInput as refused:
+            raise ApiProblem(400, "Bad request", str(refused)) from None
+        except ValueError:
+            data = None
     if not isinstance(data, expected):
         kind = "an object" if expected is dict else "a list"
         raise ApiProblem(400, "Bad request", f"The body must be JSON: {kind}.")

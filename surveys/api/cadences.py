@@ -9,6 +9,7 @@ from cadence.models import Cadence, Round
 from cadence.planner import NudgeRefused
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
 from surveys.extensions import db
+from surveys import limits
 from surveys.problems import ApiProblem, validation_problem
 
 READERS = ("pm", "leader", "admin")
@@ -44,7 +45,7 @@ def get_cadence(cadence_id):
 def preview_cadence(cadence_id):
     cadence = get_or_404(Cadence, cadence_id, "cadence")
     count = request.args.get("count", "5")
-    if not count.isdigit() or not 1 <= int(count) <= 100:
+    if limits.whole_number(count, minimum=1, maximum=100) is None:
         raise ApiProblem(400, "Bad request", "count must be a whole number from 1 to 100", {"count": "from 1 to 100"})
     return jsonify({"occurrences": service.preview(cadence, utcnow(), int(count))})
 

@@ -20,6 +20,7 @@ from cadence.people import (
     upsert_people,
     validate_people,
 )
+from surveys import limits
 from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
@@ -55,7 +56,7 @@ def list_people():
 
 def _page_number() -> int:
     raw = request.args.get("page", "1")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    if limits.whole_number(raw, minimum=1, maximum=MAX_PAGE) is None:
         raise ApiProblem(400, "Bad request", f"page must be a whole number from 1 to {MAX_PAGE:,}.")
     return int(raw)
 
