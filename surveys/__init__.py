@@ -81,6 +81,7 @@ def register_extensions(app):
 def register_models():
     # Import every model module so metadata (and Flask-Migrate) sees all tables.
     import cadence.models  # noqa: F401
+    import surveys.alert_models  # noqa: F401
     import surveys.audit  # noqa: F401
     import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
