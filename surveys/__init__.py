@@ -90,6 +90,7 @@ def register_models():
 def register_blueprints(app):
     from cadence.people_views import people_bp
     from cadence.views import cadences_bp
+    from surveys.alert_views import alerts_bp
     from surveys.api import api_bp
     from surveys.audit import audit_bp
     from surveys.auth import auth_bp
@@ -99,7 +100,7 @@ def register_blueprints(app):
     from surveys.scorecard_views import scorecards_bp
     from surveys.views import staff_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)

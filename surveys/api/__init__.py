@@ -57,3 +57,4 @@ def get_or_404(model, object_id, what):
 
 # Resource modules register their routes on api_bp when imported.
 from surveys.api import cadences, openapi, people, question_sets, rounds  # noqa: E402, F401
+from surveys.api import alerts  # noqa: E402, F401

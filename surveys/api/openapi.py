@@ -8,11 +8,11 @@ from surveys.api import api_bp
 
 
 def build_openapi_document():
-    from surveys.api import cadences, people, question_sets, rounds
+    from surveys.api import alerts, cadences, people, question_sets, rounds
 
     paths = {}
     schemas = {"Problem": PROBLEM_SCHEMA}
-    for module in (people, question_sets, cadences, rounds):
+    for module in (people, question_sets, cadences, rounds, alerts):
         paths.update(module.OPENAPI_PATHS)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {

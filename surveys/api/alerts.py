@@ -1,0 +1,126 @@
+"""Alerts in the API: list (by state), read, change state (docs/api.md)."""
+
+from flask import g, jsonify, request
+
+from surveys.alert_models import ALERT_STATES, Alert
+from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts
+from surveys.api import api_bp, api_roles, get_or_404, json_body
+from surveys.api.openapi import problem_responses
+from surveys.extensions import db
+from surveys.problems import ApiProblem, validation_problem
+
+ALERT_ROLES = ("pm", "leader", "admin")
+
+
+@api_bp.get("/alerts")
+@api_roles(*ALERT_ROLES)
+def alerts_index():
+    state = request.args.get("state") or None
+    try:
+        alerts = list_alerts(state=state)
+    except AlertStateError as error:
+        raise ApiProblem(400, "Bad request", str(error), error.errors) from None
+    return jsonify([alert_dict(alert) for alert in alerts])
+
+
+@api_bp.get("/alerts/<int:alert_id>")
+@api_roles(*ALERT_ROLES)
+def alert_show(alert_id):
+    return jsonify(alert_dict(get_or_404(Alert, alert_id, "alert")))
+
+
+@api_bp.post("/alerts/<int:alert_id>/state")
+@api_roles(*ALERT_ROLES)
+def alert_state(alert_id):
+    alert = get_or_404(Alert, alert_id, "alert")
+    body = json_body()
+    try:
+        change_state(alert, g.api_user, body.get("state"), body.get("note"))
+    except AlertStateError as error:
+        db.session.rollback()
+        raise validation_problem(error.errors) from None
+    db.session.commit()
+    return jsonify(alert_dict(alert))
+
+
+_ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+
+OPENAPI_SCHEMAS = {
+    "Alert": {
+        "type": "object",
+        "required": ["id", "question_set_id", "question_key", "metric", "slice", "round_id", "value", "baseline",
+                     "limits", "direction", "state"],
+        "properties": {
+            "id": {"type": "integer"},
+            "question_set_id": {"type": "integer"},
+            "cadence_id": {"type": "integer"},
+            "question_key": {"type": "string"},
+            "metric": {"type": "string", "enum": ["favorable_pct", "mean", "nps", "yes_pct", "option_pct"]},
+            "option": {"type": ["string", "null"], "description": "the option key, for option_pct"},
+            "slice": {"type": "object", "properties": {
+                "kind": {"type": "string", "enum": ["overall", "team", "region", "segment"]},
+                "name": {"type": ["string", "null"]}}},
+            "round_id": {"type": "integer"},
+            "value": {"type": "number"},
+            "baseline": {"type": "number"},
+            "limits": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
+            "ci95": {"type": ["array", "null"], "items": _NULLABLE_NUMBER},
+            "n": {"type": "integer"},
+            "direction": {"type": "string", "enum": ["down", "up"]},
+            "rule": {"type": "string", "enum": ["shewhart", "ewma"]},
+            "severity": {"type": "string", "enum": ["high", "medium", "low"]},
+            "state": {"type": "string", "enum": list(ALERT_STATES)},
+            "note": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "state_changed_at": {"type": ["string", "null"], "format": "date-time"},
+            "history": {"type": "array", "items": {"type": "object"},
+                        "description": "the chart: published values, baselines and limits, oldest first"},
+        },
+    },
+}
+
+OPENAPI_PATHS = {
+    "/alerts": {
+        "get": {
+            "summary": "Alerts, most severe and most recent first",
+            "description": "Roles pm, leader, admin. An alert is a published metric of a slice that left its "
+            "control limits when its round closed; withheld slices are never watched.",
+            "parameters": [{"name": "state", "in": "query", "required": False, "schema": {
+                "type": "string", "enum": ["open", *ALERT_STATES]}, "description": "open: new or acknowledged"}],
+            "responses": {
+                "200": {"description": "The alerts", "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Alert"}}}}},
+                **problem_responses(400, 401, 403),
+            },
+        }
+    },
+    "/alerts/{alert_id}": {
+        "get": {
+            "summary": "One alert, with its chart data",
+            "description": "Roles pm, leader, admin.",
+            "parameters": [_ALERT_ID],
+            "responses": {
+                "200": {"description": "The alert", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Alert"}}}},
+                **problem_responses(401, 403, 404),
+            },
+        }
+    },
+    "/alerts/{alert_id}/state": {
+        "post": {
+            "summary": "Move an alert on: new -> acknowledged -> explained (with a note) or false_alarm",
+            "description": "Roles pm, leader, admin. Recorded in the audit log.",
+            "parameters": [_ALERT_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["state"], "properties": {
+                    "state": {"type": "string", "enum": ["acknowledged", "explained", "false_alarm"]},
+                    "note": {"type": "string", "maxLength": 2000}}}}}},
+            "responses": {
+                "200": {"description": "The alert", "content": {"application/json": {"schema": {
+                    "$ref": "#/components/schemas/Alert"}}}},
+                **problem_responses(400, 401, 403, 404, 422),
+            },
+        }
+    },
+}
