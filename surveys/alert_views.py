@@ -8,7 +8,7 @@ from flask_login import current_user
 from surveys.alert_chart import chart_svg
 from surveys.alert_models import ALERT_STATES, Alert
 from surveys.alert_routing import alert_title, failed_notifications, scorecard_link
-from surveys.alerts import AlertStateError, change_state, list_alerts
+from surveys.alerts import AlertStateError, alert_marks, change_state, list_alerts
 from surveys.auth import roles_required
 from surveys.extensions import db
 
@@ -21,6 +21,12 @@ def _cards(alerts, errors=None, kept=None):
     return [{"alert": a, "title": alert_title(a), "link": scorecard_link(a), "chart": chart_svg(a.history, alert_title(a)),
              "errors": (errors or {}) if kept and kept.get("id") == a.id else {},
              "note": (kept or {}).get("note", "") if kept and kept.get("id") == a.id else ""} for a in alerts]
+
+
+@alerts_bp.app_template_global("round_alert_marks")
+def round_alert_marks(round_id: int) -> dict:
+    """For the scorecard: {question key: ["region EMEA: favourable % down", ...]} of the round's alerts."""
+    return alert_marks(round_id)
 
 
 @alerts_bp.get("/")

@@ -351,12 +351,15 @@ def alert_dict(alert: Alert) -> dict:
     }
 
 
-def alerted_metrics(round_id: int) -> dict:
-    """{(slice kind, slice name or None, question key): [metric labels]} for a round's alerts: the scorecard marks them."""
+def alert_marks(round_id: int) -> dict:
+    """{question key: ["everyone: favourable % down", "region EMEA: mean down", ...]} for a round's alerts:
+    the scorecard marks the metrics that alerted (only published slices ever alert)."""
     out = defaultdict(list)
-    for alert in db.session.scalars(select(Alert).where(Alert.round_id == round_id)):
+    rows = db.session.scalars(select(Alert).where(Alert.round_id == round_id).order_by(Alert.slice_kind, Alert.slice_name, Alert.id))
+    for alert in rows:
         label = METRIC_LABELS.get(alert.metric, alert.metric)
         if alert.option:
             label = f"{alert.option} {label}"
-        out[(alert.slice_kind, alert.slice_name or None, alert.question_key)].append(f"{label} {alert.direction}")
+        where = "everyone" if alert.slice_kind == "overall" else f"{alert.slice_kind} {alert.slice_name}"
+        out[alert.question_key].append(f"{where}: {label} {alert.direction}")
     return dict(out)

@@ -186,3 +186,15 @@ def test_one_email_per_person_and_webhooks_retried_or_failed(app, make_person, s
     _watch(rounds[-1:])
     run_worker(app, ["mail"])
     assert smtp.messages == []
+
+
+def test_the_scorecard_marks_the_metrics_that_alerted(app, signed_in_client, redis_conn):
+    _data, rounds = _alerts()
+    _watch(rounds)
+    client = signed_in_client(roles=("leader",))
+    page = client.get(f"/scorecards/rounds/{rounds[-1].id}")
+    assert page.status_code == 200
+    assert "Alerted" in page.text and "everyone: favourable % down" in page.text
+    assert "region EMEA: favourable % down" in page.text and "APAC" not in page.text.split("Alerted", 1)[1].split("</p>", 1)[0]
+    earlier = client.get(f"/scorecards/rounds/{rounds[0].id}")
+    assert "Alerted" not in earlier.text
