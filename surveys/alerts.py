@@ -15,7 +15,7 @@ Reading order:
    trend break (a version that changed the question's measure, exactly as
    the scorecard decides `comparable`), then `surveys.control_charts`;
 3. alerts: one per out-of-control metric and round (idempotent), not
-   repeated while the same series has an open alert from its previous round;
+   repeated while the same series has an open (new or acknowledged) alert;
    state changes (audited) and the API/page shapes.
 
 Which metrics are watched: favourable % and mean of a scale question, NPS,
@@ -194,16 +194,15 @@ def watch_round(round_: Round, now=None) -> list[Alert]:
     now = now or utcnow()
     question_set_id = round_.cadence.question_set_id
     all_series = series_for(round_)
-    open_previous = _open_alert_series(round_)
+    open_previous = _open_alert_series(round_)  # series keys with an open alert
     created = []
     for key, (chart, series) in all_series.items():
         evaluation = charts.evaluate(chart, [point for _round, point in series])
         step = evaluation.last
         if step is None or step.signal is None:
             continue
-        previous_round = series[-2][0].id if len(series) > 1 else None
-        if (key, previous_round) in open_previous:
-            continue  # the same shift, already raised and not yet dealt with
+        if key in open_previous:
+            continue  # the same series has an alert nobody has dealt with yet: one is enough
         kind, name, question_key, metric, option = key
         current_point = series[-1][1]
         ci = _interval(chart, current_point)
@@ -232,8 +231,7 @@ def _open_alert_series(round_) -> set:
         select(Alert.slice_kind, Alert.slice_name, Alert.question_key, Alert.metric, Alert.option, Alert.round_id)
         .where(Alert.cadence_id == round_.cadence_id, Alert.state.in_(OPEN_STATES), Alert.round_id != round_.id)
     )
-    return {((kind, name or None, key, metric, option or None), round_id)
-            for kind, name, key, metric, option, round_id in rows}
+    return {(kind, name or None, key, metric, option or None) for kind, name, key, metric, option, _round_id in rows}
 
 
 def _interval(chart, point: charts.Point):
