@@ -29,6 +29,12 @@ def round_alert_marks(round_id: int) -> dict:
     return alert_marks(round_id)
 
 
+@alerts_bp.app_template_global("failed_alert_messages")
+def failed_alert_messages() -> list:
+    """For the operations page: alert emails and webhooks that failed after their last try."""
+    return failed_notifications()
+
+
 @alerts_bp.get("/")
 @roles_required(*STAFF_ROLES)
 def index():

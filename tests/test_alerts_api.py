@@ -181,6 +181,9 @@ def test_one_email_per_person_and_webhooks_retried_or_failed(app, make_person, s
     assert flaky_note.status == "sent" and flaky_note.attempts == 3
     assert dead_note.status == "failed" and dead_note.attempts == 4 and "answered 500" in dead_note.last_error
     assert dead_handler.received == []
+    # The failure is visible to admins on the operations page.
+    admin_page = _admin_client(app, make_person).get("/cadences/operations")
+    assert "Failed alert messages" in admin_page.text and "answered 500" in admin_page.text
     # Re-running the round-closed work sends nothing again.
     smtp.reset()
     _watch(rounds[-1:])
@@ -198,3 +201,36 @@ def test_the_scorecard_marks_the_metrics_that_alerted(app, signed_in_client, red
     assert "region EMEA: favourable % down" in page.text and "APAC" not in page.text.split("Alerted", 1)[1].split("</p>", 1)[0]
     earlier = client.get(f"/scorecards/rounds/{rounds[0].id}")
     assert "Alerted" not in earlier.text
+
+
+def _admin_client(app, make_person):
+    make_person(email="admin@example.com", name="Ada Admin", roles=("admin",))
+    client = app.test_client()
+    page = client.get("/sign-in")
+    client.post("/sign-in", data={"email": "admin@example.com", "password": "correct horse battery",
+                                  "csrf_token": csrf_token_from(page.text)})
+    return client
+
+
+def test_the_round_closed_job_watches_and_mails_once(app, make_person, smtp, redis_conn):
+    """Through the planner's own enqueue and real RQ workers: the round-closed
+    job watches the round, the digest goes out, and the alert email is its own
+    message, once per person."""
+    from cadence.planner import enqueue_round_closed
+    from surveys.alerts import watch_round
+
+    app.config["ALERT_RETRY_INTERVALS"] = [0]
+    leader = make_person(email="lead@example.com", name="Lee Leader", roles=("leader",))
+    _data, rounds = _alerts(owner=leader)  # the owner is also a leader: still one email
+    for round_ in rounds[:-1]:
+        watch_round(db.session.get(Round, round_.id))
+    try:
+        enqueue_round_closed([rounds[-1].id])
+        run_worker(app, ["rollups", "mail"])
+        enqueue_round_closed([rounds[-1].id])  # a second close report changes nothing
+        run_worker(app, ["rollups", "mail"])
+    finally:
+        app.config.pop("ALERT_RETRY_INTERVALS", None)
+    assert db.session.query(Alert).filter(Alert.round_id == rounds[-1].id).count() >= 3
+    kinds = sorted(m["X-Canary-Kind"] for m in smtp.messages)
+    assert kinds == ["alerts", "digest"]
