@@ -34,7 +34,7 @@ from cadence.mail import mail_backend
 from cadence.models import Person, PersonRole, Round
 from surveys.alert_chart import chart_svg
 from surveys.alert_models import Alert, AlertNotification, AlertWebhook
-from surveys.alerts import METRIC_LABELS, alert_dict, watch_round
+from surveys.alerts import METRIC_LABELS, alert_dict, chart_history, published, watch_round
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -167,14 +167,14 @@ def scorecard_link(alert: Alert) -> str:
 
 def message_items(alerts) -> list[dict]:
     return [{"alert": a, "data": alert_dict(a), "title": alert_title(a), "link": scorecard_link(a),
-             "chart": chart_svg(a.history, alert_title(a))} for a in alerts]
+             "chart": chart_svg(chart_history(a), alert_title(a))} for a in published(alerts)]
 
 
 def compose_email(person: Person, round_: Round, alerts) -> EmailMessage:
     cadence = round_.cadence
     items = message_items(alerts)
     message = EmailMessage()
-    message["Subject"] = f"Canary: {len(alerts)} alert{'s' if len(alerts) != 1 else ''} in {cadence.name} {round_.period_key}"
+    message["Subject"] = f"Canary: {len(items)} alert{'s' if len(items) != 1 else ''} in {cadence.name} {round_.period_key}"
     message["From"] = current_app.config["MAIL_FROM"]
     message["To"] = formataddr((person.name, person.email))
     domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
@@ -192,7 +192,7 @@ def webhook_payload(webhook_format: str, round_: Round, alerts) -> dict:
     (text fallback plus Block Kit sections) or a Teams incoming-webhook
     message (an Adaptive Card attachment)."""
     items = message_items(alerts)
-    headline = f"Canary: {len(alerts)} alert{'s' if len(alerts) != 1 else ''} in {round_.cadence.name} {round_.period_key}"
+    headline = f"Canary: {len(items)} alert{'s' if len(items) != 1 else ''} in {round_.cadence.name} {round_.period_key}"
     lines = [_line(item) for item in items]
     if webhook_format == "slack":
         blocks = [{"type": "header", "text": {"type": "plain_text", "text": headline[:150]}}]

@@ -8,7 +8,7 @@ from flask_login import current_user
 from surveys.alert_chart import chart_svg
 from surveys.alert_models import ALERT_STATES, Alert
 from surveys.alert_routing import alert_title, failed_notifications, scorecard_link
-from surveys.alerts import AlertStateError, alert_marks, change_state, list_alerts
+from surveys.alerts import AlertStateError, alert_marks, change_state, chart_history, list_alerts, published
 from surveys.auth import roles_required
 from surveys.extensions import db
 
@@ -18,7 +18,7 @@ VIEWS = {"open": "Open", "explained": "Explained", "false_alarm": "False alarms"
 
 
 def _cards(alerts, errors=None, kept=None):
-    return [{"alert": a, "title": alert_title(a), "link": scorecard_link(a), "chart": chart_svg(a.history, alert_title(a)),
+    return [{"alert": a, "title": alert_title(a), "link": scorecard_link(a), "chart": chart_svg(chart_history(a), alert_title(a)),
              "errors": (errors or {}) if kept and kept.get("id") == a.id else {},
              "note": (kept or {}).get("note", "") if kept and kept.get("id") == a.id else ""} for a in alerts]
 
@@ -49,7 +49,7 @@ def index():
 @roles_required(*STAFF_ROLES)
 def change(alert_id):
     alert = db.session.get(Alert, alert_id)
-    if alert is None:
+    if alert is None or not published([alert]):
         abort(404)
     state, note = request.form.get("state", ""), request.form.get("note", "")
     try:

@@ -38,8 +38,8 @@ from surveys.alert_models import ALERT_STATES, OPEN_STATES, Alert, AlertPoints
 from surveys.audit import record
 from surveys.extensions import db
 from surveys.scorecard import (
-    ALL_KINDS, OVERALL, SLICE_KINDS, TeamTree, finalize_scorecard, kind_name, question_specs, stored_aggregates,
-    stored_snapshot,
+    ALL_KINDS, OVERALL, TeamTree, finalize_scorecard, kind_name, policy_fingerprint, question_specs,
+    stored_aggregates, stored_snapshot,
 )
 
 HISTORY_ROUNDS = 24
@@ -74,8 +74,13 @@ def round_points(round_: Round) -> AlertPoints | None:
     if round_.status != "closed":
         return None
     existing = db.session.scalar(select(AlertPoints).where(AlertPoints.round_id == round_.id))
+    policy = policy_fingerprint(round_.cadence.question_set)
     if existing is not None:
-        return existing
+        if existing.policy == policy:
+            return existing
+        # The set's confidentiality changed since (it only ever becomes stricter): read again.
+        db.session.delete(existing)
+        db.session.commit()
     snapshot = stored_snapshot(round_) or finalize_scorecard(round_)
     aggregates = stored_aggregates(round_, ALL_KINDS)
     specs = {spec.key: spec for spec in question_specs(round_.version)}
@@ -99,7 +104,8 @@ def round_points(round_: Round) -> AlertPoints | None:
                     if spec is None or entry["suppressed"] or not entry.get("metrics"):
                         continue
                     points += _entry_points(kind_name(kind), name, spec, entry, sums.result(group, spec))
-    row = AlertPoints(round_id=round_.id, cadence_id=round_.cadence_id, measures=snapshot.measures, points=points)
+    row = AlertPoints(round_id=round_.id, cadence_id=round_.cadence_id, measures=snapshot.measures, policy=policy,
+                      points=points)
     db.session.add(row)
     try:
         db.session.commit()
@@ -168,8 +174,9 @@ def series_for(round_: Round) -> dict:
     rounds = history_rounds(round_)
     stored = {row.round_id: row for row in db.session.scalars(
         select(AlertPoints).where(AlertPoints.round_id.in_([r.id for r in rounds])))}
+    policy = policy_fingerprint(round_.cadence.question_set)
     for other in rounds:
-        if other.id not in stored:
+        if other.id not in stored or stored[other.id].policy != policy:
             stored[other.id] = round_points(other)
     current = stored[round_.id]
     by_round = {r.id: {series_key(p): p for p in stored[r.id].points} for r in rounds}
@@ -263,6 +270,54 @@ def _round(value):
 # -- 3. Alerts: reading and changing state ----------------------------------------------
 
 
+def alert_series(alert: Alert) -> tuple:
+    return (alert.slice_kind, alert.slice_name or None, alert.question_key, alert.metric, alert.option or None)
+
+
+def published(alerts) -> list[Alert]:
+    """The alerts whose slice their round still publishes under the set's
+    current confidentiality, each with `chart_history` limited to the rounds
+    that still publish it. A set only becomes stricter, so an alert raised
+    under laxer rules can lose numbers here; nothing withheld is ever shown."""
+    alerts = list(alerts)
+    round_ids = {a.round_id for a in alerts} | {h["round_id"] for a in alerts for h in a.history}
+    keys = _published_keys(round_ids)
+    out = []
+    for alert in alerts:
+        series = alert_series(alert)
+        if series not in keys.get(alert.round_id, ()):
+            continue
+        alert.chart_history = [h for h in alert.history if series in keys.get(h["round_id"], ())]
+        out.append(alert)
+    return out
+
+
+def _published_keys(round_ids) -> dict:
+    """{round id: set of series keys} its current points publish."""
+    if not round_ids:
+        return {}
+    stored = {row.round_id: row for row in db.session.scalars(
+        select(AlertPoints).where(AlertPoints.round_id.in_(list(round_ids))))}
+    out = {}
+    policies = {}
+    for round_ in db.session.scalars(select(Round).where(Round.id.in_(list(round_ids)))):
+        question_set = round_.cadence.question_set
+        policy = policies.setdefault(question_set.id, policy_fingerprint(question_set))
+        row = stored.get(round_.id)
+        if row is None or row.policy != policy:
+            row = round_points(round_)
+        out[round_.id] = {series_key(p) for p in row.points} if row is not None else set()
+    return out
+
+
+def chart_history(alert: Alert) -> list[dict]:
+    history = getattr(alert, "chart_history", None)
+    if history is None:
+        published([alert])
+        history = getattr(alert, "chart_history", None) or []
+    return history
+
+
 def list_alerts(state: str | None = None, question_set_id: int | None = None, round_id: int | None = None):
     """Alerts, most severe and most recent first; `state` may be "open" (new or acknowledged)."""
     query = select(Alert)
@@ -278,7 +333,7 @@ def list_alerts(state: str | None = None, question_set_id: int | None = None, ro
         query = query.where(Alert.round_id == round_id)
     alerts = db.session.scalars(query.order_by(Alert.created_at.desc(), Alert.id.desc())).all()
     order = {"high": 0, "medium": 1, "low": 2}
-    return sorted(alerts, key=lambda a: (order[a.severity], -a.created_at.timestamp(), -a.id))
+    return sorted(published(alerts), key=lambda a: (order[a.severity], -a.created_at.timestamp(), -a.id))
 
 
 # new -> acknowledged -> explained | false_alarm; a new alert may be closed directly.
@@ -345,7 +400,7 @@ def alert_dict(alert: Alert) -> dict:
         "note": alert.note or None,
         "created_at": isoformat_z(alert.created_at),
         "state_changed_at": isoformat_z(alert.state_changed_at) if alert.state_changed_at else None,
-        "history": alert.history,
+        "history": chart_history(alert),
     }
 
 
@@ -353,8 +408,12 @@ def alert_marks(round_id: int) -> dict:
     """{question key: ["everyone: favourable % down", "region EMEA: mean down", ...]} for a round's alerts:
     the scorecard marks the metrics that alerted (only published slices ever alert)."""
     out = defaultdict(list)
-    rows = db.session.scalars(select(Alert).where(Alert.round_id == round_id).order_by(Alert.slice_kind, Alert.slice_name, Alert.id))
+    rows = db.session.scalars(
+        select(Alert).where(Alert.round_id == round_id).order_by(Alert.slice_kind, Alert.slice_name, Alert.id)).all()
+    keys = _published_keys({round_id}) if rows else {}
     for alert in rows:
+        if alert_series(alert) not in keys.get(round_id, ()):
+            continue
         label = METRIC_LABELS.get(alert.metric, alert.metric)
         if alert.option:
             label = f"{alert.option} {label}"

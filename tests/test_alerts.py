@@ -169,3 +169,40 @@ def test_option_shares_are_watched_per_option(app):
     watch_all(rounds)
     options = {(a.option, a.direction) for a in db.session.scalars(select(Alert).where(Alert.metric == "option_pct"))}
     assert ("globex", "up") in options and ("acme", "down") in options
+
+
+def test_a_stricter_policy_later_takes_earlier_points_out_of_the_charts(app):
+    # APAC has 6 answers a round: published under a minimum of 5, withheld under 8.
+    steady = {"EMEA": (21, 9), "AMER": (14, 6), "APAC": (4, 2)}
+    data, rounds = build_rounds(_plan([steady] * 5 + [{"EMEA": (9, 21), "AMER": (14, 6), "APAC": (4, 2)}]))
+    watch_all(rounds[:5])
+    assert any(p[1] == "APAC" for p in
+               db.session.scalar(select(AlertPoints).where(AlertPoints.round_id == rounds[0].id)).points)
+    data.question_set.min_group_size = 8
+    db.session.commit()
+    watch_all(rounds[5:])
+    for round_ in rounds:
+        points = db.session.scalar(select(AlertPoints).where(AlertPoints.round_id == round_.id))
+        assert points.policy["min_group_size"] == 8
+        assert not any(p[1] == "APAC" for p in points.points)
+    alerts = db.session.scalars(select(Alert)).all()
+    assert alerts and "APAC" not in repr([(a.slice_name, a.history) for a in alerts])
+
+
+def test_an_alert_raised_before_the_rules_became_stricter_is_no_longer_shown(app):
+    from surveys.alerts import alert_dict, alert_marks, list_alerts
+
+    # APAC (8 answers a round) drops sharply in the last round, under a minimum group size of 5.
+    steady = {"EMEA": (21, 9), "AMER": (14, 6), "APAC": (6, 2)}
+    data, rounds = build_rounds(_plan([steady] * 5 + [{"EMEA": (21, 9), "AMER": (14, 6), "APAC": (0, 8)}]))
+    watch_all(rounds)
+    apac = [a for a in list_alerts() if a.slice_name == "APAC"]
+    assert apac and alert_dict(apac[0])["history"]
+    assert any("region APAC" in mark for marks in alert_marks(rounds[-1].id).values() for mark in marks)
+    # The set's minimum rises to 10: APAC is withheld in every round now, and so is its alert.
+    data.question_set.min_group_size = 10
+    db.session.commit()
+    shown = list_alerts()
+    assert not any(a.slice_name == "APAC" for a in shown)
+    assert "APAC" not in repr([alert_dict(a) for a in shown])
+    assert not any("APAC" in mark for marks in alert_marks(rounds[-1].id).values() for mark in marks)

@@ -24,6 +24,7 @@ def upgrade():
         sa.Column('round_id', sa.Integer(), nullable=False),
         sa.Column('cadence_id', sa.Integer(), nullable=False),
         sa.Column('measures', sa.JSON(), nullable=False),
+        sa.Column('policy', sa.JSON(), nullable=False),
         sa.Column('points', sa.JSON(), nullable=False),
         sa.Column('computed_at', UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['cadence_id'], ['cadences.id'], ondelete='CASCADE'),

@@ -3,7 +3,7 @@
 from flask import g, jsonify, request
 
 from surveys.alert_models import ALERT_STATES, Alert
-from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts
+from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts, published
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
 from surveys.extensions import db
@@ -26,13 +26,20 @@ def alerts_index():
 @api_bp.get("/alerts/<int:alert_id>")
 @api_roles(*ALERT_ROLES)
 def alert_show(alert_id):
-    return jsonify(alert_dict(get_or_404(Alert, alert_id, "alert")))
+    return jsonify(alert_dict(_published_or_404(alert_id)))
+
+
+def _published_or_404(alert_id):
+    alert = get_or_404(Alert, alert_id, "alert")
+    if not published([alert]):  # its slice is withheld under the set's current rules
+        raise ApiProblem(404, "Not found", f"No alert with id {alert_id}.")
+    return alert
 
 
 @api_bp.post("/alerts/<int:alert_id>/state")
 @api_roles(*ALERT_ROLES)
 def alert_state(alert_id):
-    alert = get_or_404(Alert, alert_id, "alert")
+    alert = _published_or_404(alert_id)
     body = json_body()
     try:
         change_state(alert, g.api_user, body.get("state"), body.get("note"))
