@@ -29,7 +29,7 @@ from rq import Retry
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cadence.clock import utcnow
+from cadence.clock import isoformat_z, utcnow
 from cadence.mail import mail_backend
 from cadence.models import Person, PersonRole, Round
 from surveys.alert_chart import chart_svg
@@ -247,20 +247,38 @@ def post_webhook(webhook: AlertWebhook, round_: Round, alerts) -> None:
         raise WebhookFailed(f"webhook {webhook.id} answered {status}")
 
 
-def add_webhook(question_set: QuestionSet, url: str, webhook_format: str, secret: str) -> AlertWebhook:
+class WebhookInvalid(ValueError):
+    def __init__(self, errors: dict):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def add_webhook(question_set: QuestionSet, url, webhook_format, secret) -> AlertWebhook:
+    """A new webhook for the set (the caller commits). Raises WebhookInvalid with field errors."""
     errors = {}
-    if urlparse(url or "").scheme not in ("http", "https") or len(url) > 2000:
-        errors["url"] = "Give an http(s) address."
+    if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname \
+            or len(url) > 2000:
+        errors["url"] = "Give an http(s) address of at most 2,000 characters."
     if webhook_format not in WEBHOOK_FORMATS:
         errors["format"] = f"Use one of: {', '.join(WEBHOOK_FORMATS)}."
-    if not secret or len(secret) < 16 or len(secret) > 200:
+    if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
         errors["secret"] = "Use a secret of 16 to 200 characters."
     if errors:
-        raise ValueError(errors)
+        raise WebhookInvalid(errors)
     webhook = AlertWebhook(question_set_id=question_set.id, url=url, format=webhook_format, secret=secret)
     db.session.add(webhook)
     db.session.flush()
     return webhook
+
+
+def webhooks_of(question_set: QuestionSet) -> list[AlertWebhook]:
+    return db.session.scalars(
+        select(AlertWebhook).where(AlertWebhook.question_set_id == question_set.id).order_by(AlertWebhook.id)).all()
+
+
+def webhook_dict(webhook: AlertWebhook) -> dict:
+    return {"id": webhook.id, "question_set_id": webhook.question_set_id, "url": webhook.url, "format": webhook.format,
+            "active": webhook.active, "created_at": isoformat_z(webhook.created_at)}
 
 
 def failed_notifications(limit: int = 50) -> list[AlertNotification]:

@@ -234,3 +234,18 @@ def test_the_round_closed_job_watches_and_mails_once(app, make_person, smtp, red
     assert db.session.query(Alert).filter(Alert.round_id == rounds[-1].id).count() >= 3
     kinds = sorted(m["X-Canary-Kind"] for m in smtp.messages)
     assert kinds == ["alerts", "digest"]
+
+
+def test_webhooks_are_added_through_the_api_with_field_errors(app, api_token):
+    data, _rounds = build_rounds([[("EMEA", {"confidence": 4}, 6)]])
+    headers = api_token(roles=("pm",))
+    client = app.test_client()
+    path = f"/api/v1/question-sets/{data.question_set.id}/alert-webhooks"
+    bad = client.post(path, headers=headers, json={"url": "ftp://x", "format": "irc", "secret": "short"})
+    assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"url", "format", "secret"}
+    made = client.post(path, headers=headers, json={"url": "https://hooks.example.com/x", "format": "teams",
+                                                     "secret": "0123456789abcdef"})
+    assert made.status_code == 201 and made.get_json()["format"] == "teams" and "secret" not in made.get_json()
+    assert [w["url"] for w in client.get(path, headers=headers).get_json()] == ["https://hooks.example.com/x"]
+    assert client.get(path, headers=api_token(roles=("leader",), email="l@example.com")).status_code == 403
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "alert_webhook.created")) is not None

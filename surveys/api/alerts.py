@@ -3,13 +3,17 @@
 from flask import g, jsonify, request
 
 from surveys.alert_models import ALERT_STATES, Alert
+from surveys.alert_routing import WEBHOOK_FORMATS, WebhookInvalid, add_webhook, webhook_dict, webhooks_of
 from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts, published
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
+from surveys.audit import record
 from surveys.extensions import db
+from surveys.models import QuestionSet
 from surveys.problems import ApiProblem, validation_problem
 
 ALERT_ROLES = ("pm", "leader", "admin")
+WEBHOOK_ROLES = ("pm", "admin")
 
 
 @api_bp.get("/alerts")
@@ -50,6 +54,28 @@ def alert_state(alert_id):
     return jsonify(alert_dict(alert))
 
 
+@api_bp.get("/question-sets/<int:set_id>/alert-webhooks")
+@api_roles(*WEBHOOK_ROLES)
+def alert_webhooks_index(set_id):
+    question_set = get_or_404(QuestionSet, set_id, "question set")
+    return jsonify([webhook_dict(w) for w in webhooks_of(question_set)])
+
+
+@api_bp.post("/question-sets/<int:set_id>/alert-webhooks")
+@api_roles(*WEBHOOK_ROLES)
+def alert_webhooks_create(set_id):
+    question_set = get_or_404(QuestionSet, set_id, "question set")
+    body = json_body()
+    try:
+        webhook = add_webhook(question_set, body.get("url"), body.get("format", "json"), body.get("secret"))
+    except WebhookInvalid as error:
+        db.session.rollback()
+        raise validation_problem(error.errors) from None
+    record(g.api_user, "alert_webhook.created", webhook, {"question_set_id": set_id, "format": webhook.format})
+    db.session.commit()
+    return jsonify(webhook_dict(webhook)), 201
+
+
 _ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 
@@ -87,7 +113,35 @@ OPENAPI_SCHEMAS = {
     },
 }
 
+_WEBHOOK = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "question_set_id": {"type": "integer"}, "url": {"type": "string"},
+    "format": {"type": "string", "enum": list(WEBHOOK_FORMATS)}, "active": {"type": "boolean"},
+    "created_at": {"type": "string", "format": "date-time"}}}
+_SET_ID = {"name": "set_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
 OPENAPI_PATHS = {
+    "/question-sets/{set_id}/alert-webhooks": {
+        "get": {
+            "summary": "The question set's outgoing alert webhooks (secrets are never returned)",
+            "description": "Roles pm, admin.",
+            "parameters": [_SET_ID],
+            "responses": {"200": {"description": "The webhooks", "content": {"application/json": {"schema": {
+                "type": "array", "items": _WEBHOOK}}}}, **problem_responses(401, 403, 404)},
+        },
+        "post": {
+            "summary": "Add an outgoing alert webhook",
+            "description": "Roles pm, admin. Each post is signed 'Canary-Signature: t=<unix seconds>,v1=<hex "
+            "HMAC-SHA256 of \"<t>.<raw body>\" under the secret>'; format json (Canary's alert objects), slack "
+            "(an incoming-webhook message with Block Kit sections) or teams (a message with an Adaptive Card).",
+            "parameters": [_SET_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["url", "secret"], "properties": {
+                    "url": {"type": "string"}, "format": {"type": "string", "enum": list(WEBHOOK_FORMATS)},
+                    "secret": {"type": "string", "minLength": 16, "maxLength": 200}}}}}},
+            "responses": {"201": {"description": "The webhook", "content": {"application/json": {"schema": _WEBHOOK}}},
+                          **problem_responses(400, 401, 403, 404, 422)},
+        },
+    },
     "/alerts": {
         "get": {
             "summary": "Alerts, most severe and most recent first",
