@@ -281,6 +281,29 @@ def webhook_dict(webhook: AlertWebhook) -> dict:
             "active": webhook.active, "created_at": isoformat_z(webhook.created_at)}
 
 
+def set_owner(question_set: QuestionSet, email) -> int | None:
+    """Name an active PM as the set's owner (the caller commits); returns the previous owner's id."""
+    person = None
+    if isinstance(email, str) and email.strip():
+        person = db.session.scalar(select(Person).where(Person.email == email.strip().lower()))
+    if person is None or not person.active or not person.has_role("pm"):
+        raise WebhookInvalid({"email": "Name an active person with the pm role."})
+    before = question_set.owner_id
+    question_set.owner_id = person.id
+    return before
+
+
+def _person_dict(person):
+    return None if person is None else {"id": person.id, "email": person.email, "name": person.name}
+
+
+def routing_dict(question_set: QuestionSet) -> dict:
+    owner = db.session.get(Person, question_set.owner_id) if question_set.owner_id else None
+    return {"question_set_id": question_set.id, "owner": _person_dict(owner),
+            "recipients": [_person_dict(p) for p in recipients(question_set)],
+            "webhooks": [webhook_dict(w) for w in webhooks_of(question_set)]}
+
+
 def failed_notifications(limit: int = 50) -> list[AlertNotification]:
     return db.session.scalars(
         select(AlertNotification).where(AlertNotification.status == "failed")

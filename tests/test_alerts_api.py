@@ -249,3 +249,24 @@ def test_webhooks_are_added_through_the_api_with_field_errors(app, api_token):
     assert [w["url"] for w in client.get(path, headers=headers).get_json()] == ["https://hooks.example.com/x"]
     assert client.get(path, headers=api_token(roles=("leader",), email="l@example.com")).status_code == 403
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "alert_webhook.created")) is not None
+
+
+def test_the_owner_is_named_through_the_api_and_routing_lists_who_hears(app, api_token, make_person):
+    data, _rounds = build_rounds([[("EMEA", {"confidence": 4}, 6)]])
+    creator = make_person(email="creator@example.com", name="Cree Ator", roles=("pm",))
+    data.question_set.owner_id = creator.id
+    make_person(email="lead@example.com", name="Lee Leader", roles=("leader",))
+    make_person(email="newpm@example.com", name="New PM", roles=("pm",))
+    db.session.commit()
+    headers = api_token(roles=("admin",))
+    client = app.test_client()
+    base = f"/api/v1/question-sets/{data.question_set.id}"
+    routing = client.get(f"{base}/alert-routing", headers=headers).get_json()
+    assert routing["owner"]["email"] == "creator@example.com"
+    assert sorted(p["email"] for p in routing["recipients"]) == ["creator@example.com", "lead@example.com"]
+    refused = client.post(f"{base}/owner", headers=headers, json={"email": "lead@example.com"})  # not a PM
+    assert refused.status_code == 422 and "email" in refused.get_json()["errors"]
+    moved = client.post(f"{base}/owner", headers=headers, json={"email": "newpm@example.com"})
+    assert moved.status_code == 200 and moved.get_json()["owner"]["email"] == "newpm@example.com"
+    assert sorted(p["email"] for p in moved.get_json()["recipients"]) == ["lead@example.com", "newpm@example.com"]
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.action == "question_set.owner_changed")) is not None

@@ -3,7 +3,9 @@
 from flask import g, jsonify, request
 
 from surveys.alert_models import ALERT_STATES, Alert
-from surveys.alert_routing import WEBHOOK_FORMATS, WebhookInvalid, add_webhook, webhook_dict, webhooks_of
+from surveys.alert_routing import (
+    WEBHOOK_FORMATS, WebhookInvalid, add_webhook, routing_dict, set_owner, webhook_dict, webhooks_of,
+)
 from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts, published
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
@@ -76,6 +78,28 @@ def alert_webhooks_create(set_id):
     return jsonify(webhook_dict(webhook)), 201
 
 
+@api_bp.get("/question-sets/<int:set_id>/alert-routing")
+@api_roles(*WEBHOOK_ROLES)
+def alert_routing_show(set_id):
+    return jsonify(routing_dict(get_or_404(QuestionSet, set_id, "question set")))
+
+
+@api_bp.post("/question-sets/<int:set_id>/owner")
+@api_roles(*WEBHOOK_ROLES)
+def question_set_owner(set_id):
+    question_set = get_or_404(QuestionSet, set_id, "question set")
+    body = json_body()
+    try:
+        before = set_owner(question_set, body.get("email"))
+    except WebhookInvalid as error:
+        db.session.rollback()
+        raise validation_problem(error.errors) from None
+    record(g.api_user, "question_set.owner_changed", question_set,
+           {"from": before, "to": question_set.owner_id})
+    db.session.commit()
+    return jsonify(routing_dict(question_set))
+
+
 _ALERT_ID = {"name": "alert_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 
@@ -119,7 +143,33 @@ _WEBHOOK = {"type": "object", "properties": {
     "created_at": {"type": "string", "format": "date-time"}}}
 _SET_ID = {"name": "set_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
+_PERSON = {"type": ["object", "null"], "properties": {
+    "id": {"type": "integer"}, "email": {"type": "string"}, "name": {"type": "string"}}}
+_ROUTING = {"type": "object", "properties": {
+    "question_set_id": {"type": "integer"}, "owner": _PERSON,
+    "recipients": {"type": "array", "items": _PERSON}, "webhooks": {"type": "array", "items": _WEBHOOK}}}
+
 OPENAPI_PATHS = {
+    "/question-sets/{set_id}/alert-routing": {
+        "get": {
+            "summary": "Who the set's alerts go to: its owner, the leaders who follow it, its webhooks",
+            "description": "Roles pm, admin. Every active leader follows every cadence.",
+            "parameters": [_SET_ID],
+            "responses": {"200": {"description": "The routing", "content": {"application/json": {"schema": _ROUTING}}},
+                          **problem_responses(401, 403, 404)},
+        }
+    },
+    "/question-sets/{set_id}/owner": {
+        "post": {
+            "summary": "Name the set's owner (a PM), who receives its alerts",
+            "description": "Roles pm, admin. Audited.",
+            "parameters": [_SET_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}}}},
+            "responses": {"200": {"description": "The routing", "content": {"application/json": {"schema": _ROUTING}}},
+                          **problem_responses(400, 401, 403, 404, 422)},
+        }
+    },
     "/question-sets/{set_id}/alert-webhooks": {
         "get": {
             "summary": "The question set's outgoing alert webhooks (secrets are never returned)",
