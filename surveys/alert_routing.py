@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import time
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -234,7 +233,7 @@ def post_webhook(webhook: AlertWebhook, round_: Round, alerts) -> None:
     body = json.dumps(webhook_payload(webhook.format, round_, alerts), separators=(",", ":")).encode()
     request = urllib.request.Request(webhook.url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": "Canary-Alerts",
-        SIGNATURE_HEADER: sign(webhook.secret, int(time.time()), body),
+        SIGNATURE_HEADER: sign(webhook.secret, int(utcnow().timestamp()), body),
     })
     try:
         with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT) as response:

@@ -206,3 +206,11 @@ def test_an_alert_raised_before_the_rules_became_stricter_is_no_longer_shown(app
     assert not any(a.slice_name == "APAC" for a in shown)
     assert "APAC" not in repr([alert_dict(a) for a in shown])
     assert not any("APAC" in mark for marks in alert_marks(rounds[-1].id).values() for mark in marks)
+
+
+def test_limits_never_invert_when_the_ewma_is_already_far_out():
+    # A long slide: by the last rounds the EWMA alone signals whatever the round shows.
+    counts = [40, 40, 41, 39, 40, 30, 25, 20, 15, 10]
+    steps = charts.evaluate(charts.SHARE, [charts.Point(i, 50, x) for i, x in enumerate(counts)]).steps
+    assert all(step.limits[0] <= step.limits[1] for step in steps)
+    assert steps[-1].signal is not None
