@@ -207,9 +207,11 @@ def evaluate(kind: str, points: list[Point]) -> Evaluation:
 
 
 def _clip(kind, limits):
+    """The limits within the measure's range, in order (a band wholly outside
+    the range shrinks to the nearest end: every possible value signals)."""
     low, high = limits
-    if kind == SHARE:
-        return max(0.0, low), min(100.0, high)
-    if kind == NPS:
-        return max(-100.0, low), min(100.0, high)
-    return low, high
+    bounds = {SHARE: (0.0, 100.0), NPS: (-100.0, 100.0)}.get(kind)
+    if bounds is None:
+        return low, high
+    floor, ceiling = bounds
+    return min(max(low, floor), ceiling), max(min(high, ceiling), floor)

@@ -214,3 +214,20 @@ def test_limits_never_invert_when_the_ewma_is_already_far_out():
     steps = charts.evaluate(charts.SHARE, [charts.Point(i, 50, x) for i, x in enumerate(counts)]).steps
     assert all(step.limits[0] <= step.limits[1] for step in steps)
     assert steps[-1].signal is not None
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_rounds = st.lists(st.tuples(st.integers(0, 120), st.integers(0, 120)), min_size=5, max_size=16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_rounds)
+def test_a_round_alerts_exactly_when_its_value_leaves_its_limits(rows):
+    points = [charts.Point(i, a + b, a) for i, (a, b) in enumerate(rows)]
+    for step in charts.evaluate(charts.SHARE, points).steps:
+        low, high = step.limits
+        assert low <= high
+        if min(abs(step.value - low), abs(step.value - high)) < 1e-6:
+            continue  # on the boundary: either answer is right
+        assert (not low <= step.value <= high) == (step.signal is not None)
