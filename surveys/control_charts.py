@@ -162,8 +162,9 @@ def chi_square_quantile_99(dof: int) -> float:
     return dof * (1.0 - ratio + DISPERSION_QUANTILE_Z * math.sqrt(ratio)) ** 3
 
 
-def ewma_sigma(steps: int, lam: float = EWMA_LAMBDA) -> float:
+def ewma_sigma(steps: int, lam: float | None = None) -> float:
     """The standard deviation of the EWMA of unit-variance residuals after `steps` updates."""
+    lam = EWMA_LAMBDA if lam is None else lam
     return math.sqrt(lam / (2.0 - lam) * (1.0 - (1.0 - lam) ** (2 * steps)))
 
 
