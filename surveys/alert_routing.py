@@ -160,8 +160,8 @@ def scorecard_link(alert: Alert) -> str:
     base = current_app.config["BASE_URL"].rstrip("/")
     link = f"{base}/scorecards/rounds/{alert.round_id}"
     if alert.slice_kind != "overall":
-        link += f"?slice={alert.slice_kind}"
-    return link
+        return f"{link}?slice={alert.slice_kind}#heatmap"  # the slice's row of the heatmap
+    return f"{link}#q-{alert.question_key}"
 
 
 def message_items(alerts) -> list[dict]:

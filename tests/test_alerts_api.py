@@ -164,6 +164,8 @@ def test_one_email_per_person_and_webhooks_retried_or_failed(app, make_person, s
     html = smtp.messages[0].get_body(preferencelist=("html",)).get_content()
     text = smtp.messages[0].get_body(preferencelist=("plain",)).get_content()
     assert html.count("<svg") == alert_count and "http://canary.test/scorecards/rounds/" in text
+    assert "/scorecards/rounds/%d?slice=region#heatmap" % rounds[-1].id in text
+    assert "/scorecards/rounds/%d#q-confidence" % rounds[-1].id in text
     assert "baseline 70.0" in text and "n = 30" in text and "APAC" not in html + text and "AMER" not in html + text
     # The flaky endpoint failed twice, then received the alerts exactly once, signed.
     assert len(flaky_handler.received) == 1
