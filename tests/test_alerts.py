@@ -231,3 +231,42 @@ def test_a_round_alerts_exactly_when_its_value_leaves_its_limits(rows):
         if min(abs(step.value - low), abs(step.value - high)) < 1e-6:
             continue  # on the boundary: either answer is right
         assert (not low <= step.value <= high) == (step.signal is not None)
+
+
+def test_baselines_after_a_break_and_around_a_withheld_round_match_an_independent_pooling(app):
+    seven_point = {"key": "confidence", "type": "scale", "settings": {"scale_max": 7}}
+    # Version 1 for three rounds (80 % favourable), then a 1-7 scale (favourable 6-7): 50 %, 60 %,
+    # a round where EMEA has 3 answers (withheld), 55 %, 50 %, then a drop to 20 %.
+    rows = [{"EMEA": (24, 6), "AMER": (20, 10)}] * 3 + [
+        {"EMEA": (15, 15), "AMER": (20, 10)}, {"EMEA": (18, 12), "AMER": (20, 10)},
+        {"EMEA": (1, 2), "AMER": (20, 10), "APAC": (3, 3)},
+        {"EMEA": (11, 9), "AMER": (20, 10)}, {"EMEA": (20, 20), "AMER": (20, 10)},
+        {"EMEA": (6, 24), "AMER": (20, 10)}]
+
+    def answers(fav, unfav, favourable, unfavourable):
+        return [({"confidence": favourable}, fav), ({"confidence": unfavourable}, unfav)]
+
+    plan = []
+    for index, regions in enumerate(rows):
+        top, low = (5, 2) if index < 3 else (7, 2)
+        plan.append([(region, a, c) for region, (fav, unfav) in regions.items()
+                     for a, c in answers(fav, unfav, top, low)])
+    _data, rounds = build_rounds(plan, versions={3: [seven_point]})
+    watch_all(rounds)
+    card = build_scorecard(rounds[5], "region")
+    assert next(s for s in card["slices"] if s["name"] == "EMEA")["suppressed"]
+    emea = db.session.scalar(select(Alert).where(Alert.slice_name == "EMEA", Alert.metric == "favorable_pct"))
+    assert emea is not None and emea.round_id == rounds[-1].id and emea.direction == "down"
+    # The baseline pools only the four published rounds since the break (not round 6, not version 1).
+    baseline = [(15, 30), (18, 30), (11, 20), (20, 40)]
+    successes, total = sum(x for x, _ in baseline), sum(n for _, n in baseline)
+    assert emea.baseline == pytest.approx(100 * successes / total)
+    assert emea.baseline_rounds == 4
+    assert [h["period_key"] for h in emea.history] == ["2026-04", "2026-05", "2026-07", "2026-08", "2026-09"]
+    # The round's z-test against that pooled baseline, by scipy: beyond the Shewhart limit.
+    shrunk = (successes + 0.5) / (total + 1)
+    z = (6 / 30 - successes / total) / math.sqrt(shrunk * (1 - shrunk) * (1 / 30 + 1 / total))
+    assert sps.norm.cdf(z) < sps.norm.cdf(-charts.SHEWHART_Z)
+    # The first evaluated round of the new series: the EWMA is lambda z with sigma lambda, so its score is |z| / L.
+    assert emea.rule == "shewhart"
+    assert emea.score == pytest.approx(max(abs(z) / charts.SHEWHART_Z, abs(z) / charts.EWMA_L))
