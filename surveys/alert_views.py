@@ -2,7 +2,7 @@
 its chart, and the forms that move an alert on. Thin: the work is in
 `surveys.alerts`."""
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from surveys.alert_chart import chart_svg
@@ -25,8 +25,12 @@ def _cards(alerts, errors=None, kept=None):
 
 @alerts_bp.app_template_global("round_alert_marks")
 def round_alert_marks(round_id: int) -> dict:
-    """For the scorecard: {question key: ["region EMEA: favourable % down", ...]} of the round's alerts."""
-    return alert_marks(round_id)
+    """For the scorecard: {question key: ["region EMEA: favourable % down", ...]} of the round's alerts
+    (read once per request: the page asks for every question)."""
+    cache = g.setdefault("alert_marks", {})
+    if round_id not in cache:
+        cache[round_id] = alert_marks(round_id)
+    return cache[round_id]
 
 
 @alerts_bp.app_template_global("failed_alert_messages")
