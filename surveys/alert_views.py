@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 
 from surveys.alert_chart import chart_svg
-from surveys.alert_models import ALERT_STATES, Alert
+from surveys.alert_models import Alert
 from surveys.alert_routing import alert_title, failed_notifications, scorecard_link
 from surveys.alerts import AlertStateError, alert_marks, change_state, chart_history, list_alerts, published
 from surveys.auth import roles_required
@@ -68,5 +68,3 @@ def change(alert_id):
     flash(f"Alert marked {state.replace('_', ' ')}.", "success")
     return redirect(url_for("alerts.index"))
 
-
-__all__ = ["alerts_bp", "ALERT_STATES"]

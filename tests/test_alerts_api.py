@@ -31,7 +31,7 @@ def _drop_plan():
     return [steady] * 5 + [last]
 
 
-def _alerts(make_person=None, owner=None):
+def _alerts(owner=None):
     data, rounds = build_rounds(_drop_plan())
     if owner is not None:
         data.question_set.owner_id = owner.id
@@ -143,7 +143,7 @@ def hook_server():
 def test_one_email_per_person_and_webhooks_retried_or_failed(app, make_person, smtp, redis_conn, hook_server):
     app.config["ALERT_RETRY_INTERVALS"] = [0, 0, 0]
     owner = make_person(email="owner@example.com", name="Olive Owner", roles=("pm",))
-    leader = make_person(email="lead@example.com", name="Lee Leader", roles=("leader", "pm"))
+    make_person(email="lead@example.com", name="Lee Leader", roles=("leader", "pm"))
     make_person(email="pm2@example.com", name="Other PM", roles=("pm",))
     data, rounds = _alerts(owner=owner)
     flaky, flaky_handler = hook_server(2)
