@@ -7,6 +7,9 @@ the services): the flow stays one way, cron -> job -> service -> dispatch.
 
 from __future__ import annotations
 
+from flask import current_app
+from rq import Retry
+
 from cadence.queues import get_queue, mail_retry
 
 # Seconds RQ keeps results and failures: a day of results for the operations
@@ -38,3 +41,11 @@ def password_reset_request(email: str, address: str | None) -> None:
     answer's timing tells nobody who is staff."""
     get_queue("mail").enqueue("cadence.jobs.password_reset_request", email, address, retry=mail_retry(),
                               result_ttl=3600, failure_ttl=FAILURE_TTL)
+
+
+def alert_notification(notification_id: int) -> None:
+    """One alert email or webhook call, retried with backoff."""
+    intervals = current_app.config.get("ALERT_RETRY_INTERVALS", [10, 60, 300, 900])
+    get_queue("mail").enqueue("cadence.jobs.send_alert_notification", notification_id,
+                              retry=Retry(max=len(intervals), interval=list(intervals)),
+                              result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

@@ -35,3 +35,9 @@ def password_reset_request(email: str, address: str | None = None) -> None:
     from surveys.auth import handle_password_reset_request
 
     handle_password_reset_request(email, address)
+
+
+def send_alert_notification(notification_id: int) -> str:
+    from surveys.alert_routing import send_notification
+
+    return send_notification(notification_id)

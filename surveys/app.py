@@ -92,6 +92,7 @@ def register_extensions(app):
 def register_models():
     # Import every model module so metadata (and Flask-Migrate) sees all tables.
     import cadence.models  # noqa: F401
+    import surveys.alert_models  # noqa: F401
     import surveys.audit  # noqa: F401
     import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
@@ -100,6 +101,7 @@ def register_models():
 def register_blueprints(app):
     from cadence.people_views import people_bp
     from cadence.views import cadences_bp
+    from surveys.alert_views import alerts_bp
     from surveys.api import openapi  # noqa: F401  (registers every API resource on api_bp)
     from surveys.api.base import api_bp
     from surveys.audit_views import audit_bp
@@ -110,7 +112,7 @@ def register_blueprints(app):
     from surveys.scorecard_views import scorecards_bp
     from surveys.views import staff_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)

@@ -20,6 +20,7 @@ from cadence.clock import utcnow
 from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round
 from cadence.people import import_people
 from cadence.recurrence import Occurrence
+from surveys.alerts import watch_round
 from surveys.answers import store_response
 from surveys.auth import hash_password
 from surveys.extensions import db
@@ -112,6 +113,9 @@ def seed_demo(now=None) -> list[str]:
         answered = simulate_round(round_, index, len(history), rng, optimism)
         finish_round(round_)
         lines.append(f"round {occurrence.period_key}: {answered} answers")
+        raised = watch_round(round_, now)
+        if raised:
+            lines.append(f"  alerts: {len(raised)} (see /alerts)")
 
     current = Occurrence(current_key, now, now + timedelta(days=cadence.open_days), now.date())
     round_ = planner.open_round(cadence, current, now)
@@ -139,7 +143,8 @@ def simulate_round(round_: Round, index: int, total: int, rng: random.Random, op
             continue
         lost = rng.random() < 0.45 - 0.1 * progress
         values = {
-            "win_confidence": _clamp(round(3.0 + 0.7 * progress + mood + rng.gauss(0, 0.7)), 1, 5),
+            "win_confidence": _clamp(round(3.0 + 0.7 * progress + mood + rng.gauss(0, 0.7)
+                                           - planted_slide(invitation.region, index, total)), 1, 5),
             "recommend": _clamp(round(6.5 + 1.5 * progress + 1.5 * mood + rng.gauss(0, 1.6)), 0, 10),
             "lost_deal": "yes" if lost else "no",
             "deals_closed": float(max(0, round(rng.gauss(2.5 + progress, 1.5)))),
@@ -157,6 +162,18 @@ def simulate_round(round_: Round, index: int, total: int, rng: random.Random, op
         store_response(invitation, version, values, moment)
         answered += 1
     return answered
+
+
+# The planted shift, so that a newcomer sees an alert: win confidence in EMEA
+# slides over the last three months of history (0.6 of a point a month).
+SLIDE_REGION = "EMEA"
+SLIDE_MONTHS = 3
+SLIDE_PER_MONTH = 0.6
+
+
+def planted_slide(region, index: int, total: int) -> float:
+    months_in = index - (total - SLIDE_MONTHS) + 1
+    return SLIDE_PER_MONTH * months_in if region == SLIDE_REGION and months_in > 0 else 0.0
 
 
 def finish_round(round_: Round) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from cadence.clock import utcnow
 from cadence.mail import mail_backend
 from cadence.models import Person, PersonRole, Round
+from surveys import alert_routing
 from surveys.extensions import db
 from surveys.feedback import reply_dicts
 from surveys.scorecard import finalize_scorecard
@@ -43,6 +44,7 @@ def on_round_closed(round_id: int) -> dict:
     if round_ is None or round_.status != "closed":
         return {"sent": 0, "already": 0}
     snapshot = finalize_scorecard(round_)
+    alert_routing.watch_and_notify(round_)
     card = snapshot.overall
     leaders = db.session.scalars(
         select(Person)
