@@ -14,6 +14,7 @@ from cadence.clock import isoformat_z
 from cadence.models import Cadence, Delivery, Invitation, Round, RoundOverride, Team
 from cadence.planner import cadence_occurrences, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
+from surveys.disclosure import round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -273,6 +274,9 @@ def round_summaries(cadence: Cadence) -> list[dict]:
         .group_by(Round.id)
         .order_by(Round.scheduled_at.desc())
     ).all()
+    # Counts go through the confidentiality rules (surveys.disclosure.round_counts):
+    # nothing that moves with answers while a held round is open, and nothing
+    # but "withheld" for a confidential round under the minimum group size.
     return [
         {
             "id": round_.id,
@@ -282,8 +286,7 @@ def round_summaries(cadence: Cadence) -> list[dict]:
             "status": round_.status,
             "late": round_.late,
             "note": round_.note,
-            "invited": invited_count,
-            "responded": responded_count,
+            **round_counts(round_, invited_count, responded_count),
         }
         for round_, invited_count, responded_count in rows
     ]

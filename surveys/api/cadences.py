@@ -186,8 +186,14 @@ OPENAPI_SCHEMAS = {
             "status": {"type": "string", "enum": ["open", "closed", "skipped"]},
             "late": {"type": "boolean"},
             "note": {"type": ["string", "null"]},
-            "invited": {"type": "integer"},
-            "responded": {"type": "integer"},
+            "invited": {"type": ["integer", "null"],
+                        "description": "null when withheld (confidential set, fewer than its minimum group size)"},
+            "responded": {"type": ["integer", "null"],
+                          "description": "null while a set that holds results until close has the round open, "
+                                         "or when withheld"},
+            "rate": {"type": ["number", "null"]},
+            "withheld": {"type": "boolean"},
+            "held": {"type": "boolean"},
         },
     },
 }
