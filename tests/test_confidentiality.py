@@ -295,9 +295,6 @@ def test_a_promise_cannot_be_loosened_once_invitations_exist(app, client, api_to
     opened = tick(datetime(2026, 1, 5, 9, 1, tzinfo=timezone.utc), enqueue=False)
     assert opened.opened, "the tick opened no round"
     round_ = db.session.scalar(db.select(Round).where(Round.cadence_id == data.cadence.id))
-    # The round records what its invitations promised.
-    assert round_.policy == {"confidentiality": "confidential", "min_group_size": 5,
-                             "comment_min_group_size": 10, "hold_until_close": False}
     headers = api_token(roles=READERS)
     set_id = data.question_set.id
     for loosening in ({"confidentiality": "attributed"}, {"min_group_size": 3}, {"comment_min_group_size": 6}):
@@ -308,6 +305,9 @@ def test_a_promise_cannot_be_loosened_once_invitations_exist(app, client, api_to
     db.session.expire_all()
     stored = db.session.get(QuestionSet, set_id)
     assert (stored.confidentiality, stored.min_group_size, stored.comment_min_group_size) == ("confidential", 5, 10)
+    # The round records what its invitations promised.
+    assert round_.policy == {"confidentiality": "confidential", "min_group_size": 5,
+                             "comment_min_group_size": 10, "hold_until_close": False}
     # Stricter is still allowed.
     assert client.patch(f"/api/v1/question-sets/{set_id}", json={"min_group_size": 6}, headers=headers).status_code == 200
     # The rep who opens the form later is told what they were promised.
