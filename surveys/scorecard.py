@@ -1291,11 +1291,20 @@ def comment_choices(round_) -> dict:
     """What the comments filter offers: the round's text questions and, per
     slice kind, the slice names that took part."""
     questions = [(spec.key, spec.prompt) for spec in question_specs(round_.version) if spec.type == "text"]
-    summary = participation(round_)
-    return {
-        "questions": questions,
-        "slices": {kind: [entry["name"] for entry in summary["slices"][kind]] for kind in SLICE_KINDS},
-    }
+    tree = TeamTree.for_round(round_)
+    names = {kind: set() for kind in SLICE_KINDS}
+    for team_id, region, segment in db.session.execute(
+        select(Invitation.team_id, Invitation.region, Invitation.segment)
+        .where(Invitation.round_id == round_.id).distinct()
+    ):
+        if team_id is not None:
+            names["team"].update(tree.path(team) for team in tree.lineage(team_id))
+        if region is not None:
+            names["region"].add(region)
+        if segment is not None:
+            names["segment"].add(segment)
+    return {"questions": questions,
+            "slices": {kind: sorted(values, key=str.lower) for kind, values in names.items()}}
 
 
 # -- The smallest detectable change ----------------------------------------------------------
