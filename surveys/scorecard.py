@@ -40,7 +40,7 @@ from cadence.models import Cadence, Delivery, Invitation, Person, Round, Team
 from surveys import disclosure, metrics, stats
 from surveys.extensions import db
 from surveys.metrics import QuestionSpec
-from surveys.models import Answer, Question, Response
+from surveys.models import Answer, Question, QuestionSetVersion, Response
 from surveys.row_cache import RowCache
 from surveys.snapshots import ScorecardSnapshot
 
@@ -221,6 +221,31 @@ def year_ago_round(round_) -> Round | None:
         counted.where(Round.opens_at.between(target - YEAR_AGO_TOLERANCE, target + YEAR_AGO_TOLERANCE))
     ).all()
     return min(candidates, key=lambda r: abs(r.opens_at - target), default=None)
+
+
+def measures_by_version(question_set_id, low: int, high: int) -> dict:
+    """{version number: {question key: measure}} for the set's versions low..high, in one query."""
+    out = defaultdict(dict)
+    for number, question in db.session.execute(
+        select(QuestionSetVersion.number, Question)
+        .join(Question, Question.version_id == QuestionSetVersion.id)
+        .where(QuestionSetVersion.question_set_id == question_set_id, QuestionSetVersion.number.between(low, high))
+    ):
+        out[number][question.key] = QuestionSpec.from_question(question).measure
+    return out
+
+
+def unbroken_keys(version_a, version_b, measures: dict | None = None) -> set:
+    """The question keys whose measure no version from `version_a` to
+    `version_b` (both included) changed: only those compare across the two
+    (a scale changed in v2 and back in v3 still breaks v1 against v3)."""
+    if version_a is None or version_b is None:
+        return set()
+    low, high = sorted((version_a.number, version_b.number))
+    if measures is None:
+        measures = measures_by_version(version_a.question_set_id, low, high)
+    steps = [measures.get(number, {}) for number in range(low, high + 1)]
+    return {key for key, measure in steps[0].items() if all(step.get(key) == measure for step in steps)}
 
 
 def question_specs(version) -> list[QuestionSpec]:
@@ -506,6 +531,8 @@ class _RoundView:
     tree: TeamTree | None
     policy: Policy
     _groups_by_name: dict | None = field(default=None, repr=False)
+    # For a round compared with another: the keys no version in between broke.
+    unbroken: set | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, round_, kind, aggregates: RoundAggregates, tree: TeamTree | None, plan=False):
@@ -579,7 +606,8 @@ def _comparison(spec, result, other: _RoundView | None, group_name):
     """(comparable, previous metrics, delta, significance) against another round's
     view of the same slice; nothing where that round withheld it."""
     other_spec = other.specs.get(spec.key) if other else None
-    comparable = other_spec is not None and other_spec.measure == spec.measure
+    comparable = other_spec is not None and other_spec.measure == spec.measure and (
+        other.unbroken is None or spec.key in other.unbroken)
     if not comparable or result is None:
         return comparable, None, None, None
     group = OVERALL if group_name is OVERALL else other.group_by_name(group_name)
@@ -615,6 +643,8 @@ def _question_entry(spec, question, current: _RoundView, previous, year_ago, gro
         entry.update(suppressed=True, suppressed_reason=reason)
         return entry
     entry.update(n=result.n, metrics=result.metrics, ci95=metrics.intervals(result))
+    if result.unanimous is not None:
+        entry["unanimous"] = {"n": result.n, "value": result.unanimous}
     return entry
 
 
@@ -656,12 +686,15 @@ def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
         "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_), plans[round_.id]),
         "non_responders": non_responders(round_),
     }
+    unbroken = {other.id: unbroken_keys(round_.version, other.version) for other in rounds[1:]}
     inputs = _card_inputs(round_, kinds, rounds, aggregates, tree, shared)
     cards = LIVE_CARDS.get(inputs)
     if cards is None:
         cards = {}
         for kind in kinds:
             views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree, plans[r.id]) for r in rounds}
+            for other in rounds[1:]:
+                views[other.id].unbroken = unbroken[other.id]
             current = views[round_.id]
             previous = views.get(before_round.id) if before_round else None
             year_ago = views.get(year_round.id) if year_round else None
@@ -831,7 +864,9 @@ def _aggregates_from_json(kind, stored: dict) -> RoundAggregates:
 
 
 def _measure_json(spec: QuestionSpec) -> list:
-    return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)]
+    # A number's unit is part of its measure (older snapshots stored no unit).
+    return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)] + (
+        [spec.unit] if spec.type == "number" else [])
 
 
 def finalize_scorecard(round_) -> ScorecardSnapshot:
@@ -1116,6 +1151,11 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
     known_rounds = {round_id for round_id, _key in known}
     live = compute_trend_points([r for r in rounds if r.id not in stored and r.id not in known_rounds], keys)
     live.update(known)
+    numbers = [r.version.number for r in rounds if r.version is not None]
+    measures = measures_by_version(cadence.question_set_id, min(numbers), max(numbers)) if numbers else {}
+    unbroken = {}
+    for before, after in zip(rounds, rounds[1:]):
+        unbroken[after.id] = unbroken_keys(before.version, after.version, measures)
     out = {}
     for key in keys:
         points, last_measure = [], None
@@ -1124,7 +1164,9 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
                 point, measure = _stored_point(stored[round_.id], round_, key)
             else:
                 point, measure = live[(round_.id, key)]
-            point["break"] = bool(points) and measure != last_measure
+            # A break where the measure differs, or where a version between
+            # the two rounds changed it (and changed it back).
+            point["break"] = bool(points) and (measure != last_measure or key not in unbroken[round_.id])
             points.append(point)
             last_measure = measure
         out[key] = points

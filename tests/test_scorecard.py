@@ -890,8 +890,12 @@ def test_print_page_and_heatmap_classes(two_rounds, signed_in_client):
 
 def test_smallest_detectable_change(app):
     assert detectable_change_pts(9) is None  # under the minimum n for testing
-    assert detectable_change_pts(100) == pytest.approx(100 * (1.959964 + 0.841621) * (0.5 / 100) ** 0.5, rel=1e-5)
-    assert detectable_change_pts(400) == pytest.approx(detectable_change_pts(100) / 2)
+    # A power calculation for Canary's own pooled z-test (issue 12; the textbook
+    # shortcut used to overstate it, most at small n): 80 % power at that change.
+    from surveys.stats import proportion_test_power
+
+    assert proportion_test_power(0.5, 0.5 + detectable_change_pts(100) / 100, 100) == pytest.approx(0.8, abs=1e-6)
+    assert detectable_change_pts(400) == pytest.approx(detectable_change_pts(100) / 2, rel=0.03)
     sizes = detectable_changes_for_sizes([("region", "EMEA Mid-Market", 9), ("region", "NA", 200)], 0.7)
     assert sizes[0] == {"kind": "region", "name": "EMEA Mid-Market", "size": 9, "respondents": 6, "min_change_pts": None}
     assert 10 < sizes[1]["min_change_pts"] < 20
