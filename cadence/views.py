@@ -12,6 +12,7 @@ from cadence.clock import parse_instant, utcnow
 from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth import roles_required
+from surveys.disclosure import effective_policy
 from surveys.scorecard import detectable_changes
 from surveys.extensions import db
 from surveys import audit
@@ -176,10 +177,15 @@ def nudge(round_id):
     except NudgeRefused as refused:
         flash(f"No nudge sent: {refused}.", "error")
     else:
-        audit.record(current_user._get_current_object(), "round.nudged", round_, {"nudged": count})
+        held = effective_policy(round_)["hold_until_close"]
+        # While results are held, how many have not answered moves with answers: not said.
+        audit.record(current_user._get_current_object(), "round.nudged", round_, {"nudged": None if held else count})
         db.session.commit()
         enqueue_due_now()
-        flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
+        if held:
+            flash("Nudged everyone who has not answered yet.", "success")
+        else:
+            flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
     return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
 
 

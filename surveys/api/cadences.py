@@ -9,6 +9,7 @@ from cadence.models import Cadence, Round
 from cadence.planner import NudgeRefused, nudge_non_responders
 from surveys.api import api_bp, api_roles, get_or_404, json_body
 from surveys.api.openapi import problem_responses
+from surveys.disclosure import effective_policy
 from surveys.extensions import db
 from surveys import audit
 from surveys.problems import ApiProblem, validation_problem
@@ -118,10 +119,12 @@ def nudge_round(round_id):
         count = nudge_non_responders(round_, utcnow())
     except NudgeRefused as refused:
         raise ApiProblem(409, "Nudge refused", str(refused)) from None
-    audit.record(g.api_user, "round.nudged", round_, {"nudged": count})
+    held = effective_policy(round_)["hold_until_close"]
+    # While results are held, how many have not answered moves with answers: not said.
+    audit.record(g.api_user, "round.nudged", round_, {"nudged": None if held else count})
     db.session.commit()
     enqueue_due_now()
-    return jsonify({"nudged": count})
+    return jsonify({"nudged": None if held else count})
 
 
 def enqueue_due_now():
@@ -279,7 +282,7 @@ OPENAPI_PATHS = {
             "parameters": [{"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {
                 "200": {"description": "How many were nudged", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"nudged": {"type": "integer"}}}}}},
+                    "type": "object", "properties": {"nudged": {"type": ["integer", "null"], "description": "null while the set holds results until close"}}}}}},
                 **problem_responses(401, 403, 404, 409),
             },
         },
