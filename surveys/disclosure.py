@@ -279,9 +279,14 @@ def plan_round(atoms: RoundAtoms, lineage, specs, min_size, comment_min_size, na
     plan.published, plan.numbers = plan_groups(atoms.responded, membership, candidates, min_size,
                                                also=[(atoms.invited, min_size)])
     plan.participation = dict(plan.numbers)
+    planned = {}  # questions answered by the same people (required ones) share a plan
     for spec in specs:
         answered = atoms.answered.get(spec.key, {})
-        published, withheld = plan_groups(answered, membership, plan.published, min_size)
+        same = frozenset((atom, units) for atom, units in answered.items() if units)
+        if same not in planned:
+            planned[same] = plan_groups(answered, membership, plan.published, min_size)
+        published, withheld = planned[same]
+        published, withheld = list(published), dict(withheld)
         plan.published_questions[spec.key], plan.questions[spec.key] = published, withheld
         if spec.type == "text":
             published, withheld = plan_groups(answered, membership, published, comment_min_size)
