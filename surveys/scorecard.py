@@ -14,7 +14,9 @@ Reading order:
    finalized round keeps its own in its snapshot (`stored_aggregates`), so a
    card reads only its own round's answers when the rounds it compares with
    are closed;
-3. confidentiality: which aggregates are withheld (`withheld_groups`);
+3. confidentiality: which aggregates are withheld, as the round's
+   publication plan says (`round_plan`, surveys.disclosure: one plan across
+   every slice kind, read by every card, comment list, export and list);
 4. assembly: `compute_scorecards`, `build_scorecard` (a closed round's stored
    card when it has one), `participation`, `trends`, top movers and choice
    shifts, comments, the smallest detectable change per slice;
