@@ -15,9 +15,12 @@ The planner is greedy and deterministic, like secondary cell suppression:
 overall first, then groups from the largest down (slice kind, then name, to
 break ties); a group is published when adding it to those already published
 leaves every non-empty cell at or above the threshold, and withheld
-otherwise: `small_group` when it is itself under the threshold,
-`complementary` when it is large enough but, next to what is already shown,
-would let a smaller group be worked out.
+otherwise. It runs in four orders (largest first, and each slice kind
+first) and keeps the plan that publishes the most groups, so an org whose
+regions cross its teams keeps its team tree rather than losing it to the
+largest region. A withheld group is reported as `small_group` when it is
+itself under the threshold, `complementary` when it is large enough but,
+next to what is already shown, would let a smaller group be worked out.
 
 Units are counted per (team, region, segment) "atom" from GROUP BY queries,
 never per person: the plan costs a few hundred atoms times the groups.
@@ -28,7 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from cadence.models import Invitation
 from surveys import metrics
@@ -120,8 +123,9 @@ def plan_groups(atoms: dict, membership: dict, candidates, threshold: int, base=
     return published, withheld
 
 
-def ordered_candidates(atoms: dict, membership: dict, groups, names=None) -> list:
-    """Overall first, then the largest groups, ties by slice kind and name."""
+def ordered_candidates(atoms: dict, membership: dict, groups, names=None, first_kind=None) -> list:
+    """Overall first, then the largest groups (or first every group of
+    `first_kind`, largest first), ties by slice kind and name."""
     sizes = defaultdict(int)
     for atom, units in atoms.items():
         for group in membership[atom]:
@@ -130,7 +134,8 @@ def ordered_candidates(atoms: dict, membership: dict, groups, names=None) -> lis
 
     def key(group):
         kind, value = group
-        return (group != OVERALL_KEY, -sizes.get(group, 0), KIND_ORDER[kind])
+        return (group != OVERALL_KEY, first_kind is not None and kind != first_kind, -sizes.get(group, 0),
+                KIND_ORDER[kind])
 
     # Equal sizes: the name later in the alphabet first (deterministic, and
     # the same choice complementary suppression used to make among siblings).
@@ -228,7 +233,10 @@ class RoundAtoms:
     other_writers: dict  # multi-choice key -> {atom: respondents who wrote an "other" text}
 
     @classmethod
-    def load(cls, round_id) -> RoundAtoms:
+    def load(cls, round_id, multi_keys=()) -> RoundAtoms:
+        """`multi_keys`: the questions that store several rows per answer
+        (multi-choice), whose answerers need a COUNT(DISTINCT); every other
+        question stores one row per respondent."""
         invited, responded = {}, {}
         for team_id, region, segment, count, answered in db.session.execute(
             select(Invitation.team_id, Invitation.region, Invitation.segment, func.count(Invitation.id),
@@ -239,16 +247,22 @@ class RoundAtoms:
             invited[(team_id, region, segment)] = count
             responded[(team_id, region, segment)] = answered
         answered_by_key, other = defaultdict(dict), defaultdict(dict)
-        for team_id, region, segment, key, respondents, writers in db.session.execute(
-            select(Answer.team_id, Answer.region, Answer.segment, Answer.question_key,
-                   func.count(func.distinct(Answer.response_id)),
-                   func.count(func.distinct(case((Answer.detail.is_not(None), Answer.response_id)))))
+        atom = (Answer.team_id, Answer.region, Answer.segment)
+        for team_id, region, segment, key, rows, writers in db.session.execute(
+            select(*atom, Answer.question_key, func.count(), func.count(Answer.detail))
             .where(Answer.round_id == round_id)
-            .group_by(Answer.team_id, Answer.region, Answer.segment, Answer.question_key)
+            .group_by(*atom, Answer.question_key)
         ):
-            answered_by_key[key][(team_id, region, segment)] = respondents
-            if writers:
+            answered_by_key[key][(team_id, region, segment)] = rows
+            if writers:  # one "other" text per response at most
                 other[key][(team_id, region, segment)] = writers
+        if multi_keys:
+            for team_id, region, segment, key, respondents in db.session.execute(
+                select(*atom, Answer.question_key, func.count(func.distinct(Answer.response_id)))
+                .where(Answer.round_id == round_id, Answer.question_key.in_(list(multi_keys)))
+                .group_by(*atom, Answer.question_key)
+            ):
+                answered_by_key[key][(team_id, region, segment)] = respondents
         return cls(invited, responded, dict(answered_by_key), dict(other))
 
 
@@ -267,17 +281,20 @@ def plan_round(atoms: RoundAtoms, lineage, specs, min_size, comment_min_size, na
         for atom in by_atom:
             membership.setdefault(atom, set(groups_of_atom(atom, lineage)))
     every_group = {group for groups in membership.values() for group in groups}
-    candidates = ordered_candidates(atoms.invited, membership, every_group, names)
+    orders = [ordered_candidates(atoms.invited, membership, every_group, names, first)
+              for first in (None, "team", "region", "segment")]
     plan = RoundPlan(held=held)
     if held:  # nothing that moves with answers: the groups are chosen from the invitees alone
-        plan.published, plan.numbers = plan_groups(atoms.invited, membership, candidates, min_size)
+        plan.published, plan.numbers = _most_published(
+            plan_groups(atoms.invited, membership, order, min_size) for order in orders)
         plan.participation = dict(plan.numbers)
         return plan
     # One set of groups for numbers and participation: respondents and invitees
     # both cut into cells of at least the minimum (who did not answer is
     # confidential too, and a leader knows who is in each group).
-    plan.published, plan.numbers = plan_groups(atoms.responded, membership, candidates, min_size,
-                                               also=[(atoms.invited, min_size)])
+    plan.published, plan.numbers = _most_published(
+        plan_groups(atoms.responded, membership, order, min_size, also=[(atoms.invited, min_size)])
+        for order in orders)
     plan.participation = dict(plan.numbers)
     planned = {}  # questions answered by the same people (required ones) share a plan
     for spec in specs:
@@ -292,6 +309,16 @@ def plan_round(atoms: RoundAtoms, lineage, specs, min_size, comment_min_size, na
             published, withheld = plan_groups(answered, membership, published, comment_min_size)
             plan.published_comments[spec.key], plan.comments[spec.key] = published, withheld
     return plan
+
+
+def _most_published(plans) -> tuple[list, dict]:
+    """Of greedy plans run in different orders (largest first; each slice kind
+    first), the one that publishes the most groups; the first on a tie."""
+    best = None
+    for plan in plans:
+        if best is None or len(plan[0]) > len(best[0]):
+            best = plan
+    return best
 
 
 def export_attributes(plan: RoundPlan, atoms: RoundAtoms, lineage, min_size) -> set:

@@ -515,10 +515,10 @@ def round_plan(round_, tree: TeamTree | None = None):
             return disclosure.RoundPlan.from_json(stored.disclosure["plan"])
     tree = tree or TeamTree.for_round(round_)
     names = {("team", team_id): path for team_id, (path, _parent) in tree.teams.items()}
-    return disclosure.plan_round(
-        disclosure.RoundAtoms.load(round_.id), tree.lineage, question_specs(round_.version), policy.min_size,
-        policy.comment_min_size, names, held=policy.held,
-    )
+    specs = question_specs(round_.version)
+    atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
+    return disclosure.plan_round(atoms, tree.lineage, specs, policy.min_size, policy.comment_min_size, names,
+                                 held=policy.held)
 
 
 @dataclass
@@ -732,7 +732,6 @@ def _card_inputs(round_, kinds, rounds, aggregates, tree, shared) -> str:
 
 
 def _assemble(round_, before_round, year_round, kind, current, previous, year_ago, questions, shared) -> dict:
-    question_set = round_.cadence.question_set
     invited, responded = current.aggregates.participation.get(OVERALL, (0, 0))
     held = current.policy.held
     overall_withheld = shared["participation"].get("withheld")
@@ -1490,7 +1489,7 @@ def response_export(round_) -> dict:
     if policy.held:
         raise ExportRefused("Results of this question set are held until the round closes.")
     respondents = _export_respondents(round_.id)
-    shown = text_allowed = None
+    shown = atoms = None
     if confidential:
         tree = TeamTree.for_round(round_)
         plan = round_plan(round_, tree)
@@ -1499,7 +1498,7 @@ def response_export(round_) -> dict:
                 f"This confidential round has fewer than {policy.min_size} responses (or invitations); "
                 "row-level answers are withheld."
             )
-        atoms = disclosure.RoundAtoms.load(round_.id)
+        atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
         shown = disclosure.export_attributes(plan, atoms, tree.lineage, policy.min_size)
 
         def text_allowed(key, writers):
