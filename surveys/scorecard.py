@@ -1282,12 +1282,9 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
     if policy.held:
         raise CommentsWithheld("Comments are held until the round closes.")
     tree = TeamTree.for_round(round_)
-    participation_aggregates = load_aggregates([round_], (slice_kind,) if slice_kind else (None,), tree,
-                                               answers=False)[(round_.id, slice_kind)]
-    view = _RoundView.build(round_, slice_kind, participation_aggregates, tree, None)
     group = OVERALL
     if slice_kind is not None:
-        group = view.group_by_name(slice_name)
+        group = _groups_by_name(round_, tree)[slice_kind].get(slice_name)
         if group is None:
             raise ValueError(f"no {slice_kind} called {slice_name!r} took part in this round")
     keys = [question_key] if question_key else list(specs)
@@ -1334,20 +1331,27 @@ def comment_choices(round_) -> dict:
     """What the comments filter offers: the round's text questions and, per
     slice kind, the slice names that took part."""
     questions = [(spec.key, spec.prompt) for spec in question_specs(round_.version) if spec.type == "text"]
-    tree = TeamTree.for_round(round_)
-    names = {kind: set() for kind in SLICE_KINDS}
+    names = _groups_by_name(round_, TeamTree.for_round(round_))
+    return {"questions": questions,
+            "slices": {kind: sorted(values, key=str.lower) for kind, values in names.items()}}
+
+
+def _groups_by_name(round_, tree) -> dict:
+    """{slice kind: {name shown: group}} for the slices that took part in the
+    round (a team with its ancestors), from one DISTINCT query."""
+    names = {kind: {} for kind in SLICE_KINDS}
     for team_id, region, segment in db.session.execute(
         select(Invitation.team_id, Invitation.region, Invitation.segment)
         .where(Invitation.round_id == round_.id).distinct()
     ):
         if team_id is not None:
-            names["team"].update(tree.path(team) for team in tree.lineage(team_id))
+            for team in tree.lineage(team_id):
+                names["team"].setdefault(tree.path(team), team)
         if region is not None:
-            names["region"].add(region)
+            names["region"][region] = region
         if segment is not None:
-            names["segment"].add(segment)
-    return {"questions": questions,
-            "slices": {kind: sorted(values, key=str.lower) for kind, values in names.items()}}
+            names["segment"][segment] = segment
+    return names
 
 
 # -- The smallest detectable change ----------------------------------------------------------

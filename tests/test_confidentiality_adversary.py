@@ -51,9 +51,9 @@ QUESTIONS = [
     {"key": "won", "type": "yes_no", "required": False},
     {"key": "why", "type": "text", "required": False},
 ]
-# A few hundred orgs would take this machine over a minute; CI runs 150
-# (about 50 s). CANARY_ADVERSARY_EXAMPLES=1000 runs a deeper search.
-EXAMPLES = int(os.environ.get("CANARY_ADVERSARY_EXAMPLES", "150"))
+# Each org costs about 60 HTTP reads (0.3-0.5 s on a shared two-core machine):
+# 120 keep the run under a minute; CANARY_ADVERSARY_EXAMPLES=1000 searches deeper.
+EXAMPLES = int(os.environ.get("CANARY_ADVERSARY_EXAMPLES", "120"))
 
 
 # -- The generated org ------------------------------------------------------------------------
