@@ -1268,10 +1268,10 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
 
     Attributed sets: each comment with its author's name, team, region and
     segment. Confidential sets: no names or slice attributes, in a neutral
-    order, and only where the group answering that question reaches the
-    comment threshold, with complementary suppression among sibling slices (so
-    "all comments" minus "one slice's comments" cannot single out a small
-    group). Raises CommentsWithheld (with the reason) otherwise, and
+    order, and only for the groups the round's plan publishes comments for
+    (every cell of writers cut by those groups, across every slice kind,
+    holds at least the comment threshold, so no set difference of two lists
+    singles out a small group). Raises CommentsWithheld (with the reason) otherwise, and
     ValueError for a slice or question that does not exist."""
     specs = {spec.key: spec for spec in question_specs(round_.version) if spec.type == "text"}
     if question_key is not None and question_key not in specs:
