@@ -19,6 +19,7 @@ from cadence.models import Cadence, Invitation, Round, RoundOverride, Team
 from cadence.planner import hand_out_due_deliveries, nudge_non_responders, occurrences_to_plan, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
 from surveys import audit
+from surveys.disclosure import effective_policy, round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -189,10 +190,14 @@ def resume(cadence: Cadence, by) -> Cadence:
     return cadence
 
 
-def nudge(round_: Round, by, now: datetime) -> int:
+def nudge(round_: Round, by, now: datetime) -> int | None:
     """Remind the round's non-responders now (refused with NudgeRefused
-    within 24 hours of the last nudge); returns how many were nudged."""
+    within 24 hours of the last nudge); returns how many were nudged, or
+    None for a round whose results are held until close: how many have not
+    answered moves with the answers, so it is not said, not even in the audit log."""
     count = nudge_non_responders(round_, now)
+    if effective_policy(round_)["hold_until_close"]:
+        count = None
     audit.record(by, "round.nudged", round_, {"nudged": count})
     db.session.commit()
     hand_out_due_deliveries(now)
@@ -312,6 +317,9 @@ def round_summaries(cadence: Cadence) -> list[dict]:
         .group_by(Round.id)
         .order_by(Round.scheduled_at.desc())
     ).all()
+    # Counts go through the confidentiality rules (surveys.disclosure.round_counts):
+    # nothing that moves with answers while a held round is open, and nothing
+    # but "withheld" for a confidential round under the minimum group size.
     return [
         {
             "id": round_.id,
@@ -321,8 +329,7 @@ def round_summaries(cadence: Cadence) -> list[dict]:
             "status": round_.status,
             "late": round_.late,
             "note": round_.note,
-            "invited": invited_count,
-            "responded": responded_count,
+            **round_counts(round_, invited_count, responded_count),
         }
         for round_, invited_count, responded_count in rows
     ]

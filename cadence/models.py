@@ -204,6 +204,9 @@ class Round(db.Model):
     late: Mapped[bool] = mapped_column(Boolean, default=False)
     # Why a round was skipped, or that it was moved: shown on the cadence page.
     note: Mapped[str | None] = mapped_column(String(200))
+    # The confidentiality promise its invitations carried (surveys.disclosure.
+    # policy_record), recorded when the first invitation is created.
+    policy: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     cadence: Mapped[Cadence] = relationship(back_populates="rounds")

@@ -266,6 +266,7 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
     """Create the round, its invitations and their deliveries in one
     transaction. Returns None when the round already existed (another tick
     got there first) or the set has nothing published to send."""
+    from surveys.disclosure import policy_record
     from surveys.questions import version_for_round
 
     version = version_for_round(cadence.question_set)
@@ -288,6 +289,8 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
             closes_at=occurrence.closes_at + timedelta(days=cadence.grace_days or 0),
             late=_is_late(occurrence, now),
             note=f"moved from {occurrence.moved_from.isoformat()}" if occurrence.moved_from else None,
+            # The promise its invitations carry (SPEC §2): never loosened later.
+            policy=policy_record(cadence.question_set),
             created_at=now,
         ).returning(Round.id)
     )

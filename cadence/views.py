@@ -171,7 +171,10 @@ def nudge(round_id):
     except NudgeRefused as refused:
         flash(f"No nudge sent: {refused}.", "error")
     else:
-        flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
+        if count is None:
+            flash("Nudged everyone who has not answered yet.", "success")
+        else:
+            flash(f"Nudged {count} {'person' if count == 1 else 'people'} who have not answered yet.", "success")
     return redirect(url_for("cadences.show", cadence_id=round_.cadence_id))
 
 

@@ -165,10 +165,10 @@ def simulate_round(round_: Round, index: int, total: int, rng: random.Random, op
 
 
 # The planted shift, so that a newcomer sees an alert: win confidence in EMEA
-# slides over the last three months of history (0.6 of a point a month).
+# slides over the last three months of history (0.7 of a point a month).
 SLIDE_REGION = "EMEA"
 SLIDE_MONTHS = 3
-SLIDE_PER_MONTH = 0.6
+SLIDE_PER_MONTH = 0.7
 
 
 def planted_slide(region, index: int, total: int) -> float:

@@ -22,6 +22,7 @@ from wtforms.validators import InputRequired, Optional
 
 from surveys import answers as rep_answers
 from surveys.auth import roles_required
+from surveys.disclosure import policy_record
 from surveys.extensions import db
 from surveys import audit, limits
 from surveys.models import CONFIDENTIALITY_LEVELS, QUESTION_TYPES, QuestionSet, QuestionSetVersion
@@ -37,6 +38,7 @@ from surveys.questions import (
     duplicate_question,
     export_question_set,
     has_answers,
+    has_invitations,
     has_been_published,
     move_question,
     pending_changes,
@@ -276,6 +278,7 @@ def export(question_set_id):
 def settings(question_set_id):
     question_set = _load(question_set_id)
     answered = has_answers(question_set)
+    invited = has_invitations(question_set)
     form = SettingsForm(obj=question_set)
     if form.validate_on_submit():
         data = {
@@ -297,7 +300,8 @@ def settings(question_set_id):
             return redirect(url_for("designer.show", question_set_id=question_set_id))
     status = 422 if form.errors else 200
     return (
-        render_template("designer/settings.html", question_set=_load(question_set_id), form=form, answered=answered),
+        render_template("designer/settings.html", question_set=_load(question_set_id), form=form, answered=answered,
+                        invited=invited),
         status,
     )
 
@@ -463,6 +467,7 @@ def preview(question_set_id):
         render_template(
             "designer/preview.html",
             question_set=question_set,
+            promise=policy_record(question_set),  # what a rep invited now would be told
             version=version,
             form=form,
             visible={q.key for q in rep_answers.visible_questions(version, rep_answers.typed_values(version, values))},

@@ -65,11 +65,17 @@ class QuestionSpec:
     scale_max: int | None = None
     favorable_min: int | None = None
     option_keys: tuple[str, ...] = ()
+    # A number question's unit is part of what it measures; its bounds keep
+    # intervals inside the values an answer can take.
+    unit: str | None = None
+    low: float | None = None
+    high: float | None = None
 
     @classmethod
     def from_question(cls, question) -> QuestionSpec:
         scale_max = favorable_min = None
         option_keys: tuple[str, ...] = ()
+        unit = low = high = None
         if question.type == "scale":
             scale_max = int(question.setting("scale_max") or DEFAULT_SCALE_MAX)
             # Default: the top two boxes are favourable.
@@ -78,13 +84,19 @@ class QuestionSpec:
             option_keys = tuple(option["key"] for option in question.options)
             if question.setting("allow_other") and OTHER_OPTION_KEY not in option_keys:
                 option_keys += (OTHER_OPTION_KEY,)
-        return cls(question.key, question.type, question.prompt, scale_max, favorable_min, option_keys)
+        elif question.type == "number":
+            unit = (question.setting("unit") or "").strip() or None
+            low, high = question.setting("min"), question.setting("max")
+            low = float(low) if low is not None else None
+            high = float(high) if high is not None else None
+        return cls(question.key, question.type, question.prompt, scale_max, favorable_min, option_keys, unit, low, high)
 
     @property
     def measure(self) -> tuple:
         """Changing any of these breaks the trend: no delta across the break.
-        Option order is presentation, not measure, so keys compare as a set."""
-        return (self.type, self.scale_max, self.favorable_min, frozenset(self.option_keys))
+        Option order is presentation, not measure, so keys compare as a set;
+        a number's unit is part of it (deals are not dollars)."""
+        return (self.type, self.scale_max, self.favorable_min, frozenset(self.option_keys), self.unit)
 
 
 # -- Estimates: what intervals and tests need -----------------------------------------
@@ -125,10 +137,16 @@ class SampleMean(_Estimate):
     n: int
     mean: float | None
     variance: float | None
+    low: float | None = None  # the smallest and largest value an answer can take
+    high: float | None = None
 
     def ci95(self):
+        """The t interval, kept inside the values an answer can take; None
+        when every answer agrees (the card says "all n answers were x")."""
         interval = stats.mean_interval(self.mean, self.variance, self.n)
-        return None if interval is None else list(interval)
+        if interval is None or interval[0] == interval[1]:
+            return None
+        return _clipped(interval, self.low, self.high)
 
     def p_value_against(self, other: SampleMean):
         return stats.welch_p_value(self.mean, self.variance, self.n, other.mean, other.variance, other.n)
@@ -151,10 +169,21 @@ class NetPromoter(_Estimate):
 
     def ci95(self):
         interval = stats.nps_interval(self.promoters, self.detractors, self.n)
-        return None if interval is None else list(interval)
+        if interval is None or interval[0] == interval[1]:
+            return None
+        return _clipped(interval, -100.0, 100.0)
 
     def p_value_against(self, other: NetPromoter):
         return stats.nps_p_value(self.promoters, self.detractors, self.n, other.promoters, other.detractors, other.n)
+
+
+def _clipped(interval, low, high) -> list:
+    lower, upper = interval
+    if low is not None:
+        lower, upper = max(lower, low), max(upper, low)
+    if high is not None:
+        lower, upper = min(lower, high), min(upper, high)
+    return [lower, upper]
 
 
 @dataclass
@@ -163,6 +192,8 @@ class QuestionResult:
     metrics: dict
     raw: dict = field(default_factory=dict)
     estimates: dict = field(default_factory=dict)
+    # The one value every answer had, when they all agree (scale, NPS, number, yes/no).
+    unanimous: object = None
 
 
 # -- Value-count helpers -------------------------------------------------------------
@@ -212,7 +243,14 @@ def summarize(spec: QuestionSpec, rows: ValueCounts, respondents: int) -> Questi
     raw, extra, estimates = builder(spec, rows, respondents)
     metrics = {name: _round_metric(name, value) for name, value in raw.items()}
     metrics.update(extra)
-    return QuestionResult(n=respondents, metrics=metrics, raw=raw, estimates=estimates)
+    unanimous = None
+    if spec.type in ("scale", "nps", "number", "yes_no"):
+        values = numeric_counts(rows)
+        if len(values) == 1:
+            (value,) = values
+            unanimous = ("yes" if value == YES else "no") if spec.type == "yes_no" else (
+                int(value) if value.is_integer() else value)
+    return QuestionResult(n=respondents, metrics=metrics, raw=raw, estimates=estimates, unanimous=unanimous)
 
 
 def _round_metric(name, value):
@@ -232,7 +270,7 @@ def _scale(spec, rows, respondents):
     favorable = Proportion(sum(c for v, c in counts.items() if v >= spec.favorable_min), n)
     raw = {"mean": mean, "favorable_pct": favorable.percent}
     extra = {"distribution": _distribution(counts, range(1, spec.scale_max + 1))}
-    return raw, extra, {"mean": SampleMean(n, mean, variance), "favorable_pct": favorable}
+    return raw, extra, {"mean": SampleMean(n, mean, variance, 1.0, float(spec.scale_max)), "favorable_pct": favorable}
 
 
 def _nps(spec, rows, respondents):
@@ -265,7 +303,7 @@ def _number(spec, rows, respondents):
     n, mean, variance = stats.mean_and_variance(counts)
     total = sum(value * count for value, count in counts.items()) if n else None
     raw = {"sum": total, "mean": mean, "median": median_of_counts(counts)}
-    return raw, {}, {"mean": SampleMean(n, mean, variance)}
+    return raw, {}, {"mean": SampleMean(n, mean, variance, spec.low, spec.high)}
 
 
 def _yes_no(spec, rows, respondents):

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from sqlalchemy import exists, func, select
 
 from cadence.clock import isoformat_z, utcnow
-from cadence.models import Round
+from cadence.models import Invitation, Round
 from surveys.extensions import db
 from surveys.models import (
     CONFIDENTIALITY_LEVELS,
@@ -867,11 +867,24 @@ def has_answers(question_set: QuestionSet) -> bool:
     )
 
 
+def has_invitations(question_set: QuestionSet) -> bool:
+    """Whether anyone has been invited to a round of any version of this set:
+    from then on its confidentiality is a promise (SPEC §2)."""
+    return db.session.scalar(
+        select(
+            exists()
+            .where(Invitation.round_id == Round.id)
+            .where(Round.question_set_version_id == QuestionSetVersion.id)
+            .where(QuestionSetVersion.question_set_id == question_set.id)
+        )
+    )
+
+
 def update_settings(question_set: QuestionSet, data) -> QuestionSet:
     """Change the set-level fields given in `data` (a partial update).
 
-    Once any answer exists, the promises made to the people who gave it
-    cannot be loosened: confidentiality may only become stricter, the group
+    Once anyone has been invited (so before any answer exists), the promise
+    made to them cannot be loosened: confidentiality may only become stricter, the group
     size thresholds may only rise and a hold until close cannot be lifted.
     Raises QuestionSetInvalid, changing nothing.
     """
@@ -883,8 +896,10 @@ def update_settings(question_set: QuestionSet, data) -> QuestionSet:
             errors[field] = "Unknown field." if field != "questions" else "Edit questions through the draft."
     settings = _validate_set_settings(data, errors, partial=True, current=question_set)
     errors = {field: message for field, message in errors.items() if message}
-    if not errors and has_answers(question_set):
-        errors.update(_loosening_errors(question_set, settings))
+    if not errors and has_invitations(question_set):
+        reason = ("answers already exist, so this can only become stricter" if has_answers(question_set)
+                  else "people were invited under this promise, so it can only become stricter")
+        errors.update(_loosening_errors(question_set, settings, reason))
     if errors:
         raise QuestionSetInvalid(errors)
     for field, value in settings.items():
@@ -893,9 +908,8 @@ def update_settings(question_set: QuestionSet, data) -> QuestionSet:
     return question_set
 
 
-def _loosening_errors(question_set: QuestionSet, settings: dict) -> dict:
+def _loosening_errors(question_set: QuestionSet, settings: dict, reason: str) -> dict:
     errors = {}
-    reason = "answers already exist, so this can only become stricter"
     new_level = settings.get("confidentiality", question_set.confidentiality)
     if CONFIDENTIALITY_STRICTNESS[new_level] < CONFIDENTIALITY_STRICTNESS[question_set.confidentiality]:
         errors["confidentiality"] = f"Cannot change from {question_set.confidentiality} to {new_level}: {reason}."

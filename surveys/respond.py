@@ -15,6 +15,7 @@ from cadence.clock import utcnow
 from cadence.links import link_is_current, signed_reference
 from cadence.models import Invitation, Round
 from surveys import answers as rep_answers
+from surveys.disclosure import effective_policy
 from surveys.extensions import csrf, db, login_manager
 from surveys.models import QuestionSet, QuestionSetVersion, Response
 
@@ -134,6 +135,8 @@ def _page(invitation, version, form, response, values):
         "round": invitation.round,
         "version": version,
         "question_set": db.session.get(QuestionSet, version.question_set_id),
+        # What this rep was promised when invited (never looser than that).
+        "promise": effective_policy(invitation.round),
         "form": form,
         "response": response,
         "visible": visible,

@@ -14,7 +14,9 @@ Reading order:
    finalized round keeps its own in its snapshot (`stored_aggregates`), so a
    card reads only its own round's answers when the rounds it compares with
    are closed;
-3. confidentiality: which aggregates are withheld (`withheld_groups`);
+3. confidentiality: which aggregates are withheld, as the round's
+   publication plan says (`round_plan`, surveys.disclosure: one plan across
+   every slice kind, read by every card, comment list, export and list);
 4. assembly: `compute_scorecards`, `build_scorecard` (a closed round's stored
    card when it has one), `participation`, `trends`, top movers and choice
    shifts, comments, the smallest detectable change per slice;
@@ -37,10 +39,10 @@ from sqlalchemy.exc import IntegrityError
 
 from cadence.clock import isoformat_z, utcnow
 from cadence.models import Cadence, Delivery, Invitation, Person, Round, Team
-from surveys import metrics, stats
+from surveys import disclosure, metrics, stats
 from surveys.extensions import db
 from surveys.metrics import QuestionSpec
-from surveys.models import Answer, Question, Response
+from surveys.models import Answer, Question, QuestionSetVersion, Response
 from surveys.caches import BoundedCache
 from surveys.snapshots import ScorecardSnapshot
 
@@ -68,9 +70,9 @@ class _Overall:
 OVERALL = _Overall()
 
 # Why an aggregate is withheld (shown to people as text by the templates).
-SMALL_GROUP = "small_group"
-COMPLEMENTARY = "complementary"
-HELD_UNTIL_CLOSE = "held_until_close"
+SMALL_GROUP = disclosure.SMALL_GROUP
+COMPLEMENTARY = disclosure.COMPLEMENTARY
+HELD_UNTIL_CLOSE = disclosure.HELD_UNTIL_CLOSE
 
 
 def kind_name(kind) -> str:
@@ -93,6 +95,21 @@ class TeamTree:
     def load(cls) -> TeamTree:
         rows = db.session.execute(select(Team.id, Team.path, Team.parent_id))
         return cls({team_id: (path, parent_id) for team_id, path, parent_id in rows})
+
+    @classmethod
+    def for_round(cls, round_) -> TeamTree:
+        """The tree a finalized round published under (kept with its snapshot),
+        else the tree as it is now."""
+        if round_.status == "closed":
+            stored = db.session.scalar(
+                select(ScorecardSnapshot.disclosure).where(ScorecardSnapshot.round_id == round_.id)
+            )
+            if stored and stored.get("teams") is not None:
+                return cls({team_id: (path, parent_id) for team_id, path, parent_id in stored["teams"]})
+        return cls.load()
+
+    def to_json(self) -> list:
+        return [[team_id, path, parent_id] for team_id, (path, parent_id) in sorted(self.teams.items())]
 
     def lineage(self, team_id) -> tuple:
         """The team and its ancestors, nearest first."""
@@ -206,6 +223,31 @@ def year_ago_round(round_) -> Round | None:
         counted.where(Round.opens_at.between(target - YEAR_AGO_TOLERANCE, target + YEAR_AGO_TOLERANCE))
     ).all()
     return min(candidates, key=lambda r: abs(r.opens_at - target), default=None)
+
+
+def measures_by_version(question_set_id, low: int, high: int) -> dict:
+    """{version number: {question key: measure}} for the set's versions low..high, in one query."""
+    out = defaultdict(dict)
+    for number, question in db.session.execute(
+        select(QuestionSetVersion.number, Question)
+        .join(Question, Question.version_id == QuestionSetVersion.id)
+        .where(QuestionSetVersion.question_set_id == question_set_id, QuestionSetVersion.number.between(low, high))
+    ):
+        out[number][question.key] = QuestionSpec.from_question(question).measure
+    return out
+
+
+def unbroken_keys(version_a, version_b, measures: dict | None = None) -> set:
+    """The question keys whose measure no version from `version_a` to
+    `version_b` (both included) changed: only those compare across the two
+    (a scale changed in v2 and back in v3 still breaks v1 against v3)."""
+    if version_a is None or version_b is None:
+        return set()
+    low, high = sorted((version_a.number, version_b.number))
+    if measures is None:
+        measures = measures_by_version(version_a.question_set_id, low, high)
+    steps = [measures.get(number, {}) for number in range(low, high + 1)]
+    return {key for key, measure in steps[0].items() if all(step.get(key) == measure for step in steps)}
 
 
 def question_specs(version) -> list[QuestionSpec]:
@@ -428,12 +470,13 @@ class Policy:
 
     @classmethod
     def for_round(cls, round_):
-        question_set = round_.cadence.question_set
-        confidential = question_set.confidentiality == "confidential"
+        """The strictest of the promise the round was sent under and what its set says now."""
+        policy = disclosure.effective_policy(round_)
+        confidential = policy["confidentiality"] == "confidential"
         return cls(
-            min_size=question_set.min_group_size if confidential else None,
-            comment_min_size=max(question_set.comment_min_group_size, question_set.min_group_size) if confidential else None,
-            held=bool(question_set.hold_until_close) and round_.status == "open",
+            min_size=policy["min_group_size"] if confidential else None,
+            comment_min_size=max(policy["comment_min_group_size"], policy["min_group_size"]) if confidential else None,
+            held=bool(policy["hold_until_close"]) and round_.status == "open",
         )
 
     def withheld(self, families, sizes, already=None, min_size=None) -> dict:
@@ -454,6 +497,30 @@ def policy_fingerprint(question_set) -> dict:
     }
 
 
+def round_plan(round_, tree: TeamTree | None = None):
+    """The round's publication plan (surveys.disclosure), or None for an
+    attributed set. A finalized round answers from the plan kept with its
+    snapshot while its set's policy is what it was finalized under; any
+    other round's plan is computed from two GROUP BY queries. `tree` defaults
+    to the one the round is read under (TeamTree.for_round)."""
+    policy = Policy.for_round(round_)
+    if policy.min_size is None:
+        return None
+    if round_.status == "closed":
+        stored = db.session.execute(
+            select(ScorecardSnapshot.policy, ScorecardSnapshot.disclosure).where(ScorecardSnapshot.round_id == round_.id)
+        ).first()
+        if stored is not None and stored.disclosure and stored.disclosure.get("plan") is not None \
+                and stored.policy == policy_fingerprint(round_.cadence.question_set):
+            return disclosure.RoundPlan.from_json(stored.disclosure["plan"])
+    tree = tree or TeamTree.for_round(round_)
+    names = {("team", team_id): path for team_id, (path, _parent) in tree.teams.items()}
+    specs = question_specs(round_.version)
+    atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
+    return disclosure.plan_round(atoms, tree.lineage, specs, policy.min_size, policy.comment_min_size, names,
+                                 held=policy.held)
+
+
 @dataclass
 class _RoundView:
     """One round's aggregates for one slice kind, with what confidentiality lets through."""
@@ -466,20 +533,35 @@ class _RoundView:
     tree: TeamTree | None
     policy: Policy
     _groups_by_name: dict | None = field(default=None, repr=False)
+    # For a round compared with another: the keys no version in between broke.
+    unbroken: set | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, round_, kind, aggregates: RoundAggregates, tree: TeamTree | None):
+    def build(cls, round_, kind, aggregates: RoundAggregates, tree: TeamTree | None, plan=False):
+        """`plan`: the round's publication plan when the caller has it (None
+        for an attributed set); read here otherwise."""
         specs = question_specs(round_.version)
         policy = Policy.for_round(round_)
-        slice_groups = [g for g in aggregates.groups if g is not OVERALL]
-        families = slice_families(kind, slice_groups, tree.teams if tree else {}) if kind else []
+        if plan is False:
+            plan = round_plan(round_, tree)
         sizes = {group: aggregates.responded(group) for group in aggregates.groups}
-        groups_withheld = policy.withheld(families, sizes)
-        groups_withheld.pop(OVERALL, None)  # the overall size gates each question below
-        questions_withheld = {}
-        for spec in specs:
-            question_sizes = {group: aggregates.respondents.get(group, {}).get(spec.key, 0) for group in sizes}
-            questions_withheld[spec.key] = policy.withheld(families, question_sizes, groups_withheld)
+        if plan is None:  # attributed: nothing withheld for size
+            groups_withheld = policy.withheld([], sizes)
+            groups_withheld.pop(OVERALL, None)
+            questions_withheld = {spec.key: dict(groups_withheld) for spec in specs}
+        else:
+            groups_withheld = {}
+            for group in sizes:
+                reason = plan.reason(kind, group) if group is not OVERALL else None
+                if reason:
+                    groups_withheld[group] = reason
+            questions_withheld = {}
+            for spec in specs:
+                questions_withheld[spec.key] = {
+                    group: reason for group in sizes
+                    if (reason := plan.question_reason(spec.key, None if group is OVERALL else kind,
+                                                       None if group is OVERALL else group))
+                }
         return cls(round_, {spec.key: spec for spec in specs}, aggregates, groups_withheld, questions_withheld, tree,
                    policy)
 
@@ -526,7 +608,8 @@ def _comparison(spec, result, other: _RoundView | None, group_name):
     """(comparable, previous metrics, delta, significance) against another round's
     view of the same slice; nothing where that round withheld it."""
     other_spec = other.specs.get(spec.key) if other else None
-    comparable = other_spec is not None and other_spec.measure == spec.measure
+    comparable = other_spec is not None and other_spec.measure == spec.measure and (
+        other.unbroken is None or spec.key in other.unbroken)
     if not comparable or result is None:
         return comparable, None, None, None
     group = OVERALL if group_name is OVERALL else other.group_by_name(group_name)
@@ -562,6 +645,8 @@ def _question_entry(spec, question, current: _RoundView, previous, year_ago, gro
         entry.update(suppressed=True, suppressed_reason=reason)
         return entry
     entry.update(n=result.n, metrics=result.metrics, ci95=metrics.intervals(result))
+    if result.unanimous is not None:
+        entry["unanimous"] = {"n": result.n, "value": result.unanimous}
     return entry
 
 
@@ -583,7 +668,7 @@ def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
     if year_round is not None and before_round is not None and year_round.id == before_round.id:
         year_round = None  # a yearly cadence: the previous round already is the year-ago one
     rounds = [r for r in (round_, before_round, year_round) if r is not None]
-    tree = TeamTree.load()
+    tree = TeamTree.for_round(round_)
     aggregates = {}
     read_live = [round_]
     for other in rounds[1:]:
@@ -598,23 +683,27 @@ def _compute_scorecards(round_, kinds) -> tuple[dict, dict]:
         everyone = aggregates  # already at the finest grain
     else:
         everyone = load_aggregates([round_], ALL_KINDS, tree, answers=False)
+    plans = {r.id: round_plan(r, tree if r is round_ else None) for r in rounds}
     shared = {
-        "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_)),
+        "participation": _participation_summary(round_, everyone, tree, Policy.for_round(round_), plans[round_.id]),
         "non_responders": non_responders(round_),
     }
+    unbroken = {other.id: unbroken_keys(round_.version, other.version) for other in rounds[1:]}
     inputs = _card_inputs(round_, kinds, rounds, aggregates, tree, shared)
     cards = LIVE_CARDS.get(inputs)
     if cards is None:
         cards = {}
         for kind in kinds:
-            views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree) for r in rounds}
+            views = {r.id: _RoundView.build(r, kind, aggregates[(r.id, kind)], tree, plans[r.id]) for r in rounds}
+            for other in rounds[1:]:
+                views[other.id].unbroken = unbroken[other.id]
             current = views[round_.id]
             previous = views.get(before_round.id) if before_round else None
             year_ago = views.get(year_round.id) if year_round else None
             cards[kind_name(kind)] = _assemble(round_, before_round, year_round, kind, current, previous, year_ago,
                                                questions, shared)
         LIVE_CARDS.remember(inputs, cards)
-    return cards, aggregates
+    return cards, aggregates, plans[round_.id], tree
 
 
 # A card is a pure function of what was read for it, and views of a live card
@@ -632,7 +721,7 @@ def _card_inputs(round_, kinds, rounds, aggregates, tree, shared) -> str:
     inputs = {
         "kinds": [kind_name(kind) for kind in kinds],
         "rounds": [[_round_summary(r), r.question_set_version_id] for r in rounds],
-        "policy": [policy_fingerprint(question_set), question_set.hold_until_close],
+        "policy": [policy_fingerprint(question_set), question_set.hold_until_close, round_.policy],
         "teams": sorted(tree.teams.items()),
         # A finalized round's sums are named by their snapshot; live ones by content.
         "sums": [[round_id, kind_name(kind), group_sums.snapshot or _aggregates_json(group_sums)]
@@ -643,9 +732,9 @@ def _card_inputs(round_, kinds, rounds, aggregates, tree, shared) -> str:
 
 
 def _assemble(round_, before_round, year_round, kind, current, previous, year_ago, questions, shared) -> dict:
-    question_set = round_.cadence.question_set
     invited, responded = current.aggregates.participation.get(OVERALL, (0, 0))
     held = current.policy.held
+    overall_withheld = shared["participation"].get("withheld")
     specs = list(current.specs.values())
     overall_entries = [_question_entry(spec, questions.get(spec.key), current, previous, year_ago, OVERALL)
                        for spec in specs]
@@ -654,13 +743,11 @@ def _assemble(round_, before_round, year_round, kind, current, previous, year_ag
         "previous_round": _round_summary(before_round),
         "year_ago_round": _round_summary(year_round),
         "response_rate": {
-            "invited": invited,
-            "responded": None if held else responded,
-            "rate": None if held else _rate(invited, responded),
+            "invited": None if overall_withheld else invited,
+            "responded": None if held or overall_withheld else responded,
+            "rate": None if held or overall_withheld else _rate(invited, responded),
         },
-        "confidentiality": question_set.confidentiality,
-        "min_group_size": question_set.min_group_size,
-        "comment_min_group_size": question_set.comment_min_group_size,
+        **{name: value for name, value in disclosure.effective_policy(round_).items() if name != "hold_until_close"},
         "held_until_close": held,
         "participation": shared["participation"],
         "non_responders": shared["non_responders"],
@@ -672,12 +759,13 @@ def _assemble(round_, before_round, year_round, kind, current, previous, year_ag
     for group in _ordered_slices(current):
         slice_invited, slice_responded = current.aggregates.participation[group]
         reason = current.groups_withheld.get(group)
+        # A withheld group shows its name and that it is withheld, nothing else.
         entry = {
             "kind": kind,
             "name": current.group_name(group),
-            "n": None if held else slice_responded,
-            "invited": slice_invited,
-            "rate": None if held else _rate(slice_invited, slice_responded),
+            "n": None if held or reason else slice_responded,
+            "invited": None if reason and reason != HELD_UNTIL_CLOSE else slice_invited,
+            "rate": None if held or reason else _rate(slice_invited, slice_responded),
             "suppressed": bool(reason),
             "questions": [],
         }
@@ -777,7 +865,9 @@ def _aggregates_from_json(kind, stored: dict) -> RoundAggregates:
 
 
 def _measure_json(spec: QuestionSpec) -> list:
-    return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)]
+    # A number's unit is part of its measure (older snapshots stored no unit).
+    return [spec.type, spec.scale_max, spec.favorable_min, sorted(spec.option_keys)] + (
+        [spec.unit] if spec.type == "number" else [])
 
 
 def finalize_scorecard(round_) -> ScorecardSnapshot:
@@ -790,9 +880,10 @@ def finalize_scorecard(round_) -> ScorecardSnapshot:
     fingerprint = policy_fingerprint(round_.cadence.question_set)
     if existing is not None and existing.policy == fingerprint:
         return existing
-    cards, aggregates = _compute_scorecards(round_, ALL_KINDS)
+    cards, aggregates, plan, tree = _compute_scorecards(round_, ALL_KINDS)
     fields = {
         **cards,
+        "disclosure": {"teams": tree.to_json(), "plan": plan.to_json()} if plan is not None else None,
         "aggregates": {kind_name(kind): _aggregates_json(aggregates[(round_.id, kind)]) for kind in ALL_KINDS},
         "policy": fingerprint,
         "measures": {spec.key: _measure_json(spec) for spec in question_specs(round_.version)},
@@ -819,26 +910,35 @@ def finalize_scorecard(round_) -> ScorecardSnapshot:
 # -- Participation ------------------------------------------------------------------------
 
 
-def _participation_summary(round_, aggregates, tree, policy) -> dict:
+def _participation_summary(round_, aggregates, tree, policy, plan=None) -> dict:
     """Invited, responded, rate per slice kind (low rates flagged) and the share
-    gained after each reminder. Response counts are hidden while held."""
+    gained after each reminder. Response counts are hidden while held; for a
+    confidential set, a group the plan withholds shows only its name and
+    `withheld` (rule 3: who did not answer is confidential too)."""
     invited, responded = aggregates[(round_.id, None)].participation.get(OVERALL, (0, 0))
     held = policy.held
+    overall_withheld = plan is not None and plan.participation_reason(None, None) is not None
     result = {
-        "invited": invited,
-        "responded": None if held else responded,
-        "rate": None if held else _rate(invited, responded),
+        "invited": None if overall_withheld else invited,
+        "responded": None if held or overall_withheld else responded,
+        "rate": None if held or overall_withheld else _rate(invited, responded),
+        "withheld": overall_withheld,
         "slices": {},
-        "reminders": [] if held else reminder_gains(round_, invited),
+        "reminders": [] if held or overall_withheld else reminder_gains(round_, invited),
     }
     for kind in SLICE_KINDS:
         entries = []
         for group, (slice_invited, slice_responded) in aggregates[(round_.id, kind)].participation.items():
             if group is OVERALL:
                 continue
+            name = tree.path(group) if kind == "team" else group
+            if plan is not None and plan.participation_reason(kind, group):
+                entries.append({"name": name, "withheld": True, "invited": None, "responded": None, "rate": None,
+                                "low": False})
+                continue
             rate = _rate(slice_invited, slice_responded)
             entries.append({
-                "name": tree.path(group) if kind == "team" else group,
+                "name": name,
                 "invited": slice_invited,
                 "responded": None if held else slice_responded,
                 "rate": None if held else rate,
@@ -854,9 +954,9 @@ def participation(round_) -> dict:
     snapshot = stored_snapshot(round_)
     if snapshot is not None:
         return snapshot.overall["participation"]
-    tree = TeamTree.load()
+    tree = TeamTree.for_round(round_)
     aggregates = load_aggregates([round_], ALL_KINDS, tree, answers=False)
-    return _participation_summary(round_, aggregates, tree, Policy.for_round(round_))
+    return _participation_summary(round_, aggregates, tree, Policy.for_round(round_), round_plan(round_, tree))
 
 
 def reminder_gains(round_, invited: int) -> list[dict]:
@@ -910,7 +1010,7 @@ def reminder_gains(round_, invited: int) -> list[dict]:
 
 def non_responders(round_) -> list[dict] | None:
     """For attributed sets only: who was invited and has not answered yet."""
-    if round_.cadence.question_set.confidentiality != "attributed":
+    if Policy.for_round(round_).min_size is not None:  # confidential, now or when invited
         return None
     rows = db.session.execute(
         select(Person.name, Person.email, Team.path)
@@ -942,12 +1042,7 @@ def participation_by_round(rounds) -> dict:
     out = {}
     for round_ in rounds:
         invited, responded = counts.get(round_.id, (0, 0))
-        held = Policy.for_round(round_).held
-        out[round_.id] = {
-            "invited": invited,
-            "responded": None if held else responded,
-            "rate": None if held else _rate(invited, responded),
-        }
+        out[round_.id] = disclosure.round_counts(round_, invited, responded)
     return out
 
 
@@ -1057,6 +1152,11 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
     known_rounds = {round_id for round_id, _key in known}
     live = compute_trend_points([r for r in rounds if r.id not in stored and r.id not in known_rounds], keys)
     live.update(known)
+    numbers = [r.version.number for r in rounds if r.version is not None]
+    measures = measures_by_version(cadence.question_set_id, min(numbers), max(numbers)) if numbers else {}
+    unbroken = {}
+    for before, after in zip(rounds, rounds[1:]):
+        unbroken[after.id] = unbroken_keys(before.version, after.version, measures)
     out = {}
     for key in keys:
         points, last_measure = [], None
@@ -1065,7 +1165,9 @@ def trends(cadence: Cadence, last: int = TREND_ROUNDS, until: Round | None = Non
                 point, measure = _stored_point(stored[round_.id], round_, key)
             else:
                 point, measure = live[(round_.id, key)]
-            point["break"] = bool(points) and measure != last_measure
+            # A break where the measure differs, or where a version between
+            # the two rounds changed it (and changed it back).
+            point["break"] = bool(points) and (measure != last_measure or key not in unbroken[round_.id])
             points.append(point)
             last_measure = measure
         out[key] = points
@@ -1166,10 +1268,10 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
 
     Attributed sets: each comment with its author's name, team, region and
     segment. Confidential sets: no names or slice attributes, in a neutral
-    order, and only where the group answering that question reaches the
-    comment threshold, with complementary suppression among sibling slices (so
-    "all comments" minus "one slice's comments" cannot single out a small
-    group). Raises CommentsWithheld (with the reason) otherwise, and
+    order, and only for the groups the round's plan publishes comments for
+    (every cell of writers cut by those groups, across every slice kind,
+    holds at least the comment threshold, so no set difference of two lists
+    singles out a small group). Raises CommentsWithheld (with the reason) otherwise, and
     ValueError for a slice or question that does not exist."""
     specs = {spec.key: spec for spec in question_specs(round_.version) if spec.type == "text"}
     if question_key is not None and question_key not in specs:
@@ -1179,29 +1281,22 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
     policy = Policy.for_round(round_)
     if policy.held:
         raise CommentsWithheld("Comments are held until the round closes.")
-    tree = TeamTree.load()
-    kind_aggregates = load_aggregates([round_], (None, slice_kind) if slice_kind else (None,), tree)
-    aggregates = kind_aggregates[(round_.id, slice_kind)]
-    view = _RoundView.build(round_, slice_kind, aggregates, tree)
+    tree = TeamTree.for_round(round_)
     group = OVERALL
     if slice_kind is not None:
-        group = view.group_by_name(slice_name)
+        group = _groups_by_name(round_, tree)[slice_kind].get(slice_name)
         if group is None:
             raise ValueError(f"no {slice_kind} called {slice_name!r} took part in this round")
     keys = [question_key] if question_key else list(specs)
     if policy.comment_min_size is not None:
-        families = slice_families(slice_kind, [g for g in aggregates.groups if g is not OVERALL], tree.teams) if slice_kind else []
-        allowed = []
-        for key in keys:
-            sizes = {g: aggregates.respondents.get(g, {}).get(key, 0) for g in aggregates.groups}
-            if not policy.withheld(families, sizes, min_size=policy.comment_min_size).get(group):
-                allowed.append(key)
-        if not allowed:
+        plan = round_plan(round_, tree)
+        kind, value = (slice_kind, group) if group is not OVERALL else (None, None)
+        keys = [key for key in keys if not plan.comment_reason(key, kind, value)]
+        if not keys:
             raise CommentsWithheld(
                 f"Comments are shown only for groups where at least {policy.comment_min_size} people wrote one, "
-                "and never where a smaller group could be worked out."
+                "and never where, next to the other groups shown, a smaller group of writers could be worked out."
             )
-        keys = allowed
     statement = (
         select(Answer.question_key, Answer.value_text, Person.name, Team.path, Invitation.region, Invitation.segment,
                Response.submitted_at)
@@ -1236,11 +1331,27 @@ def comment_choices(round_) -> dict:
     """What the comments filter offers: the round's text questions and, per
     slice kind, the slice names that took part."""
     questions = [(spec.key, spec.prompt) for spec in question_specs(round_.version) if spec.type == "text"]
-    summary = participation(round_)
-    return {
-        "questions": questions,
-        "slices": {kind: [entry["name"] for entry in summary["slices"][kind]] for kind in SLICE_KINDS},
-    }
+    names = _groups_by_name(round_, TeamTree.for_round(round_))
+    return {"questions": questions,
+            "slices": {kind: sorted(values, key=str.lower) for kind, values in names.items()}}
+
+
+def _groups_by_name(round_, tree) -> dict:
+    """{slice kind: {name shown: group}} for the slices that took part in the
+    round (a team with its ancestors), from one DISTINCT query."""
+    names = {kind: {} for kind in SLICE_KINDS}
+    for team_id, region, segment in db.session.execute(
+        select(Invitation.team_id, Invitation.region, Invitation.segment)
+        .where(Invitation.round_id == round_.id).distinct()
+    ):
+        if team_id is not None:
+            for team in tree.lineage(team_id):
+                names["team"].setdefault(tree.path(team), team)
+        if region is not None:
+            names["region"][region] = region
+        if segment is not None:
+            names["segment"][segment] = segment
+    return names
 
 
 # -- The smallest detectable change ----------------------------------------------------------
@@ -1367,46 +1478,60 @@ def response_export(round_) -> dict:
     """The round's responses, one row per response, question keys as columns.
 
     Attributed sets: every row carries the response id, time, name, email and
-    slice attributes. Confidential sets: no id, time or name (each could single
-    someone out), rows in a neutral order, slice attributes only for
-    (team, region, segment) combinations at or above the minimum group size
-    (with complementary blanking, as for slices), and free-text columns only when
-    the round reaches the comment threshold. Raises ExportRefused when a
-    confidential round has fewer respondents than the minimum group size or
-    its results are held until close."""
-    question_set = round_.cadence.question_set
+    slice attributes. Confidential sets publish only what the round's plan
+    allows (surveys.disclosure): no id, time or name (each could single
+    someone out), rows in a neutral order; a row carries its team, region or
+    segment only where that attribute, added to every group the plan
+    publishes, still leaves every cell of respondents at or above the minimum
+    group size; a free-text column only where its writers, cut by the groups
+    published for its comments and the attributes shown, still fill every
+    cell with at least the comment threshold. Raises ExportRefused when the
+    plan withholds the round as a whole or its results are held until close."""
     policy = Policy.for_round(round_)
-    confidential = question_set.confidentiality == "confidential"
+    confidential = policy.min_size is not None
     specs = question_specs(round_.version)
     if policy.held:
         raise ExportRefused("Results of this question set are held until the round closes.")
     respondents = _export_respondents(round_.id)
-    if confidential and len(respondents) < question_set.min_group_size:
-        raise ExportRefused(
-            f"This confidential round has fewer than {question_set.min_group_size} responses; "
-            "row-level answers are withheld."
-        )
-    include_text = not confidential or len(respondents) >= policy.comment_min_size
+    shown = atoms = None
+    if confidential:
+        tree = TeamTree.for_round(round_)
+        plan = round_plan(round_, tree)
+        if plan.reason(None, None):
+            raise ExportRefused(
+                f"This confidential round has fewer than {policy.min_size} responses (or invitations); "
+                "row-level answers are withheld."
+            )
+        atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
+        shown = disclosure.export_attributes(plan, atoms, tree.lineage, policy.min_size)
+
+        def text_allowed(key, writers):
+            return disclosure.text_column_allowed(plan, writers, shown, tree.lineage,
+                                                  plan.published_comments.get(key, []), policy.comment_min_size)
     columns = ["id", "submitted_at", "name", "email"] if not confidential else []
     columns += [*SLICE_ATTRIBUTES, "version"]
     question_columns = []
     for spec in specs:
-        if spec.type == "text" and not include_text:
+        if spec.type == "text" and confidential and not text_allowed(spec.key, atoms.answered.get(spec.key, {})):
             continue
         question_columns.append(spec.key)
-        if spec.type == "multi_choice" and metrics.OTHER_OPTION_KEY in spec.option_keys and include_text:
-            question_columns.append(f"{spec.key}.{metrics.OTHER_OPTION_KEY}")
+        if spec.type == "multi_choice" and metrics.OTHER_OPTION_KEY in spec.option_keys:
+            if not confidential or text_allowed(spec.key, atoms.other_writers.get(spec.key, {})):
+                question_columns.append(f"{spec.key}.{metrics.OTHER_OPTION_KEY}")
     columns += question_columns
-    blanked = _blanked_slice_combinations(respondents, question_set.min_group_size) if confidential else set()
     values = _answers_by_response(round_.id, {spec.key: spec for spec in specs})
     version_number = round_.version.number if round_.version else None
     rows = []
-    for response_id, (submitted_at, name, email, *attributes) in respondents.items():
+    for response_id, (submitted_at, name, email, team_id, team, region, segment) in respondents.items():
         row = {} if confidential else {
             "id": response_id, "submitted_at": isoformat_z(submitted_at), "name": name, "email": email,
         }
-        shown = tuple(attributes) not in blanked
-        row.update({attr: value if shown else None for attr, value in zip(SLICE_ATTRIBUTES, attributes)})
+        if confidential:
+            row.update(team=team if ("own_team", team_id) in shown else None,
+                       region=region if ("region", region) in shown else None,
+                       segment=segment if ("segment", segment) in shown else None)
+        else:
+            row.update(team=team, region=region, segment=segment)
         row["version"] = version_number
         answers = values.get(response_id, {})
         row.update({column: answers.get(column) for column in question_columns})
@@ -1417,10 +1542,10 @@ def response_export(round_) -> dict:
 
 
 def _export_respondents(round_id) -> dict:
-    """{response_id: (submitted_at, name, email, team path, region, segment)} in response order."""
+    """{response_id: (submitted_at, name, email, team id, team path, region, segment)} in response order."""
     statement = (
         select(
-            Response.id, Response.submitted_at, Person.name, Person.email, Team.path,
+            Response.id, Response.submitted_at, Person.name, Person.email, Invitation.team_id, Team.path,
             Invitation.region, Invitation.segment,
         )
         .join(Invitation, Invitation.id == Response.invitation_id)
@@ -1430,17 +1555,6 @@ def _export_respondents(round_id) -> dict:
         .order_by(Response.id)
     )
     return {row[0]: tuple(row[1:]) for row in db.session.execute(statement)}
-
-
-def _blanked_slice_combinations(respondents, min_size) -> set:
-    """(team, region, segment) combinations whose rows must not carry them."""
-    sizes = defaultdict(int)
-    for _submitted, _name, _email, *attributes in respondents.values():
-        sizes[tuple(attributes)] += 1
-    sizes[OVERALL] = len(respondents)
-    combinations = [combo for combo in sizes if combo is not OVERALL]
-    withheld = withheld_groups([Family(OVERALL, tuple(sorted(combinations, key=repr)))], sizes, min_size)
-    return {combo for combo in withheld if combo is not OVERALL}
 
 
 def _answers_by_response(round_id, specs) -> dict:

@@ -230,7 +230,8 @@ def withheld_text(reason, min_size):
     if reason == HELD_UNTIL_CLOSE:
         return "Held until the round closes"
     if reason == COMPLEMENTARY:
-        return "Withheld so that a smaller group cannot be worked out"
+        return (f"Withheld so that a smaller group cannot be worked out: next to the groups shown, it would "
+                f"single out fewer than {min_size} people")
     return f"Fewer than {min_size} responses"
 
 

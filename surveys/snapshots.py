@@ -49,6 +49,11 @@ class ScorecardSnapshot(db.Model):
     # instead of reading this round's answers again. None in snapshots
     # finalized before they were kept; those rounds are read live.
     aggregates: Mapped[dict | None] = deferred(mapped_column(JSON))
+    # {"teams": [[id, path, parent id]], "plan": surveys.disclosure.RoundPlan}:
+    # the team tree the round was finalized under and what it published, so
+    # later pages (comments, exports, comparisons) publish the same groups
+    # after a re-organisation. None for attributed sets and older snapshots.
+    disclosure: Mapped[dict | None] = deferred(mapped_column(JSON))
     finalized_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     def card(self, kind: str) -> dict:

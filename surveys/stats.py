@@ -307,14 +307,70 @@ def normal_quantile(p: float) -> float:
     return (low + high) / 2.0
 
 
+def proportion_test_power(p1: float, p2: float, n: int, alpha: float = 0.05) -> float:
+    """Power of Canary's pooled two-proportion z-test (two_proportion_p_value)
+    between two rounds of `n` answers each when the true shares are `p1` and
+    `p2`: the normal approximation, with the pooled standard error the test
+    uses under "no change" and the unpooled one of the true shares (the
+    calculation of statsmodels' power_proportions_2indep)."""
+    difference = abs(p2 - p1)
+    pooled = (p1 + p2) / 2.0
+    null_se = math.sqrt(2.0 * pooled * (1.0 - pooled) / n)
+    true_se = math.sqrt((p1 * (1.0 - p1) + p2 * (1.0 - p2)) / n)
+    critical = _two_sided_critical(alpha) * null_se
+    if true_se == 0.0:
+        return 1.0 if difference > critical else 0.0
+    return normal_cdf((difference - critical) / true_se) + normal_cdf((-difference - critical) / true_se)
+
+
+@lru_cache(maxsize=64)
+def _two_sided_critical(alpha: float) -> float:
+    return normal_quantile(1.0 - alpha / 2.0)
+
+
+# Baselines searched for the least favourable one (shares are symmetric about 50 %).
+_BASELINES = tuple(i / 100.0 for i in range(1, 51))
+
+
 def detectable_change_pts(
-    respondents: int, baseline: float = 0.5, alpha: float = 0.05, power: float = 0.8, min_n: int = 10
+    respondents: int, baseline: float | None = None, alpha: float = 0.05, power: float = 0.8, min_n: int = 10
 ) -> float | None:
-    """The smallest change of a percentage, in points, that the two-proportion
+    """The smallest change of a percentage, in points, that Canary's pooled
     z-test between two rounds of `respondents` each detects with the given
-    power (the usual minimum detectable effect, at the least favourable
-    baseline of 50 % by default). None below `min_n`, where nothing is tested."""
+    power, at the least favourable baseline share (or at `baseline`): from
+    any starting share, a change this large, up or down, is found at least
+    that often. None below `min_n`, where nothing is tested, and None when at
+    some baseline no possible change reaches the power (a small group: even
+    a move from 50 % to 100 % would often be missed)."""
     if respondents < max(min_n, 1):
         return None
-    z = normal_quantile(1.0 - alpha / 2.0) + normal_quantile(power)
-    return 100.0 * z * math.sqrt(2.0 * baseline * (1.0 - baseline) / respondents)
+    return _detectable_change(respondents, baseline, alpha, power)
+
+
+@lru_cache(maxsize=4096)
+def _detectable_change(n: int, baseline: float | None, alpha: float, power: float) -> float | None:
+    worst = 0.0
+    for start in ((baseline,) if baseline is not None else _BASELINES):
+        change = _smallest_change_from(start, n, alpha, power)
+        if change is None:
+            return None
+        worst = max(worst, change)
+    return 100.0 * worst
+
+
+def _smallest_change_from(start: float, n: int, alpha: float, power: float) -> float | None:
+    """The smallest change from `start`, up or down (whichever is found
+    sooner), that reaches `power`; None when neither direction can."""
+    best = None
+    for direction, room in ((1.0, 1.0 - start), (-1.0, start)):
+        if room <= 0.0 or proportion_test_power(start, start + direction * room, n, alpha) < power:
+            continue
+        low, high = 0.0, room
+        for _ in range(30):
+            middle = (low + high) / 2.0
+            if proportion_test_power(start, start + direction * middle, n, alpha) >= power:
+                high = middle
+            else:
+                low = middle
+        best = high if best is None else min(best, high)
+    return best

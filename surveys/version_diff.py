@@ -6,8 +6,8 @@ Each change is classified by what it does to the trend a scorecard draws:
 - `wording`: the prompt, help, labels, option labels, order, "required",
   show-if, number bounds or text length changed; the measure is the same, so
   the trend continues across the versions;
-- `measure`: the type, the scale length, the favourable threshold or the
-  option keys changed; the trend breaks at the new version and no delta is
+- `measure`: the type, the scale length, the favourable threshold, the
+  option keys or a number's unit changed; the trend breaks at the new version and no delta is
   computed across it;
 - `added` and `removed`: the question exists on one side only.
 
@@ -45,7 +45,6 @@ _WORDING_SETTINGS = {
     "high_label": "high end label",
     "min": "minimum",
     "max": "maximum",
-    "unit": "unit",
     "max_length": "maximum length",
 }
 
@@ -143,6 +142,8 @@ def _measure_differences(before, after) -> list[str]:
         details.append(f"Option keys removed: {', '.join(gone)}.")
     if came:
         details.append(f"Option keys added: {', '.join(came)}.")
+    if old_spec.unit != new_spec.unit:
+        details.append(f"The unit changed: {old_spec.unit or 'none'} → {new_spec.unit or 'none'}.")
     return details
 
 

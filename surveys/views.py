@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from cadence.models import Cadence, Invitation, Person, Round
 from surveys.auth import staff_required
+from surveys.disclosure import round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -22,7 +23,7 @@ def root():
 @staff_bp.get("/home")
 @staff_required
 def home():
-    open_rounds = db.session.execute(
+    rows = db.session.execute(
         select(Round, Cadence.name, func.count(Invitation.id), func.count(Invitation.responded_at))
         .join(Cadence, Cadence.id == Round.cadence_id)
         .outerjoin(Invitation, Invitation.round_id == Round.id)
@@ -30,6 +31,7 @@ def home():
         .group_by(Round.id, Cadence.name)
         .order_by(Round.closes_at)
     ).all()
+    open_rounds = [(round_, name, round_counts(round_, invited, responded)) for round_, name, invited, responded in rows]
     recent_closed = db.session.execute(
         select(Round, Cadence.name)
         .join(Cadence, Cadence.id == Round.cadence_id)

@@ -199,15 +199,19 @@ def test_comments_never_isolate_a_small_group(app, seed):
 
 
 def test_the_adversary_catches_suppression_without_the_complementary_rule(app, monkeypatch):
-    """The checks above can fail: with the primary rule alone, some org leaks."""
-    from surveys import scorecard
+    """The checks above can fail: with the primary rule alone, some org leaks.
+    (The publication planner, surveys.disclosure, replaced per-view
+    suppression in issue 12: its greedy cells rule is what is switched off.)"""
+    from surveys import disclosure
 
-    def primary_only(families_, sizes, min_size, already=None):
-        reasons = dict(already or {})
-        reasons.update({group: scorecard.SMALL_GROUP for group, size in sizes.items() if size < min_size})
-        return reasons
+    def primary_only(atoms, membership, candidates, threshold, base=(), also=()):
+        withheld = {}
+        for group in candidates:
+            if sum(units for atom, units in atoms.items() if group in membership[atom]) < threshold:
+                withheld[group] = disclosure.SMALL_GROUP
+        return [group for group in candidates if group not in withheld], withheld
 
-    monkeypatch.setattr(scorecard, "withheld_groups", primary_only)
+    monkeypatch.setattr(disclosure, "plan_groups", primary_only)
     caught = 0
     for seed in range(1, 7):
         _data, rounds = small_team_org(seed)

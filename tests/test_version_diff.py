@@ -50,8 +50,11 @@ SCALE = {"scale_max": 5, "favorable_min": 4}
         (q("x", "multi_choice", options=OPTIONS), q("x", "multi_choice", options=OPTIONS, allow_other=True),
          "Option keys added: other."),
         (q("x", "yes_no"), q("x", "number"), "Type changed from yes_no to number."),
+        # Issue 12: a number question's unit is part of its measure (deals are not opportunities).
+        (q("x", "number", unit="deals"), q("x", "number", unit="opportunities"), "The unit changed: deals → opportunities."),
     ],
-    ids=["type", "scale", "threshold", "option key renamed", "option added", "other allowed", "yes_no to number"],
+    ids=["type", "scale", "threshold", "option key renamed", "option added", "other allowed", "yes_no to number",
+         "unit"],
 )
 def test_measure_changes_break_the_trend(old, new, detail):
     change = only_change(old, new)
@@ -70,12 +73,11 @@ def test_measure_changes_break_the_trend(old, new, detail):
          "Option globex relabelled: “Globex” → “Globex Inc”."),
         (q("x", "single_choice", options=OPTIONS), q("x", "single_choice", options=OPTIONS[::-1]), "Options reordered."),
         (q("x", "number", min=0, max=10.0), q("x", "number", min=0, max=20), "The maximum changed: 10 → 20."),
-        (q("x", "number", unit="deals"), q("x", "number", unit="opportunities"), "The unit changed: deals → opportunities."),
         (q("x", "text", max_length=100), q("x", "text", max_length=500), "The maximum length changed: 100 → 500."),
         (q("x", "text", show_if=("a", "yes")), q("x", "text", show_if=("a", "no")),
          "Show-if changed: shown if a = yes → shown if a = no."),
     ],
-    ids=["prompt", "help", "label", "required", "option label", "option order", "bounds", "unit", "length", "show-if"],
+    ids=["prompt", "help", "label", "required", "option label", "option order", "bounds", "length", "show-if"],
 )
 def test_wording_changes_keep_the_trend(old, new, detail):
     change = only_change(old, new)

@@ -164,8 +164,14 @@ OPENAPI_SCHEMAS = {
             "status": {"type": "string", "enum": ["open", "closed", "skipped"]},
             "late": {"type": "boolean"},
             "note": {"type": ["string", "null"]},
-            "invited": {"type": "integer"},
-            "responded": {"type": "integer"},
+            "invited": {"type": ["integer", "null"],
+                        "description": "null when withheld (confidential set, fewer than its minimum group size)"},
+            "responded": {"type": ["integer", "null"],
+                          "description": "null while a set that holds results until close has the round open, "
+                                         "or when withheld"},
+            "rate": {"type": ["number", "null"]},
+            "withheld": {"type": "boolean"},
+            "held": {"type": "boolean"},
         },
     },
 }
@@ -251,7 +257,7 @@ OPENAPI_PATHS = {
             "parameters": [{"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
             "responses": {
                 "200": {"description": "How many were nudged", "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"nudged": {"type": "integer"}}}}}},
+                    "type": "object", "properties": {"nudged": {"type": ["integer", "null"], "description": "null while the set holds results until close"}}}}}},
                 **problem_responses(401, 403, 404, 409),
             },
         },

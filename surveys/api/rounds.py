@@ -117,6 +117,11 @@ OPENAPI_SCHEMAS = {
             "n": {"type": ["integer", "null"], "description": "respondents; null when withheld"},
             "suppressed": {"type": "boolean"},
             "suppressed_reason": {"type": "string", "enum": ["small_group", "complementary", "held_until_close"]},
+            "unanimous": {
+                "type": "object", "properties": {"n": {"type": "integer"}, "value": {}},
+                "description": "present when every answer had the same value: the interval of a mean (or NPS) "
+                "is then null rather than zero-width",
+            },
             "metrics": {
                 "type": ["object", "null"],
                 "description": "mean, favorable_pct, distribution, nps, promoters_pct, passives_pct, "
@@ -157,7 +162,8 @@ OPENAPI_SCHEMAS = {
             "response_rate": {
                 "type": "object",
                 "properties": {
-                    "invited": {"type": "integer"},
+                    "invited": {"type": ["integer", "null"],
+                                "description": "null when withheld (confidential set under its minimum group size)"},
                     "responded": {"type": ["integer", "null"]},
                     "rate": {"type": ["number", "null"]},
                 },
@@ -171,8 +177,10 @@ OPENAPI_SCHEMAS = {
                     "properties": {
                         "kind": {"type": "string", "enum": list(SLICE_KINDS)},
                         "name": {"type": "string"},
-                        "n": {"type": ["integer", "null"], "description": "respondents; null while results are held"},
-                        "invited": {"type": "integer"},
+                        "n": {"type": ["integer", "null"],
+                              "description": "respondents; null while results are held or when withheld"},
+                        "invited": {"type": ["integer", "null"],
+                                    "description": "null when withheld: a withheld group shows only its name"},
                         "rate": {"type": ["number", "null"]},
                         "suppressed": {"type": "boolean"},
                         "questions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionScore"}},
@@ -187,9 +195,10 @@ OPENAPI_PATHS = {
     "/rounds/{round_id}/scorecard": {
         "get": {
             "summary": "A round's scorecard, compared with the previous round and a year earlier",
-            "description": "Roles pm, leader, admin. For confidential question sets, aggregates over fewer "
-            "respondents than the set's minimum group size are withheld (`suppressed`), with "
-            "complementary suppression among sibling slices. A closed round answers from its finalized, "
+            "description": "Roles pm, leader, admin. For confidential question sets, one publication plan "
+            "per round decides what every slice kind, export and page may show: every cell of the partition "
+            "the published groups cut the respondents (and invitees) into holds at least the set's minimum "
+            "group size; other groups are withheld (`suppressed`, name only). A closed round answers from its finalized, "
             "stored scorecard; an open round's is computed live, and its counts are hidden when the set "
             "holds results until close.",
             "parameters": [
