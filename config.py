@@ -100,7 +100,7 @@ class Config:
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
 
-    # -- Security (issue 6; surveys/security.py and surveys/auth.py) ---------
+    # -- Security (issue 6; surveys/security.py and surveys/auth/) ---------
     # Staff sessions end after this long without a request (each request
     # renews the cookie), so a copied cookie does not work forever.
     PERMANENT_SESSION_LIFETIME = timedelta(hours=env_int("SESSION_HOURS", 12))

@@ -114,7 +114,7 @@ def ms(seconds: float) -> str:
 
 def _leader(db):
     from cadence.models import Person
-    from surveys.auth import hash_password
+    from surveys.auth.service import hash_password
 
     person = db.session.scalar(select(Person).where(Person.email == LEADER_EMAIL))
     if person is None:

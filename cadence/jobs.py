@@ -32,7 +32,7 @@ def round_closed(round_id: int) -> None:
 
 
 def password_reset_request(email: str, address: str | None = None) -> None:
-    from surveys.auth import handle_password_reset_request
+    from surveys.auth.service import handle_password_reset_request
 
     handle_password_reset_request(email, address)
 

@@ -74,7 +74,7 @@ def resend_rep_links(person: Person, actor: Person | None) -> int:
 def deactivated(person: Person, actor: Person | None) -> None:
     """What deactivating `person` takes away, for good; audited. The caller commits."""
     from surveys import audit
-    from surveys.auth import end_sessions_of
+    from surveys.auth.service import end_sessions_of
 
     invitations = open_invitations(person)
     _rotate(invitations)

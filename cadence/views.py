@@ -13,7 +13,7 @@ from cadence import cadences as service
 from cadence.clock import parse_instant, utcnow
 from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
-from surveys.auth import roles_required
+from surveys.auth.access import roles_required
 from surveys.scorecard import detectable_changes
 from surveys.extensions import db
 from surveys import limits

@@ -9,7 +9,7 @@ from surveys.alert_chart import chart_svg
 from surveys.alert_models import Alert
 from surveys.alert_routing import alert_title, failed_notifications, scorecard_link
 from surveys.alerts import AlertStateError, alert_marks, change_state, chart_history, list_alerts, published
-from surveys.auth import roles_required
+from surveys.auth.access import roles_required
 from surveys.extensions import db
 
 alerts_bp = Blueprint("alerts", __name__, url_prefix="/alerts")

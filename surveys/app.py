@@ -82,6 +82,7 @@ def register_extensions(app):
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
+    from surveys.auth import access  # noqa: F401  (registers the user loader)
     csrf.init_app(app)
     from surveys import security, sqlite_pragmas
 
@@ -105,7 +106,7 @@ def register_blueprints(app):
     from surveys.api import openapi  # noqa: F401  (registers every API resource on api_bp)
     from surveys.api.base import api_bp
     from surveys.audit_views import audit_bp
-    from surveys.auth import auth_bp
+    from surveys.auth.views import auth_bp
     from surveys.designer import designer_bp
     from surveys.health import health_bp
     from surveys.respond import respond_bp

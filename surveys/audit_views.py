@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from surveys import limits
 from surveys.audit import AuditEvent
-from surveys.auth import roles_required
+from surveys.auth.access import roles_required
 from surveys.extensions import db
 
 audit_bp = Blueprint("audit", __name__, url_prefix="/admin/audit")

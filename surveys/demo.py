@@ -22,7 +22,7 @@ from cadence.people import import_people
 from cadence.recurrence import Occurrence
 from surveys.alerts import watch_round
 from surveys.answers import store_response
-from surveys.auth import hash_password
+from surveys.auth.service import hash_password
 from surveys.extensions import db
 from surveys.models import QuestionSet
 from surveys.questions import create_question_set, publish

@@ -21,7 +21,7 @@ from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, Strin
 from wtforms.validators import InputRequired, Optional
 
 from surveys import answers as rep_answers
-from surveys.auth import roles_required
+from surveys.auth.access import roles_required
 from surveys.disclosure import policy_record
 from surveys.extensions import db
 from surveys import audit, limits

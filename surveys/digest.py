@@ -30,7 +30,7 @@ from surveys import alert_routing
 from surveys.extensions import db
 from surveys.feedback import reply_dicts
 from surveys.scorecard import finalize_scorecard
-from surveys.scorecard_views import describe_change
+from surveys.scorecard_text import describe_change
 from surveys.snapshots import DigestReceipt
 
 STALE_CLAIM = timedelta(minutes=15)

@@ -3,7 +3,7 @@
 - Session cookie: HttpOnly and SameSite=Lax everywhere; in production also
   Secure (the app refuses to start without it). Staff sessions are permanent
   with a lifetime (PERMANENT_SESSION_LIFETIME), so a copied cookie stops
-  working; "sign out everywhere" is `Person.session_version` (surveys.auth).
+  working; "sign out everywhere" is `Person.session_version` (surveys.auth.service).
 - Request size: MAX_CONTENT_LENGTH caps bodies, MAX_FORM_MEMORY_SIZE and
   MAX_FORM_PARTS cap form parsing; oversize requests get 413 (problem details
   under /api/).

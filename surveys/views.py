@@ -5,7 +5,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from cadence.models import Cadence, Invitation, Person, Round
-from surveys.auth import staff_required
+from surveys.auth.access import staff_required
 from surveys.disclosure import round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet

@@ -323,7 +323,7 @@ def csrf_token_from(html: str) -> str:
 def make_person(app):
     """Create a person; staff get the password 'correct horse battery'."""
     from cadence.models import Person
-    from surveys.auth import hash_password
+    from surveys.auth.service import hash_password
 
     def make(email="pm@example.com", name="Pat Manager", roles=("pm",), password="correct horse battery", **fields):
         person = Person(email=email.lower(), name=name, timezone=fields.pop("timezone", "UTC"), **fields)
@@ -340,7 +340,7 @@ def make_person(app):
 @pytest.fixture
 def api_token(app, make_person):
     """A Bearer header for a new person with the given roles."""
-    from surveys.auth import issue_api_token
+    from surveys.auth.service import issue_api_token
 
     def make(roles=("pm", "leader", "admin"), email=None):
         person = make_person(email=email or f"api-{'-'.join(roles)}@example.com", roles=roles)

@@ -31,7 +31,7 @@ from sqlalchemy import func, select
 
 from cadence.links import invitation_token
 from cadence.models import Person
-from surveys.auth import issue_api_token
+from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from, run_worker
 from tests.scorecard_data import ScorecardData

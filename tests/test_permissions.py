@@ -1,7 +1,7 @@
 """Every route and API endpoint, for every role: the permission matrix.
 
 The rule for a route is the `required_roles` its decorator sets
-(`surveys.auth.roles_required`, `surveys.api.api_roles`), or its place in the
+(`surveys.auth.access.roles_required`, `surveys.api.base.api_roles`), or its place in the
 explicit list of public routes below. A route added without either fails
 `test_every_route_answers_every_role_as_its_rule_says`, and one missing from
 the written matrix (docs/permissions.md) fails
@@ -15,7 +15,7 @@ from flask import Flask
 from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, PathConverter
 
 from cadence.models import STAFF_ROLES
-from surveys.auth import issue_api_token
+from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from
 

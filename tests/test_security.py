@@ -22,7 +22,7 @@ from cadence.models import ApiToken, Person
 from config import ProductionConfig
 from surveys.app import create_app
 from surveys.audit import AuditEvent, AuditLogIsAppendOnly, record
-from surveys.auth import hash_password, password_reset_token
+from surveys.auth.service import hash_password, password_reset_token
 from surveys.extensions import db
 from surveys.models import Response
 from surveys.security import SecretUrlFilter, scrub_secrets
@@ -307,7 +307,7 @@ def test_api_token_page_shows_a_token_once_stores_its_hash_records_use_and_revok
 
 
 def test_nobody_can_revoke_or_see_someone_elses_token(app, signed_in_client, make_person):
-    from surveys.auth import issue_api_token
+    from surveys.auth.service import issue_api_token
 
     owner = make_person(email="owner@example.com", roles=("admin",))
     issue_api_token(owner)

@@ -7,7 +7,7 @@ from functools import wraps
 from flask import Blueprint, g, request
 
 from surveys import limits
-from surveys.auth import person_for_api_token
+from surveys.auth.service import person_for_api_token
 from surveys.extensions import db
 from surveys.problems import ApiProblem
 
