@@ -129,7 +129,9 @@ def _leader(db):
 def run(database: str) -> list[Result]:
     from cadence.models import Round
     from surveys.extensions import db
-    from surveys.scorecard import LIVE_CARDS, compute_scorecards, finalize_scorecard, previous_round, year_ago_round
+    from surveys.scorecard.assembly import LIVE_CARDS, compute_scorecards
+    from surveys.scorecard.finalized import finalize_scorecard
+    from surveys.scorecard.history import previous_round, year_ago_round
 
     size = OrgSize()
     app = make_app(database_url(database, size))

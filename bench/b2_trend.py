@@ -1,5 +1,5 @@
 """B2: a 24-round trend for every question of the large generated org,
-computed from the answers (`surveys.scorecard.compute_trend_points`: one
+computed from the answers (`surveys.scorecard.trends.compute_trend_points`: one
 value-count GROUP BY over all rounds, one distinct-respondent count for
 multi-choice and text, then the metrics, confidentiality and breaks).
 
@@ -40,7 +40,8 @@ def _quoted(keys):
 def run(database: str) -> list[Result]:
     from cadence.models import Cadence
     from surveys.extensions import db
-    from surveys.scorecard import compute_trend_points, question_specs, trend_rounds, trends
+    from surveys.scorecard.history import question_specs
+    from surveys.scorecard.trends import compute_trend_points, trend_rounds, trends
 
     size = OrgSize()
     app = make_app(database_url(database, size))

@@ -30,7 +30,7 @@ def run(database: str) -> list[Result]:
     from surveys.alert_models import Alert, AlertPoints
     from surveys.alerts import history_rounds, round_points, watch_round
     from surveys.extensions import db
-    from surveys.scorecard import finalize_scorecard
+    from surveys.scorecard.finalized import finalize_scorecard
 
     size = OrgSize()
     app = make_app(database_url(database, size))

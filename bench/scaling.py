@@ -7,7 +7,7 @@ with 24 monthly rounds, and of 5,000 reps with 6, 12 and 24 rounds, and on
 each measures:
 
 - the full scorecard of the latest round (B1's code path: every slice kind
-  through `surveys.scorecard.compute_scorecards`, which `build_scorecard`
+  through `surveys.scorecard.assembly.compute_scorecards`, which `build_scorecard`
   calls for a round not yet finalized), median of 3 runs after a warm-up;
 - an idle tick (nothing due: the 1,439 ticks a day that find no work),
   median of 5 runs after the first;
@@ -96,7 +96,7 @@ def measure(database: str, reps: int, rounds: int) -> Point:
     from cadence.models import Cadence, Delivery, Invitation, Round
     from cadence.planner import cadence_occurrences, tick
     from surveys.extensions import db
-    from surveys.scorecard import LIVE_CARDS, compute_scorecards
+    from surveys.scorecard.assembly import LIVE_CARDS, compute_scorecards
 
     app = make_app(scaling_url(database, reps, rounds))
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from cadence.clock import parse_instant, utcnow
 from cadence.models import Cadence, OutboxMessage, Person, Round, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth.access import roles_required
-from surveys.scorecard import detectable_changes
+from surveys.scorecard.detectable import detectable_changes
 from surveys.extensions import db
 from surveys import limits
 from surveys.models import QuestionSet

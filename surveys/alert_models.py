@@ -28,7 +28,7 @@ class AlertPoints(db.Model):
     cadence_id: Mapped[int] = mapped_column(ForeignKey("cadences.id", ondelete="CASCADE"), index=True)
     # {question key: [type, scale_max, favorable_min, [option keys]]}: where series break.
     measures: Mapped[dict] = mapped_column(JSON)
-    # The confidentiality the points were read under (surveys.scorecard.policy_fingerprint):
+    # The confidentiality the points were read under (surveys.scorecard.confidentiality.policy_fingerprint):
     # points kept under a laxer policy are read again, so nothing since withheld is charted.
     policy: Mapped[dict] = mapped_column(JSON)
     # [[slice kind, slice name or null, question key, metric, option or null, chart kind, n, a, b], ...]

@@ -37,10 +37,11 @@ from surveys import metrics
 from surveys.alert_models import ALERT_STATES, OPEN_STATES, Alert, AlertPoints
 from surveys.audit import record
 from surveys.extensions import db
-from surveys.scorecard import (
-    ALL_KINDS, OVERALL, TeamTree, finalize_scorecard, kind_name, policy_fingerprint, question_specs,
-    stored_aggregates, stored_snapshot,
-)
+from surveys.scorecard.confidentiality import policy_fingerprint
+from surveys.scorecard.finalized import finalize_scorecard
+from surveys.scorecard.groups import ALL_KINDS, OVERALL, TeamTree, kind_name
+from surveys.scorecard.history import question_specs
+from surveys.scorecard.stored import stored_aggregates, stored_snapshot
 
 HISTORY_ROUNDS = 24
 CHART_ROUNDS = 12

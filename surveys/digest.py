@@ -29,7 +29,7 @@ from cadence.models import Person, PersonRole, Round
 from surveys import alert_routing
 from surveys.extensions import db
 from surveys.feedback import reply_dicts
-from surveys.scorecard import finalize_scorecard
+from surveys.scorecard.finalized import finalize_scorecard
 from surveys.scorecard_text import describe_change
 from surveys.snapshots import DigestReceipt
 

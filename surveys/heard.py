@@ -11,7 +11,7 @@ def what_we_heard(current_round: Round) -> dict | None:
     "replies": [{"prompt" (None for the round as a whole), "body", "author", ...}]}
     for the previous closed round, or None when there is none."""
     from surveys.feedback import last_closed_round_before, reply_dicts
-    from surveys.scorecard import build_scorecard
+    from surveys.scorecard.assembly import build_scorecard
 
     previous = last_closed_round_before(current_round)
     if previous is None:

@@ -2,7 +2,8 @@
 digest: how a metric is written, how a change is said (the words carry the
 meaning; colour only repeats it), why a group is withheld."""
 
-from surveys.scorecard import COMPLEMENTARY, HELD_UNTIL_CLOSE, change_size
+from surveys.scorecard.groups import COMPLEMENTARY, HELD_UNTIL_CLOSE
+from surveys.scorecard.movers import change_size
 
 # The one number a question is summed up by, in tables, sparklines and the heatmap.
 HEADLINE_METRIC = {"scale": "mean", "nps": "nps", "yes_no": "yes_pct", "number": "mean", "text": "count"}

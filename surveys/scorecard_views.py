@@ -19,20 +19,13 @@ from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
-from surveys.scorecard import (
-    SCORECARD_COLUMNS,
-    SLICE_KINDS,
-    CommentsWithheld,
-    ExportRefused,
-    build_scorecard,
-    comment_choices,
-    comments,
-    detectable_changes,
-    participation_by_round,
-    response_export,
-    scorecard_rows,
-    trends,
-)
+from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments
+from surveys.scorecard.detectable import detectable_changes
+from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
+from surveys.scorecard.groups import SLICE_KINDS
+from surveys.scorecard.participation import participation_by_round
+from surveys.scorecard.trends import trends
 from surveys.scorecard_text import (
     HEADLINE_METRIC,
     METRIC_LABELS,

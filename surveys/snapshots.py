@@ -45,7 +45,7 @@ class ScorecardSnapshot(db.Model):
     # {question key: [type, scale_max, favorable_min, [option keys]]}: where trends break.
     measures: Mapped[dict] = mapped_column(JSON)
     # The round's raw sums per slice kind, before confidentiality (see
-    # surveys.scorecard.stored_aggregates): later rounds compare with them
+    # surveys.scorecard.stored.stored_aggregates): later rounds compare with them
     # instead of reading this round's answers again. None in snapshots
     # finalized before they were kept; those rounds are read live.
     aggregates: Mapped[dict | None] = deferred(mapped_column(JSON))

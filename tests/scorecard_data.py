@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from cadence.models import TEAM_PATH_SEPARATOR, Cadence, Invitation, Person, Round, Team
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
+from surveys.scorecard.trends import TREND_ROUNDS, trends
 
 FIRST_OPEN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
@@ -131,3 +132,8 @@ def _answer_rows(value):
                 rows.append((None, item, None))
         return rows
     return [(None, value, None)]
+
+
+def trend(cadence: Cadence, question_key: str, last: int = TREND_ROUNDS, until: Round | None = None) -> list[dict]:
+    """One question over the cadence's last `last` sent rounds, as `trends` gives it."""
+    return trends(cadence, last, until, [question_key])[question_key]

@@ -13,7 +13,7 @@ from surveys import control_charts as charts
 from surveys.alert_models import Alert, AlertPoints
 from surveys.alerts import series_for
 from surveys.extensions import db
-from surveys.scorecard import build_scorecard
+from surveys.scorecard.assembly import build_scorecard
 from tests.alert_data import CHOICE, SCALE, build_rounds, watch_all
 
 

@@ -10,7 +10,9 @@ import random
 
 import pytest
 
-from surveys.scorecard import SLICE_KINDS, CommentsWithheld, build_scorecard, comments
+from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.comments import CommentsWithheld, comments
+from surveys.scorecard.groups import SLICE_KINDS
 from tests.scorecard_data import ScorecardData
 
 MIN_SIZE = 5

@@ -13,7 +13,9 @@ from statsmodels.stats.proportion import power_proportions_2indep
 
 from surveys import stats
 from surveys.extensions import db
-from surveys.scorecard import build_scorecard, detectable_changes_for_sizes, trend
+from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.detectable import detectable_changes_for_sizes
+from tests.scorecard_data import trend
 from tests.scorecard_data import ScorecardData
 
 BASELINES = [i / 100 for i in range(1, 100)]

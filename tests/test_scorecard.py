@@ -12,18 +12,13 @@ from scipy import stats as scipy_stats
 from sqlalchemy import func, select, update
 
 from surveys.extensions import db
-from surveys.scorecard import (
-    COMPLEMENTARY,
-    OVERALL,
-    SMALL_GROUP,
-    Family,
-    build_scorecard,
-    participation,
-    previous_round,
-    response_export,
-    trend,
-    withheld_groups,
-)
+from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.confidentiality import Family, withheld_groups
+from surveys.scorecard.exports import response_export
+from surveys.scorecard.groups import COMPLEMENTARY, OVERALL, SMALL_GROUP
+from surveys.scorecard.history import previous_round
+from surveys.scorecard.participation import participation
+from tests.scorecard_data import trend
 from tests.scorecard_data import ScorecardData
 
 QUESTIONS = [
@@ -625,17 +620,12 @@ from datetime import timedelta  # noqa: E402
 
 from cadence.models import Delivery, Invitation, Team  # noqa: E402
 from surveys.models import Answer, Response  # noqa: E402
-from surveys.scorecard import (  # noqa: E402
-    CommentsWithheld,
-    comments,
-    detectable_changes,
-    detectable_changes_for_sizes,
-    finalize_scorecard,
-    SCORECARD_COLUMNS,
-    scorecard_rows,
-    trends,
-    year_ago_round,
-)
+from surveys.scorecard.comments import CommentsWithheld, comments
+from surveys.scorecard.detectable import detectable_changes, detectable_changes_for_sizes
+from surveys.scorecard.exports import SCORECARD_COLUMNS, scorecard_rows
+from surveys.scorecard.finalized import finalize_scorecard
+from surveys.scorecard.history import year_ago_round
+from surveys.scorecard.trends import trends
 from surveys.snapshots import ScorecardSnapshot  # noqa: E402
 from surveys.stats import detectable_change_pts  # noqa: E402
 
@@ -917,7 +907,9 @@ def test_smallest_detectable_change(app):
 from sqlalchemy import delete  # noqa: E402
 
 from surveys.caches import forget_all as forget_cached_rows  # noqa: E402
-from surveys.scorecard import ALL_KINDS, compute_scorecards, stored_aggregates  # noqa: E402
+from surveys.scorecard.assembly import compute_scorecards
+from surveys.scorecard.groups import ALL_KINDS
+from surveys.scorecard.stored import stored_aggregates  # noqa: E402
 
 SLICES = [("Sales / EMEA", "EMEA", "Enterprise"), ("Sales / EMEA / Nordics", "EMEA", "SMB"),
           ("Sales / NA", "NA", "Enterprise"), ("Sales / NA", "NA", "SMB")]

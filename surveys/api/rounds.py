@@ -11,14 +11,9 @@ from surveys import audit
 from surveys.api.base import api_bp, api_roles, get_or_404, problem_responses
 from surveys.extensions import db
 from surveys.problems import ApiProblem
-from surveys.scorecard import (
-    SCORECARD_COLUMNS,
-    SLICE_KINDS,
-    ExportRefused,
-    build_scorecard,
-    response_export,
-    scorecard_rows,
-)
+from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
+from surveys.scorecard.groups import SLICE_KINDS
 
 READER_ROLES = ("pm", "leader", "admin")
 EXPORT_FORMATS = ("json", "csv")
