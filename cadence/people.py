@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from cadence.models import ROLES, TEAM_PATH_SEPARATOR, Person, PersonRole, Team
 from surveys.extensions import db
 from surveys import audit
+from surveys.tabular import neutralise_formula, restore_formula
 
 # The CSV columns, in the order export writes them.
 PEOPLE_COLUMNS = ("email", "name", "roles", "team", "region", "segment", "manager_email", "timezone")
@@ -51,8 +52,6 @@ MAX_REGION_OR_SEGMENT = 100
 # reported by the validator (usually an unquoted comma inside a value).
 EXTRA_VALUES_KEY = "_extra_values"
 
-# Spreadsheets run a cell starting with one of these as a formula.
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 # Deliberately plain: a local part, an @, and a dotted domain of DNS labels.
 # No lookups; a typo such as "not-an-email" or "ann@example" is what we catch.
@@ -193,7 +192,7 @@ def parse_people_csv(source) -> list[tuple[int, dict]]:
                     f"{MAX_ROWS_PER_FILE:,} rows and import them one after another", line=line)
             row = {}
             for position, column in columns.items():
-                row[column] = _unescape_cell(cells[position].strip()) if position < len(cells) else ""
+                row[column] = restore_formula(cells[position].strip()) if position < len(cells) else ""
             extra = [cell for cell in cells[len(header):] if cell.strip()]
             if extra:
                 row[EXTRA_VALUES_KEY] = len(cells)
@@ -236,13 +235,6 @@ def _header_columns(header: list[str]) -> dict[int, str]:
             f"(expected columns: {', '.join(PEOPLE_COLUMNS)})"
         )
     return columns
-
-
-def _unescape_cell(value: str) -> str:
-    """Undo export's formula neutralisation so export -> import round-trips."""
-    if len(value) > 1 and value[0] == "'" and value[1] in FORMULA_TRIGGERS:
-        return value[1:]
-    return value
 
 
 # -- Checking -----------------------------------------------------------------
@@ -606,13 +598,6 @@ def _unlink_skipped_managers(good_rows) -> list[str]:
 
 
 # -- Writing ------------------------------------------------------------------
-
-
-def neutralise_formula(value: str) -> str:
-    """Prefix a ' so a spreadsheet shows the cell as text, never runs it."""
-    if value and value.startswith(FORMULA_TRIGGERS):
-        return "'" + value
-    return value
 
 
 def export_people_csv() -> str:

@@ -1,6 +1,6 @@
 """The admin's people page: the list, the CSV upload with its report, the export."""
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
@@ -14,6 +14,8 @@ from cadence.people import export_people_csv, import_people, normalise_team_path
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit, limits
+from surveys.permissions import ADMINS
+from surveys.tabular import download
 
 people_bp = Blueprint("people", __name__, url_prefix="/people")
 
@@ -33,13 +35,13 @@ class PeopleImportForm(FlaskForm):
 
 
 @people_bp.get("/")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def index():
     return _people_page(PeopleImportForm())
 
 
 @people_bp.post("/import")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def import_csv():
     form = PeopleImportForm()
     if not form.validate_on_submit():
@@ -51,7 +53,7 @@ def import_csv():
 
 
 @people_bp.post("/<int:person_id>/rep-links/revoke")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def revoke_links(person_id):
     """Every link already sent to this person for an open round stops working."""
     from cadence.revocation import revoke_rep_links
@@ -65,7 +67,7 @@ def revoke_links(person_id):
 
 
 @people_bp.post("/<int:person_id>/rep-links/resend")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def resend_links(person_id):
     """Revoke this person's open links and send each open round's new link."""
     from cadence.revocation import resend_rep_links
@@ -81,18 +83,13 @@ def resend_links(person_id):
 
 
 @people_bp.get("/export.csv")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def export_csv():
     # The byte-order mark lets Excel read the names as UTF-8; import skips it.
     body = "\ufeff" + export_people_csv()
     audit.record(current_user._get_current_object(), "people.exported")
     db.session.commit()
-    filename = f"people-{utcnow():%Y-%m-%d}.csv"
-    return Response(
-        body,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+    return download(body, "text/csv", f"people-{utcnow():%Y-%m-%d}.csv")
 
 
 def _people_page(form, report=None, status=200):

@@ -18,6 +18,7 @@ from surveys.scorecard.detectable import detectable_changes
 from surveys.extensions import db
 from surveys import limits
 from surveys.models import QuestionSet
+from surveys.permissions import ADMINS, EDITORS
 
 cadences_bp = Blueprint("cadences", __name__, url_prefix="/cadences")
 
@@ -81,14 +82,14 @@ ERROR_FIELDS = {"question_set_id": "question_set_id", "audience.teams": "teams",
 
 
 @cadences_bp.get("/")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def index():
     cadences = db.session.scalars(select(Cadence).order_by(Cadence.name)).all()
     return render_template("cadences/index.html", cadences=cadences, describe=describe)
 
 
 @cadences_bp.route("/new", methods=["GET", "POST"])
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def new():
     form = CadenceForm()
     _fill_choices(form)
@@ -114,7 +115,7 @@ def new():
 
 
 @cadences_bp.get("/<int:cadence_id>")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def show(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
     return render_template(
@@ -134,7 +135,7 @@ class OccurrenceForm(FlaskForm):
 
 
 @cadences_bp.post("/<int:cadence_id>/occurrences/<period_key>")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def change_occurrence(cadence_id, period_key):
     """Skip, move or restore one upcoming round (buttons on the cadence page)."""
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
@@ -158,7 +159,7 @@ def change_occurrence(cadence_id, period_key):
 
 
 @cadences_bp.post("/rounds/<int:round_id>/nudge")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def nudge(round_id):
     from cadence.planner import NudgeRefused
 
@@ -179,7 +180,7 @@ def nudge(round_id):
 
 
 @cadences_bp.post("/<int:cadence_id>/pause")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def pause(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
     service.pause(cadence, current_user._get_current_object())
@@ -188,7 +189,7 @@ def pause(cadence_id):
 
 
 @cadences_bp.post("/<int:cadence_id>/resume")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def resume(cadence_id):
     cadence = db.session.get(Cadence, cadence_id) or abort(404)
     service.resume(cadence, current_user._get_current_object())
@@ -200,7 +201,7 @@ def resume(cadence_id):
 
 
 @cadences_bp.get("/operations")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def operations():
     from cadence.operations import status
 
@@ -208,7 +209,7 @@ def operations():
 
 
 @cadences_bp.post("/operations/deliveries/<int:delivery_id>/retry")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def retry_delivery(delivery_id):
     from cadence.operations import retry_failed_delivery
     from cadence.planner import hand_out_due_deliveries
@@ -222,7 +223,7 @@ def retry_delivery(delivery_id):
 
 
 @cadences_bp.post("/operations/jobs/<job_id>/retry")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def retry_job(job_id):
     from cadence.operations import retry_failed_job
 
@@ -256,7 +257,7 @@ def shown_body(message: OutboxMessage, body: str | None) -> str | None:
 
 
 @cadences_bp.get("/outbox")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def outbox():
     page = limits.whole_number(request.args.get("page"), minimum=1, maximum=1_000_000) or 1
     query = select(OutboxMessage).order_by(OutboxMessage.id.desc())
@@ -268,14 +269,14 @@ def outbox():
 
 
 @cadences_bp.get("/outbox/<int:message_id>")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def outbox_message(message_id):
     message = db.session.get(OutboxMessage, message_id) or abort(404)
     return render_template("cadences/outbox_message.html", message=message, text_body=shown_body(message, message.text_body))
 
 
 @cadences_bp.get("/outbox/<int:message_id>/html")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def outbox_message_html(message_id):
     """The HTML part as the rep's mail client would render it, sandboxed:
     its inline styles are allowed here and nowhere else, and no script runs."""

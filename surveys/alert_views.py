@@ -11,9 +11,9 @@ from surveys.alert_routing import alert_title, failed_notifications, scorecard_l
 from surveys.alerts import AlertStateError, alert_marks, change_state, chart_history, list_alerts, published
 from surveys.auth.access import roles_required
 from surveys.extensions import db
+from surveys.permissions import STAFF
 
 alerts_bp = Blueprint("alerts", __name__, url_prefix="/alerts")
-STAFF_ROLES = ("pm", "leader", "admin")
 VIEWS = {"open": "Open", "explained": "Explained", "false_alarm": "False alarms"}
 
 
@@ -40,7 +40,7 @@ def failed_alert_messages() -> list:
 
 
 @alerts_bp.get("/")
-@roles_required(*STAFF_ROLES)
+@roles_required(*STAFF)
 def index():
     view = request.args.get("view", "open")
     if view not in VIEWS:
@@ -50,7 +50,7 @@ def index():
 
 
 @alerts_bp.post("/<int:alert_id>/state")
-@roles_required(*STAFF_ROLES)
+@roles_required(*STAFF)
 def change(alert_id):
     alert = db.session.get(Alert, alert_id)
     if alert is None or not published([alert]):

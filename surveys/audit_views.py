@@ -7,6 +7,7 @@ from surveys import limits
 from surveys.audit import AuditEvent
 from surveys.auth.access import roles_required
 from surveys.extensions import db
+from surveys.permissions import ADMINS
 
 audit_bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
 
@@ -14,7 +15,7 @@ PAGE_SIZE = 100
 
 
 @audit_bp.get("/")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def index():
     """Newest first, filtered by action and actor, paged by id."""
     action = request.args.get("action", "").strip()

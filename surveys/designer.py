@@ -54,11 +54,12 @@ from surveys.questions import (
     version_by_number,
 )
 from surveys.starter_templates import TEMPLATES, create_from_template, template_by_slug
+from surveys.tabular import download
 from surveys.version_diff import CHANGE_KINDS, KIND_LABELS, breaking_changes, diff_versions
+from surveys.permissions import EDITORS
 
 designer_bp = Blueprint("designer", __name__, url_prefix="/question-sets")
 
-DESIGNER_ROLES = ("pm", "admin")
 IMPORT_MAX_BYTES = 1024 * 1024
 
 TYPE_LABELS = {
@@ -162,7 +163,7 @@ FIELDSET_TYPES = {
 
 
 @designer_bp.get("/")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def index():
     return _render_index()
 
@@ -185,7 +186,7 @@ def _render_index(import_errors=(), status=200):
 
 
 @designer_bp.route("/new", methods=["GET", "POST"])
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def new():
     form = QuestionSetForm()
     if form.validate_on_submit():
@@ -209,7 +210,7 @@ def new():
 
 
 @designer_bp.post("/templates/<slug>")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def copy_template(slug):
     template = template_by_slug(slug)
     if template is None:
@@ -224,7 +225,7 @@ def copy_template(slug):
 
 
 @designer_bp.post("/import")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def import_set():
     upload = request.files.get("file")
     if upload is None or not upload.filename:
@@ -253,28 +254,24 @@ def import_set():
 
 
 @designer_bp.get("/<int:question_set_id>")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def show(question_set_id):
     question_set = _load(question_set_id)
     return _render_show(question_set, _question_form(question_set))
 
 
 @designer_bp.get("/<int:question_set_id>/export.json")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def export(question_set_id):
     question_set = _load(question_set_id)
     body = json.dumps(export_question_set(question_set), indent=2, ensure_ascii=False)
     audit.record(current_user._get_current_object(), "question_set.exported", question_set)
     db.session.commit()
-    filename = (_slug(question_set.name) or "question-set") + ".json"
-    return body, 200, {
-        "Content-Type": "application/json; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="{filename}"',
-    }
+    return download(body, "application/json", (_slug(question_set.name) or "question-set") + ".json")
 
 
 @designer_bp.route("/<int:question_set_id>/settings", methods=["GET", "POST"])
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def settings(question_set_id):
     question_set = _load(question_set_id)
     answered = has_answers(question_set)
@@ -310,7 +307,7 @@ def settings(question_set_id):
 
 
 @designer_bp.post("/<int:question_set_id>/questions")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def add(question_set_id):
     question_set = _load(question_set_id)
     form = _question_form(question_set)
@@ -335,7 +332,7 @@ def add(question_set_id):
 
 
 @designer_bp.route("/<int:question_set_id>/questions/<key>/edit", methods=["GET", "POST"])
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def edit(question_set_id, key):
     question_set = _load(question_set_id)
     question = _question_or_404(question_set, key)
@@ -365,7 +362,7 @@ def edit(question_set_id, key):
 
 
 @designer_bp.post("/<int:question_set_id>/questions/<key>/move")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def move(question_set_id, key):
     question_set = _load(question_set_id)
     direction = request.form.get("direction")
@@ -384,7 +381,7 @@ def move(question_set_id, key):
 
 
 @designer_bp.post("/<int:question_set_id>/questions/order")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def reorder(question_set_id):
     """The whole order at once (what drag and drop in designer.js sends)."""
     question_set = _load(question_set_id)
@@ -400,7 +397,7 @@ def reorder(question_set_id):
 
 
 @designer_bp.post("/<int:question_set_id>/questions/<key>/duplicate")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def duplicate(question_set_id, key):
     question_set = _load(question_set_id)
     _question_or_404(question_set, key)
@@ -416,7 +413,7 @@ def duplicate(question_set_id, key):
 
 
 @designer_bp.post("/<int:question_set_id>/questions/<key>/remove")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def remove(question_set_id, key):
     # The CSRF token of these button forms is checked app-wide by CSRFProtect.
     question_set = _load(question_set_id)
@@ -435,7 +432,7 @@ def remove(question_set_id, key):
 
 
 @designer_bp.route("/<int:question_set_id>/preview", methods=["GET", "POST"])
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def preview(question_set_id):
     """The rep form exactly as a rep sees it, at phone width. Posting it runs
     the rep form's own validation and show-if, and stores nothing."""
@@ -481,7 +478,7 @@ def preview(question_set_id):
 
 
 @designer_bp.get("/<int:question_set_id>/versions/<int:number>/diff")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def diff(question_set_id, number):
     question_set = _load(question_set_id)
     version = version_by_number(question_set, number)
@@ -504,7 +501,7 @@ def diff(question_set_id, number):
 
 
 @designer_bp.post("/<int:question_set_id>/publish")
-@roles_required(*DESIGNER_ROLES)
+@roles_required(*EDITORS)
 def publish_draft(question_set_id):
     question_set = _load(question_set_id)
     confirmed = request.form.get("confirm_breaking") == "yes"

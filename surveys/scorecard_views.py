@@ -9,16 +9,16 @@ templates (bar widths, sparkline points, heatmap classes, labels)."""
 
 import json
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import delete, select
 
 from cadence.models import Cadence, Round
-from surveys.api.rounds import export_csv, safe_filename
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
+from surveys.permissions import EDITORS, PMS, STAFF
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments
 from surveys.scorecard.detectable import detectable_changes
@@ -35,10 +35,10 @@ from surveys.scorecard_text import (
     heat_class,
     withheld_text,
 )
+from surveys.tabular import csv_text, download
 
 scorecards_bp = Blueprint("scorecards", __name__, url_prefix="/scorecards")
 
-READER_ROLES = ("pm", "leader", "admin")
 SPARKLINE_WIDTH, SPARKLINE_HEIGHT = 120, 28
 
 
@@ -54,7 +54,7 @@ def _slice_kind_argument():
 
 
 @scorecards_bp.get("/")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def index():
     cadences = db.session.scalars(select(Cadence).order_by(Cadence.name)).all()
     rounds = db.session.scalars(
@@ -103,21 +103,21 @@ def _page_context(round_, slice_kind):
 
 
 @scorecards_bp.get("/rounds/<int:round_id>")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def show(round_id):
     round_ = _round_or_404(round_id)
     return render_template("scorecards/show.html", **_page_context(round_, _slice_kind_argument()))
 
 
 @scorecards_bp.get("/rounds/<int:round_id>/print")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def print_view(round_id):
     round_ = _round_or_404(round_id)
     return render_template("scorecards/print.html", **_page_context(round_, _slice_kind_argument()))
 
 
 @scorecards_bp.post("/rounds/<int:round_id>/replies")
-@roles_required("pm")
+@roles_required(*PMS)
 def add_reply_view(round_id):
     round_ = _round_or_404(round_id)
     question_key = request.form.get("question_key", "")
@@ -139,7 +139,7 @@ def add_reply_view(round_id):
 
 
 @scorecards_bp.post("/rounds/<int:round_id>/replies/<int:reply_id>/delete")
-@roles_required("pm", "admin")
+@roles_required(*EDITORS)
 def delete_reply_view(round_id, reply_id):
     reply = db.session.scalar(select(Reply).where(Reply.id == reply_id, Reply.round_id == round_id))
     if reply is None:
@@ -156,7 +156,7 @@ def delete_reply_view(round_id, reply_id):
 
 
 @scorecards_bp.get("/rounds/<int:round_id>/comments")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def comments_view(round_id):
     round_ = _round_or_404(round_id)
     question_key = request.args.get("question") or None
@@ -177,7 +177,7 @@ def comments_view(round_id):
 
 
 @scorecards_bp.get("/rounds/<int:round_id>/scorecard.<any(csv, json):export_format>")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def scorecard_download(round_id, export_format):
     round_ = _round_or_404(round_id)
     slice_kind = _slice_kind_argument()
@@ -187,12 +187,12 @@ def scorecard_download(round_id, export_format):
     db.session.commit()
     stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
     if export_format == "json":
-        return _download(json.dumps(card, indent=2), "application/json", f"{stem}.json")
-    return _download(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)), "text/csv", f"{stem}.csv")
+        return download(json.dumps(card, indent=2), "application/json", f"{stem}.json")
+    return download(csv_text(SCORECARD_COLUMNS, scorecard_rows(card)), "text/csv", f"{stem}.csv")
 
 
 @scorecards_bp.get("/rounds/<int:round_id>/responses.<any(csv, json):export_format>")
-@roles_required(*READER_ROLES)
+@roles_required(*STAFF)
 def responses_download(round_id, export_format):
     round_ = _round_or_404(round_id)
     try:
@@ -203,13 +203,8 @@ def responses_download(round_id, export_format):
     db.session.commit()
     stem = f"round-{round_.id}-{round_.period_key}-responses"
     if export_format == "json":
-        return _download(json.dumps(export, indent=2), "application/json", f"{stem}.json")
-    return _download(export_csv(export["columns"], export["rows"]), "text/csv", f"{stem}.csv")
-
-
-def _download(body, mimetype, filename):
-    return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'})
+        return download(json.dumps(export, indent=2), "application/json", f"{stem}.json")
+    return download(csv_text(export["columns"], export["rows"]), "text/csv", f"{stem}.csv")
 
 
 # -- Shaping numbers for the page ------------------------------------------------------

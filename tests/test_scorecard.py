@@ -840,11 +840,11 @@ def test_scorecard_exports_carry_the_version_and_neutralise_formulas(two_rounds,
     # Numbers stay numbers (a negative change is not a formula); text that looks like one is neutralised.
     assert any(row["delta"].startswith("-") for row in table)
     assert all(float(row["delta"]) <= 0 for row in table if row["delta"].startswith("-"))
-    from surveys.api.rounds import export_csv
+    from surveys.tabular import csv_text
 
     card = build_scorecard(march, "region")
     card["slices"][0]["name"] = "=HYPERLINK(\"http://evil\")"
-    hostile = list(csv.DictReader(io.StringIO(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)))))
+    hostile = list(csv.DictReader(io.StringIO(csv_text(SCORECARD_COLUMNS, scorecard_rows(card)))))
     assert {row["slice"] for row in hostile if row["slice_kind"]} == {"'=HYPERLINK(\"http://evil\")"}
     leader = signed_in_client(roles=("leader",))
     page = leader.get(f"/scorecards/rounds/{march.id}")

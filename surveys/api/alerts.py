@@ -12,13 +12,12 @@ from surveys.audit import record
 from surveys.extensions import db
 from surveys.models import QuestionSet
 from surveys.problems import ApiProblem, validation_problem
+from surveys.permissions import EDITORS, STAFF
 
-ALERT_ROLES = ("pm", "leader", "admin")
-WEBHOOK_ROLES = ("pm", "admin")
 
 
 @api_bp.get("/alerts")
-@api_roles(*ALERT_ROLES)
+@api_roles(*STAFF)
 def alerts_index():
     state = request.args.get("state") or None
     try:
@@ -29,7 +28,7 @@ def alerts_index():
 
 
 @api_bp.get("/alerts/<int:alert_id>")
-@api_roles(*ALERT_ROLES)
+@api_roles(*STAFF)
 def alert_show(alert_id):
     return jsonify(alert_dict(_published_or_404(alert_id)))
 
@@ -42,7 +41,7 @@ def _published_or_404(alert_id):
 
 
 @api_bp.post("/alerts/<int:alert_id>/state")
-@api_roles(*ALERT_ROLES)
+@api_roles(*STAFF)
 def alert_state(alert_id):
     alert = _published_or_404(alert_id)
     body = json_body()
@@ -56,14 +55,14 @@ def alert_state(alert_id):
 
 
 @api_bp.get("/question-sets/<int:set_id>/alert-webhooks")
-@api_roles(*WEBHOOK_ROLES)
+@api_roles(*EDITORS)
 def alert_webhooks_index(set_id):
     question_set = get_or_404(QuestionSet, set_id, "question set")
     return jsonify([webhook_dict(w) for w in webhooks_of(question_set)])
 
 
 @api_bp.post("/question-sets/<int:set_id>/alert-webhooks")
-@api_roles(*WEBHOOK_ROLES)
+@api_roles(*EDITORS)
 def alert_webhooks_create(set_id):
     question_set = get_or_404(QuestionSet, set_id, "question set")
     body = json_body()
@@ -78,13 +77,13 @@ def alert_webhooks_create(set_id):
 
 
 @api_bp.get("/question-sets/<int:set_id>/alert-routing")
-@api_roles(*WEBHOOK_ROLES)
+@api_roles(*EDITORS)
 def alert_routing_show(set_id):
     return jsonify(routing_dict(get_or_404(QuestionSet, set_id, "question set")))
 
 
 @api_bp.post("/question-sets/<int:set_id>/owner")
-@api_roles(*WEBHOOK_ROLES)
+@api_roles(*EDITORS)
 def question_set_owner(set_id):
     question_set = get_or_404(QuestionSet, set_id, "question set")
     body = json_body()

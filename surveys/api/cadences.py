@@ -11,9 +11,8 @@ from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_r
 from surveys.extensions import db
 from surveys import limits
 from surveys.problems import ApiProblem, validation_problem
+from surveys.permissions import EDITORS, STAFF
 
-READERS = ("pm", "leader", "admin")
-EDITORS = ("pm", "admin")
 
 
 @api_bp.post("/cadences")
@@ -28,20 +27,20 @@ def create_cadence():
 
 
 @api_bp.get("/cadences")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def list_cadences():
     cadences = db.session.scalars(select(Cadence).order_by(Cadence.id)).all()
     return jsonify([service.cadence_to_dict(c) for c in cadences])
 
 
 @api_bp.get("/cadences/<int:cadence_id>")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def get_cadence(cadence_id):
     return jsonify(service.cadence_to_dict(get_or_404(Cadence, cadence_id, "cadence")))
 
 
 @api_bp.get("/cadences/<int:cadence_id>/preview")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def preview_cadence(cadence_id):
     cadence = get_or_404(Cadence, cadence_id, "cadence")
     count = request.args.get("count", "5")
@@ -65,7 +64,7 @@ def resume_cadence(cadence_id):
 
 
 @api_bp.get("/cadences/<int:cadence_id>/rounds")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def cadence_rounds(cadence_id):
     cadence = get_or_404(Cadence, cadence_id, "cadence")
     return jsonify(service.round_summaries(cadence))

@@ -25,6 +25,7 @@ from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
 from surveys.problems import ApiProblem, validation_problem
+from surveys.permissions import ADMINS, STAFF
 
 PER_PAGE = 50
 # One request stays one short transaction; larger syncs send several batches.
@@ -35,7 +36,7 @@ ACCEPTED_FIELDS = frozenset(PEOPLE_COLUMNS) | {"active", "id"}
 
 
 @api_bp.get("/people")
-@api_roles("pm", "leader", "admin")
+@api_roles(*STAFF)
 def list_people():
     page = _page_number()
     query = select(Person)
@@ -66,7 +67,7 @@ MAX_PAGE = 1_000_000
 
 
 @api_bp.post("/people")
-@api_roles("admin")
+@api_roles(*ADMINS)
 def upsert_people_endpoint():
     items = json_body(list)
     if len(items) > MAX_ITEMS_PER_REQUEST:

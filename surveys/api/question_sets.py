@@ -10,6 +10,7 @@ from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
 from surveys.models import QUESTION_TYPES, QuestionSet, QuestionSetVersion
+from surveys.permissions import EDITORS, STAFF
 from surveys.problems import ApiProblem, validation_problem
 from surveys.questions import (
     BreakingChangesNotConfirmed,
@@ -24,12 +25,10 @@ from surveys.questions import (
     version_to_dict,
 )
 
-READERS = ("pm", "leader", "admin")
-DESIGNERS = ("pm", "admin")
 
 
 @api_bp.post("/question-sets")
-@api_roles(*DESIGNERS)
+@api_roles(*EDITORS)
 def create_question_set_endpoint():
     data = json_body()
     try:
@@ -45,7 +44,7 @@ def create_question_set_endpoint():
 
 
 @api_bp.get("/question-sets")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def list_question_sets():
     question_sets = db.session.scalars(
         select(QuestionSet).options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
@@ -54,7 +53,7 @@ def list_question_sets():
 
 
 @api_bp.get("/question-sets/<int:question_set_id>")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def get_question_set(question_set_id):
     return question_set_to_dict(_load_with_questions(question_set_id))
 
@@ -71,7 +70,7 @@ def _load_with_questions(question_set_id) -> QuestionSet:
 
 
 @api_bp.get("/question-sets/<int:question_set_id>/export")
-@api_roles(*READERS)
+@api_roles(*STAFF)
 def export_question_set_endpoint(question_set_id):
     """The set as a create body: POST it to this or another installation."""
     question_set = _load_with_questions(question_set_id)
@@ -81,7 +80,7 @@ def export_question_set_endpoint(question_set_id):
 
 
 @api_bp.patch("/question-sets/<int:question_set_id>")
-@api_roles(*DESIGNERS)
+@api_roles(*EDITORS)
 def update_question_set_settings(question_set_id):
     question_set = _load_with_questions(question_set_id)
     data = json_body()
@@ -95,7 +94,7 @@ def update_question_set_settings(question_set_id):
 
 
 @api_bp.put("/question-sets/<int:question_set_id>/draft")
-@api_roles(*DESIGNERS)
+@api_roles(*EDITORS)
 def replace_draft(question_set_id):
     """Replace the draft's questions (opening draft N+1 after a publish);
     published versions are never touched."""
@@ -114,7 +113,7 @@ def replace_draft(question_set_id):
 
 
 @api_bp.post("/question-sets/<int:question_set_id>/publish")
-@api_roles(*DESIGNERS)
+@api_roles(*EDITORS)
 def publish_question_set(question_set_id):
     question_set = _load_with_questions(question_set_id)
     # The body is optional; only {"confirm_breaking": true} means anything.

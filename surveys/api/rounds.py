@@ -1,28 +1,23 @@
 """Rounds in the API: a round's scorecard and its row-level responses export."""
 
-import csv
-import io
-
-from flask import Response as HttpResponse
 from flask import g, jsonify, request
 
 from cadence.models import Round
 from surveys import audit
 from surveys.api.base import api_bp, api_roles, get_or_404, problem_responses
 from surveys.extensions import db
+from surveys.permissions import STAFF
 from surveys.problems import ApiProblem
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
 from surveys.scorecard.groups import SLICE_KINDS
+from surveys.tabular import csv_text, download
 
-READER_ROLES = ("pm", "leader", "admin")
 EXPORT_FORMATS = ("json", "csv")
-# A spreadsheet treats a cell starting with one of these as a formula.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @api_bp.get("/rounds/<int:round_id>/scorecard")
-@api_roles(*READER_ROLES)
+@api_roles(*STAFF)
 def round_scorecard(round_id):
     round_ = get_or_404(Round, round_id, "round")
     slice_kind = request.args.get("slice") or None
@@ -36,7 +31,7 @@ def round_scorecard(round_id):
     if export_format == "json":
         return jsonify(card)
     stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
-    return _csv_download(export_csv(SCORECARD_COLUMNS, scorecard_rows(card)), f"{stem}.csv")
+    return download(csv_text(SCORECARD_COLUMNS, scorecard_rows(card)), "text/csv", f"{stem}.csv")
 
 
 def _export_format():
@@ -49,15 +44,8 @@ def _export_format():
     return export_format
 
 
-def _csv_download(body, filename):
-    return HttpResponse(
-        body, mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'},
-    )
-
-
 @api_bp.get("/rounds/<int:round_id>/responses")
-@api_roles(*READER_ROLES)
+@api_roles(*STAFF)
 def round_responses(round_id):
     round_ = get_or_404(Round, round_id, "round")
     export_format = _export_format()
@@ -69,34 +57,8 @@ def round_responses(round_id):
     db.session.commit()
     if export_format == "json":
         return jsonify(export)
-    return _csv_download(export_csv(export["columns"], export["rows"]), f"round-{round_.id}-{round_.period_key}-responses.csv")
-
-
-def csv_cell(value):
-    """One CSV cell: lists joined with ';', None empty, booleans as true/false,
-    and text that a spreadsheet would run as a formula prefixed with an apostrophe."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        value = ";".join(str(item) for item in value)
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def export_csv(columns, rows) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow([csv_cell(column) for column in columns])
-    for row in rows:
-        writer.writerow([csv_cell(row.get(column)) for column in columns])
-    return buffer.getvalue()
-
-
-def safe_filename(name):
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in name)
+    return download(csv_text(export["columns"], export["rows"]), "text/csv",
+                    f"round-{round_.id}-{round_.period_key}-responses.csv")
 
 
 _ROUND_ID = {"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}
