@@ -113,7 +113,7 @@ def ms(seconds: float) -> str:
 
 
 def _leader(db):
-    from cadence.models import Person
+    from surveys.org.models import Person
     from surveys.auth.service import hash_password
 
     person = db.session.scalar(select(Person).where(Person.email == LEADER_EMAIL))

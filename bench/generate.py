@@ -112,7 +112,8 @@ def ensure_generated(app, size: OrgSize) -> GeneratedOrg:
 
 def generate(size: OrgSize) -> GeneratedOrg:
     """Drop everything and build the org (inside an app context)."""
-    from cadence.models import Cadence, Invitation, Person, PersonRole, Round, Team
+    from cadence.models import Cadence, Invitation, Round
+    from surveys.org.models import Person, PersonRole, Team
     from surveys.caches import forget_all as forget_cached_rows
     from surveys.extensions import db
     from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response

@@ -73,7 +73,7 @@ def _wait_for(condition, timeout=10):
 
 def add_reps(count: int, teams: int = 40) -> None:
     """`count` active reps in `teams` teams under "Sales", in bulk."""
-    from cadence.models import Person, PersonRole, Team
+    from surveys.org.models import Person, PersonRole, Team
     from surveys.extensions import db
 
     db.session.add(Team(name="Sales", path="Sales"))

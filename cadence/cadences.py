@@ -15,7 +15,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import delete, func, select
 
 from cadence.clock import isoformat_z
-from cadence.models import Cadence, Invitation, Round, RoundOverride, Team
+from cadence.models import Cadence, Invitation, Round, RoundOverride
+from surveys.org.models import Team
 from cadence.planner import hand_out_due_deliveries, nudge_non_responders, occurrences_to_plan, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
 from surveys import audit

@@ -22,7 +22,8 @@ from sqlalchemy import select, update
 from cadence.clock import utcnow
 from cadence.links import token_for, url_for_token
 from cadence.mail import PermanentMailError, TransientMailError, mail_backend
-from cadence.models import Delivery, Invitation, Person, Round
+from cadence.models import Delivery, Invitation, Round
+from surveys.org.models import Person
 from surveys.extensions import db
 from surveys.feedback import replies_for_invitation
 

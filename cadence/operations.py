@@ -13,7 +13,8 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry
 from sqlalchemy import select, update
 
-from cadence.models import Cadence, Delivery, Invitation, Person, Round, TickRun
+from cadence.models import Cadence, Delivery, Invitation, Round, TickRun
+from surveys.org.models import Person
 from cadence.queues import PURPOSES, get_queue
 from cadence.redis_server import connect
 from surveys.extensions import db

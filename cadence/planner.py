@@ -26,7 +26,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cadence import dispatch
 from cadence.clock import utcnow
-from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round, RoundOverride, Team, TickRun
+from cadence.models import Cadence, Delivery, Invitation, Round, RoundOverride, TickRun
+from surveys.org.models import Person, PersonRole, Team
 from cadence.recurrence import (
     Occurrence,
     Override,

@@ -19,7 +19,8 @@ import secrets
 from sqlalchemy import func, select
 
 from cadence.clock import utcnow
-from cadence.models import Delivery, Invitation, Person, Round
+from cadence.models import Delivery, Invitation, Round
+from surveys.org.models import Person
 from surveys.extensions import db
 
 

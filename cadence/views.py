@@ -11,7 +11,8 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from cadence import cadences as service
 from cadence.clock import parse_instant, utcnow
-from cadence.models import Cadence, OutboxMessage, Person, Round, Team
+from cadence.models import Cadence, OutboxMessage, Round
+from surveys.org.models import Person, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth.access import roles_required
 from surveys.scorecard.detectable import detectable_changes

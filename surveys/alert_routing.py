@@ -30,7 +30,8 @@ from sqlalchemy.exc import IntegrityError
 from cadence import dispatch
 from cadence.clock import isoformat_z, utcnow
 from cadence.mail import mail_backend
-from cadence.models import Person, PersonRole, Round
+from cadence.models import Round
+from surveys.org.models import Person, PersonRole
 from surveys.alert_chart import chart_svg
 from surveys.alert_models import Alert, AlertNotification, AlertWebhook
 from surveys.alerts import METRIC_LABELS, alert_dict, chart_history, published, watch_round

@@ -93,6 +93,7 @@ def register_extensions(app):
 def register_models():
     # Import every model module so metadata (and Flask-Migrate) sees all tables.
     import cadence.models  # noqa: F401
+    import surveys.org.models  # noqa: F401
     import surveys.alert_models  # noqa: F401
     import surveys.audit  # noqa: F401
     import surveys.feedback  # noqa: F401
@@ -100,7 +101,7 @@ def register_models():
 
 
 def register_blueprints(app):
-    from cadence.people_views import people_bp
+    from surveys.org.views import people_bp
     from cadence.views import cadences_bp
     from surveys.alert_views import alerts_bp
     from surveys.api import openapi  # noqa: F401  (registers every API resource on api_bp)
@@ -121,7 +122,7 @@ def register_blueprints(app):
 
 def register_commands(app):
     from cadence.commands import register_cadence_commands
-    from cadence.people_commands import register_people_commands
+    from surveys.org.commands import register_people_commands
     from surveys.commands import register_survey_commands
 
     register_survey_commands(app)

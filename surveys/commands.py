@@ -4,7 +4,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from cadence.models import ROLES, STAFF_ROLES, Person
+from surveys.org.models import Person, ROLES, STAFF_ROLES
 from surveys.auth.service import find_person_by_email, hash_password, issue_api_token
 from surveys.extensions import db
 from surveys import audit

@@ -17,8 +17,9 @@ from sqlalchemy import func, select, update
 from cadence import planner
 from cadence.cadences import create_cadence
 from cadence.clock import utcnow
-from cadence.models import Cadence, Delivery, Invitation, Person, PersonRole, Round
-from cadence.people import import_people
+from cadence.models import Cadence, Delivery, Invitation, Round
+from surveys.org.models import Person, PersonRole
+from surveys.org.people import import_people
 from cadence.recurrence import Occurrence
 from surveys.alerts import watch_round
 from surveys.answers import store_response

@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 
 from cadence.clock import utcnow
 from cadence.mail import mail_backend
-from cadence.models import Person, PersonRole, Round
+from cadence.models import Round
+from surveys.org.models import Person, PersonRole
 from surveys import alert_routing
 from surveys.extensions import db
 from surveys.feedback import reply_dicts

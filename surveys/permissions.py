@@ -4,7 +4,7 @@
 and the black-box suite check every route against it.
 """
 
-from cadence.models import STAFF_ROLES
+from surveys.org.models import STAFF_ROLES
 
 # Every staff member (pm, leader, admin): read scorecards, cadences, alerts, people.
 STAFF = STAFF_ROLES

@@ -4,7 +4,8 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from cadence.models import Cadence, Invitation, Person, Round
+from cadence.models import Cadence, Invitation, Round
+from surveys.org.models import Person
 from surveys.auth.access import staff_required
 from surveys.disclosure import round_counts
 from surveys.extensions import db

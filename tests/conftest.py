@@ -322,7 +322,7 @@ def csrf_token_from(html: str) -> str:
 @pytest.fixture
 def make_person(app):
     """Create a person; staff get the password 'correct horse battery'."""
-    from cadence.models import Person
+    from surveys.org.models import Person
     from surveys.auth.service import hash_password
 
     def make(email="pm@example.com", name="Pat Manager", roles=("pm",), password="correct horse battery", **fields):

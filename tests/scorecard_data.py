@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from cadence.models import TEAM_PATH_SEPARATOR, Cadence, Invitation, Person, Round, Team
+from cadence.models import Cadence, Invitation, Round
+from surveys.org.models import Person, TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
 from surveys.scorecard.trends import TREND_ROUNDS, trends

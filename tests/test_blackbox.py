@@ -30,7 +30,7 @@ import requests
 from sqlalchemy import func, select
 
 from cadence.links import invitation_token
-from cadence.models import Person
+from surveys.org.models import Person
 from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from, run_worker
@@ -280,7 +280,7 @@ def test_csrf_variants_are_all_refused(probe, make_person):
 
 
 def tokens_count() -> int:
-    from cadence.models import ApiToken
+    from surveys.org.models import ApiToken
 
     db.session.expire_all()
     return db.session.scalar(select(func.count()).select_from(ApiToken))

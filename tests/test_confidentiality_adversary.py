@@ -36,7 +36,7 @@ from scipy import linalg
 
 from sqlalchemy import text
 
-from cadence.models import Person, Team
+from surveys.org.models import Person, Team
 from surveys.digest import on_round_closed
 from surveys.extensions import db
 from surveys.caches import forget_all as forget_cached_rows

@@ -3,7 +3,7 @@ per active leader, once, with confidentiality respected."""
 
 from sqlalchemy import func, select
 
-from cadence.models import Person
+from surveys.org.models import Person
 from surveys.digest import on_round_closed
 from surveys.extensions import db
 from surveys.feedback import add_reply

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from cadence.links import invitation_token
-from cadence.models import Person
-from cadence.people import export_people_csv, import_people
+from surveys.org.models import Person
+from surveys.org.people import export_people_csv, import_people
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSetVersion, Response
 from tests.conftest import csrf_token_from

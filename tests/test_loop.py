@@ -195,7 +195,7 @@ def test_full_loop_from_api_to_scorecard(app, client, api_token, smtp, redis_con
     assert questions["notes"]["metrics"]["count"] == 1
 
     # A PM closes the loop on the first round ("you said, we did").
-    from cadence.models import Person
+    from surveys.org.models import Person
     from surveys.feedback import add_reply
 
     pm = db.session.scalar(select(Person).where(Person.email.like("api-%")))

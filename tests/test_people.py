@@ -6,8 +6,8 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from cadence.models import Person, Team
-from cadence.people import (
+from surveys.org.models import Person, Team
+from surveys.org.people import (
     PeopleFileError,
     export_people_csv,
     import_people,

@@ -14,7 +14,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.routing import AnyConverter, FloatConverter, IntegerConverter, PathConverter
 
-from cadence.models import STAFF_ROLES
+from surveys.org.models import STAFF_ROLES
 from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from

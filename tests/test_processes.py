@@ -8,7 +8,8 @@ import uuid
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from cadence.models import Delivery, Person
+from cadence.models import Delivery
+from surveys.org.models import Person
 from cadence.planner import tick
 from surveys.extensions import db
 from tests.conftest import ROOT

@@ -618,7 +618,8 @@ def test_scorecard_pages_need_a_staff_role(two_rounds, client):
 
 from datetime import timedelta  # noqa: E402
 
-from cadence.models import Delivery, Invitation, Team  # noqa: E402
+from cadence.models import Delivery, Invitation
+from surveys.org.models import Team# noqa: E402
 from surveys.models import Answer, Response  # noqa: E402
 from surveys.scorecard.comments import CommentsWithheld, comments
 from surveys.scorecard.detectable import detectable_changes, detectable_changes_for_sizes

@@ -18,7 +18,7 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import delete, select, update
 
 from cadence.links import invitation_token
-from cadence.models import ApiToken, Person
+from surveys.org.models import ApiToken, Person
 from config import ProductionConfig
 from surveys.app import create_app
 from surveys.audit import AuditEvent, AuditLogIsAppendOnly, record
@@ -540,7 +540,7 @@ def test_every_template_is_autoescaped_or_plain_text_email(app):
 
 
 def test_markup_and_formulas_from_the_messy_people_file_stay_text(app, signed_in_client):
-    from cadence.people import import_people
+    from surveys.org.people import import_people
 
     report = import_people(MESSY_PEOPLE.read_bytes(), skip_bad=True)
     assert report.imported

@@ -9,7 +9,8 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from cadence.models import Cadence, OutboxMessage, Person
+from cadence.models import Cadence, OutboxMessage
+from surveys.org.models import Person
 from config import ProductionConfig
 from surveys.app import create_app
 from surveys.audit import AuditEvent
@@ -634,7 +635,7 @@ def test_a_session_ends_twelve_hours_after_sign_in_however_active(app, make_pers
     from sqlalchemy import update
 
     from cadence.clock import utcnow
-    from cadence.models import StaffSession
+    from surveys.org.models import StaffSession
 
     make_person(email="pm@example.com")
     browser = app.test_client()

@@ -11,8 +11,8 @@ from flask import g, request
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from cadence.models import Person, Team
-from cadence.people import (
+from surveys.org.models import Person, Team
+from surveys.org.people import (
     PEOPLE_COLUMNS,
     normalise_team_path,
     person_to_dict,

@@ -7,7 +7,7 @@ from functools import wraps
 from flask import abort, session
 from flask_login import current_user, login_required
 
-from cadence.models import STAFF_ROLES, Person
+from surveys.org.models import Person, STAFF_ROLES
 from surveys.auth.service import SESSION_VERSION_KEY, current_staff_session
 from surveys.extensions import db, login_manager
 

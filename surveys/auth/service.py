@@ -28,7 +28,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
 from cadence.clock import utcnow
-from cadence.models import ApiToken, Person, StaffSession
+from surveys.org.models import ApiToken, Person, StaffSession
 from surveys import audit as audit_log
 from surveys.extensions import db
 

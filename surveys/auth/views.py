@@ -9,7 +9,7 @@ from wtforms.validators import EqualTo, InputRequired, Length
 
 from cadence import dispatch
 from cadence.clock import utcnow
-from cadence.models import ApiToken, Person
+from surveys.org.models import ApiToken, Person
 from surveys import audit as audit_log
 from surveys import security
 from surveys.auth.access import staff_required

@@ -7,7 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cadence.clock import isoformat_z
-from cadence.models import Invitation, Person, Team
+from cadence.models import Invitation
+from surveys.org.models import Person, Team
 from surveys.extensions import db
 from surveys.models import Answer, Response
 from surveys.scorecard.confidentiality import Policy, groups_by_name, round_plan

@@ -8,7 +8,8 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from cadence.clock import isoformat_z
-from cadence.models import Invitation, Person, Team
+from cadence.models import Invitation
+from surveys.org.models import Person, Team
 from surveys import disclosure, metrics
 from surveys.extensions import db
 from surveys.models import Answer, Response

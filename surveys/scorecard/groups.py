@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from cadence.models import Team
+from surveys.org.models import Team
 from surveys import disclosure
 from surveys.extensions import db
 from surveys.snapshots import ScorecardSnapshot

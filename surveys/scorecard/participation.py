@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import and_, func, select
 
-from cadence.models import Delivery, Invitation, Person, Team
+from cadence.models import Delivery, Invitation
+from surveys.org.models import Person, Team
 from surveys import disclosure, metrics
 from surveys.extensions import db
 from surveys.models import Response

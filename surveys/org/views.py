@@ -9,8 +9,8 @@ from sqlalchemy.orm import selectinload
 from wtforms import BooleanField
 
 from cadence.clock import utcnow
-from cadence.models import Person, Team
-from cadence.people import export_people_csv, import_people, normalise_team_path, team_and_subteams
+from surveys.org.models import Person, Team
+from surveys.org.people import export_people_csv, import_people, normalise_team_path, team_and_subteams
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit, limits

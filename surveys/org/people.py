@@ -28,7 +28,7 @@ from zoneinfo import available_timezones
 from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
-from cadence.models import ROLES, TEAM_PATH_SEPARATOR, Person, PersonRole, Team
+from surveys.org.models import Person, PersonRole, ROLES, TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
 from surveys import audit
 from surveys.tabular import neutralise_formula, restore_formula

@@ -3,7 +3,7 @@
 import click
 from flask.cli import AppGroup
 
-from cadence.people import export_people_csv, import_people
+from surveys.org.people import export_people_csv, import_people
 
 people_cli = AppGroup("people", help="Import and export people (the CSV columns are in docs/api.md).")
 
