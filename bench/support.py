@@ -97,7 +97,7 @@ def add_reps(count: int, teams: int = 40) -> None:
 
 def published_set(owner=None):
     from surveys.extensions import db
-    from surveys.questions import create_question_set, publish
+    from surveys.questions.drafts import create_question_set, publish
 
     question_set = create_question_set(owner, {"name": "Bench pulse", "questions": [
         {"key": "confidence", "type": "scale", "prompt": "How confident are you?"},

@@ -268,7 +268,7 @@ def open_round(cadence: Cadence, occurrence: Occurrence, now: datetime, report: 
     transaction. Returns None when the round already existed (another tick
     got there first) or the set has nothing published to send."""
     from surveys.disclosure import policy_record
-    from surveys.questions import version_for_round
+    from surveys.questions.drafts import version_for_round
 
     version = version_for_round(cadence.question_set)
     if version is None:

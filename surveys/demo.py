@@ -26,7 +26,7 @@ from surveys.answers import store_response
 from surveys.auth.service import hash_password
 from surveys.extensions import db
 from surveys.models import QuestionSet
-from surveys.questions import create_question_set, publish
+from surveys.questions.drafts import create_question_set, publish
 
 DEMO_PASSWORD = "canary-demo"
 DEMO_PEOPLE = Path(__file__).parent / "demo_data" / "people.csv"

@@ -26,26 +26,18 @@ from surveys.disclosure import policy_record
 from surveys.extensions import db
 from surveys import audit, limits
 from surveys.models import CONFIDENTIALITY_LEVELS, QUESTION_TYPES, QuestionSet, QuestionSetVersion
-from surveys.questions import (
-    DEFAULT_MIN_GROUP_SIZE,
+from surveys.questions.drafts import (
     KEY_FIXED_REASON,
-    TYPE_FIELDS,
-    BreakingChangesNotConfirmed,
-    NothingToPublish,
-    QuestionSetInvalid,
     add_question,
     create_question_set,
     duplicate_question,
-    export_question_set,
     has_answers,
-    has_invitations,
     has_been_published,
+    has_invitations,
     move_question,
     pending_changes,
     previous_version,
     publish,
-    question_counts_by_version,
-    question_to_dict,
     remove_question,
     reorder_questions,
     suggest_key,
@@ -53,6 +45,14 @@ from surveys.questions import (
     update_settings,
     version_by_number,
 )
+from surveys.questions.rules import (
+    BreakingChangesNotConfirmed,
+    DEFAULT_MIN_GROUP_SIZE,
+    NothingToPublish,
+    QuestionSetInvalid,
+    TYPE_FIELDS,
+)
+from surveys.questions.shapes import export_question_set, question_counts_by_version, question_to_dict
 from surveys.starter_templates import TEMPLATES, create_from_template, template_by_slug
 from surveys.tabular import download
 from surveys.version_diff import CHANGE_KINDS, KIND_LABELS, breaking_changes, diff_versions

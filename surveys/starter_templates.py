@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from surveys.questions import create_question_set
+from surveys.questions.drafts import create_question_set
 
 
 def _options(*pairs: tuple[str, str]) -> list[dict]:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from surveys.extensions import db
 from surveys.models import Question, QuestionSet
-from surveys.questions import create_question_set
+from surveys.questions.drafts import create_question_set
 from tests.conftest import csrf_token_from
 
 
@@ -336,7 +336,7 @@ def test_export_then_import_makes_an_identical_new_draft(pm_client):
     assert answer.status_code == 302, answer.text
     imported = db.session.scalar(select(QuestionSet).order_by(QuestionSet.id.desc()))
     assert imported.id != question_set.id
-    from surveys.questions import export_question_set
+    from surveys.questions.shapes import export_question_set
 
     assert export_question_set(imported) == exported
 

@@ -18,22 +18,18 @@ from surveys.models import (
     QuestionSetVersion,
     Response,
 )
-from surveys.questions import (
-    KEY_PATTERN,
-    NothingToPublish,
-    QuestionSetInvalid,
+from surveys.questions.drafts import (
     add_question,
     create_question_set,
     publish,
-    question_set_to_dict,
-    question_to_dict,
     remove_question,
     replace_draft_questions,
     update_settings,
-    validate_question,
-    validate_question_set,
     version_for_round,
 )
+from surveys.questions.rules import KEY_PATTERN, NothingToPublish, QuestionSetInvalid
+from surveys.questions.shapes import question_set_to_dict, question_to_dict
+from surveys.questions.validation import validate_question, validate_question_set
 
 CHOICES = [{"key": "price", "label": "Price"}, {"key": "features", "label": "Features"}]
 
@@ -766,7 +762,7 @@ def test_api_round_trips_any_valid_question(client, pm_headers, data):
 
 
 def test_update_question_renames_before_publish_and_refuses_after(app, pm):
-    from surveys.questions import update_question
+    from surveys.questions.drafts import update_question
 
     question_set = create_question_set(pm, PULSE)
     update_question(question_set, "lost_deal", {**GOOD["yes_no"], "key": "lost_any", "prompt": "Lost any?"})
@@ -789,7 +785,7 @@ def test_update_question_renames_before_publish_and_refuses_after(app, pm):
 
 
 def test_moves_that_would_put_a_question_above_its_condition_are_refused(app, pm):
-    from surveys.questions import move_question, reorder_questions
+    from surveys.questions.drafts import move_question, reorder_questions
 
     question_set = create_question_set(pm, PULSE)
     with pytest.raises(QuestionSetInvalid, match="'main_reason' is shown only depending on 'lost_deal'"):

@@ -12,18 +12,9 @@ from surveys import audit
 from surveys.models import QUESTION_TYPES, QuestionSet, QuestionSetVersion
 from surveys.permissions import EDITORS, STAFF
 from surveys.problems import ApiProblem, validation_problem
-from surveys.questions import (
-    BreakingChangesNotConfirmed,
-    NothingToPublish,
-    QuestionSetInvalid,
-    create_question_set,
-    export_question_set,
-    publish,
-    question_set_to_dict,
-    replace_draft_questions,
-    update_settings,
-    version_to_dict,
-)
+from surveys.questions.drafts import create_question_set, publish, replace_draft_questions, update_settings
+from surveys.questions.rules import BreakingChangesNotConfirmed, NothingToPublish, QuestionSetInvalid
+from surveys.questions.shapes import export_question_set, question_set_to_dict, version_to_dict
 
 
 

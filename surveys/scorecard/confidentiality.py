@@ -14,7 +14,14 @@ from surveys import disclosure
 from surveys.extensions import db
 from surveys.snapshots import ScorecardSnapshot
 from surveys.scorecard.cube import RoundAggregates
-from surveys.scorecard.groups import COMPLEMENTARY, HELD_UNTIL_CLOSE, OVERALL, SLICE_KINDS, SMALL_GROUP, TeamTree
+from surveys.scorecard.groups import (
+    COMPLEMENTARY,
+    HELD_UNTIL_CLOSE,
+    OVERALL,
+    SLICE_KINDS,
+    SMALL_GROUP,
+    TeamTree,
+)
 from surveys.scorecard.history import question_specs
 
 
