@@ -35,10 +35,6 @@ def url_for_token(token: str, **query) -> str:
     return url
 
 
-def invitation_url(invitation: Invitation, **query) -> str:
-    return url_for_token(invitation_token(invitation), **query)
-
-
 def signed_reference(token: str) -> tuple[int, str] | None:
     """The (invitation id, nonce) a link carries, or None for anything forged
     or truncated: callers answer that, a revoked link and an unknown one with

@@ -112,7 +112,7 @@ def register_blueprints(app):
     from surveys.health import health_bp
     from surveys.respond import respond_bp
     from surveys.scorecard_views import scorecards_bp
-    from surveys.views import staff_bp
+    from surveys.home import staff_bp
 
     for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp):
         app.register_blueprint(blueprint)
