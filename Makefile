@@ -29,8 +29,7 @@ test: $(VENV)/.installed-dev
 # The tests whose outcome turns on the calendar, at a dozen instants across a
 # year (tests/conftest.py: CALENDAR_SWEEP); .ci/run runs it after the suite.
 test-calendar: $(VENV)/.installed-dev
-	$(BIN)/pytest -q --calendar-sweep tests/test_planner.py tests/test_cadence_views.py tests/test_loop.py \
-		tests/test_recurrence.py tests/test_calendar.py
+	$(BIN)/pytest -q --calendar-sweep tests/cadence tests/test_loop.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -88,8 +88,8 @@ def gunicorn_server(env: dict, workers: int = 2, log: Path | None = None, access
             assert server.poll() is None, "gunicorn exited"
             try:
                 return requests.get(f"{base}/healthz", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
+            except (requests.ConnectionError, requests.Timeout):
+                return False  # not listening yet, or still loading the app on a busy machine
 
         wait_until(up, 40, "gunicorn to answer /healthz", interval=0.3)
         yield base

@@ -34,10 +34,10 @@ from surveys.org.models import Person
 from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from, run_worker
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 from tests.servers import gunicorn_server
 from tests.test_processes import flask_env
-from tests.test_security_probe import RAW_REDIRECT_BYPASSES, REDIRECT_BYPASSES, browser_resolves
+from tests.surveys.test_security_probe import RAW_REDIRECT_BYPASSES, REDIRECT_BYPASSES, browser_resolves
 
 pytestmark = pytest.mark.slow
 
@@ -376,7 +376,7 @@ QUESTIONS = [{"key": "score", "type": "scale", "prompt": "How?"}]
 
 
 def test_hostile_input_gets_a_quick_4xx_and_never_a_server_error(probe, make_person, api_token):
-    from tests.test_loop import set_up_org_and_cadence
+    from tests.builders.loop import set_up_org_and_cadence
 
     headers = api_token()
     session = requests.Session()

@@ -15,7 +15,7 @@ from cadence.models import Delivery, Invitation
 from cadence.planner import REQUEUE_QUEUED_AFTER, REQUEUE_SENDING_AFTER, tick
 from surveys.extensions import db
 from tests.conftest import ROOT
-from tests.test_loop import QUESTIONS, instant
+from tests.builders.loop import QUESTIONS, instant
 from tests.test_processes import flask, flask_env
 
 pytestmark = pytest.mark.slow

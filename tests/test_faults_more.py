@@ -33,7 +33,7 @@ from surveys.extensions import db
 from surveys.models import Answer, Response
 from surveys.snapshots import ScorecardSnapshot
 from tests.conftest import csrf_token_from, empty_all_tables
-from tests.test_loop import QUESTIONS, REPS, first_opening, link_path
+from tests.builders.loop import QUESTIONS, REPS, first_opening, link_path
 from tests.servers import gunicorn_server, running, wait_until
 from tests.test_processes import flask_env
 
@@ -233,7 +233,7 @@ def set_up_reps_and_open_round(client, headers, reps: int) -> None:
         "name": "Load", "question_set_id": set_id, "rrule": "FREQ=MONTHLY;BYMONTHDAY=1", "timezone": "UTC"}).json
     preview = client.get(f"/api/v1/cadences/{cadence['id']}/preview?count=1", headers=headers).json
     opens = preview["occurrences"][0]["opens_at"]
-    from tests.test_loop import instant
+    from tests.builders.loop import instant
 
     assert tick(instant(opens), enqueue=False).invitations == reps
 

@@ -20,7 +20,7 @@ from surveys.org.people import export_people_csv, import_people
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSetVersion, Response
 from tests.conftest import csrf_token_from
-from tests.scorecard_data import FIRST_OPEN, ScorecardData
+from tests.builders.scorecards import FIRST_OPEN, ScorecardData
 
 FUZZ_SETTINGS = settings(
     max_examples=60,

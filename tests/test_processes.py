@@ -13,7 +13,7 @@ from surveys.org.models import Person
 from cadence.planner import tick
 from surveys.extensions import db
 from tests.conftest import ROOT
-from tests.test_loop import REPS, first_opening
+from tests.builders.loop import REPS, first_opening
 
 pytestmark = pytest.mark.slow
 

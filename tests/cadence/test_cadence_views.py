@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from cadence.models import Cadence
 from surveys.extensions import db
 from tests.conftest import csrf_token_from
-from tests.test_loop import QUESTIONS, people_payload
+from tests.builders.loop import QUESTIONS, people_payload
 
 
 def published_set(client, headers):

@@ -9,7 +9,7 @@ from surveys.extensions import db
 from surveys.feedback import add_reply
 from surveys.snapshots import DigestReceipt, ScorecardSnapshot
 from tests.conftest import run_worker
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 QUESTIONS = [
     {"key": "score", "type": "scale"},

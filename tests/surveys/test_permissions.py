@@ -19,7 +19,7 @@ from surveys.auth.service import issue_api_token
 from surveys.extensions import db
 from tests.conftest import csrf_token_from
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Open to everyone, signed in or not: signing in, password reset, rep links
 # (the signed link is the credential), static files, the API description,

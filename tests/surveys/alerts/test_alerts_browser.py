@@ -7,7 +7,7 @@ from sqlalchemy import select
 from surveys.alert_models import Alert
 from surveys.extensions import db
 from tests.conftest import SCREENSHOTS
-from tests.test_alerts_api import _alerts, _watch
+from tests.surveys.alerts.test_alerts_api import _alerts, _watch
 
 PASSWORD = "correct horse battery"
 

@@ -18,8 +18,8 @@ from surveys.scorecard.exports import response_export
 from surveys.scorecard.groups import COMPLEMENTARY, OVERALL, SMALL_GROUP
 from surveys.scorecard.history import previous_round
 from surveys.scorecard.participation import participation
-from tests.scorecard_data import trend
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import trend
+from tests.builders.scorecards import ScorecardData
 
 QUESTIONS = [
     {"key": "win_confidence", "type": "scale", "settings": {"scale_max": 5}},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cadence.models import Round
 from surveys.extensions import db
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 SCALE = {"key": "confidence", "type": "scale"}  # 1-5, favourable 4-5
 CHOICE = {"key": "lost_to", "type": "single_choice",

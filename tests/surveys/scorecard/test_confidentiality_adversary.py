@@ -40,7 +40,7 @@ from surveys.org.models import Person, Team
 from surveys.digest import on_round_closed
 from surveys.extensions import db
 from surveys.caches import forget_all as forget_cached_rows
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 KINDS = ("team", "region", "segment")
 READERS = ("pm", "leader", "admin")

@@ -10,7 +10,7 @@ from cadence.models import Invitation
 from surveys.answers import store_response
 from surveys.extensions import db
 from surveys.models import Answer, Response
-from tests.scorecard_data import FIRST_OPEN, ScorecardData
+from tests.builders.scorecards import FIRST_OPEN, ScorecardData
 
 
 def test_a_racing_first_submission_replaces_the_answer_instead_of_adding_one(app):

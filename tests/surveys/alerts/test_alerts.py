@@ -14,7 +14,7 @@ from surveys.alert_models import Alert, AlertPoints
 from surveys.alerts import series_for
 from surveys.extensions import db
 from surveys.scorecard.assembly import build_scorecard
-from tests.alert_data import CHOICE, SCALE, build_rounds, watch_all
+from tests.builders.alerts import CHOICE, SCALE, build_rounds, watch_all
 
 
 def _favourable(count_fav, count_unfav):

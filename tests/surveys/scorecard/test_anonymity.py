@@ -13,7 +13,7 @@ import pytest
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.comments import CommentsWithheld, comments
 from surveys.scorecard.groups import SLICE_KINDS
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 MIN_SIZE = 5
 QUESTIONS = [

@@ -10,7 +10,7 @@ from surveys.extensions import db
 from surveys.feedback import Reply, ReplyError, add_reply, replies_for_invitation
 from surveys.heard import what_we_heard
 from tests.conftest import csrf_token_from
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from surveys.audit import AuditEvent
 from surveys.extensions import db
 from surveys.models import QuestionSet, Response
 from tests.conftest import csrf_token_from, run_worker
-from tests.test_security import rep_links  # noqa: F401  (fixture)
-from tests.test_security import PASSWORD, request_reset, sign_in
+from tests.surveys.test_security import rep_links  # noqa: F401  (fixture)
+from tests.surveys.test_security import PASSWORD, request_reset, sign_in
 
 
 def audit_actions():
@@ -329,7 +329,7 @@ def test_pages_with_answers_comments_or_people_are_never_cached(app, client, rep
 
 def test_only_a_replys_author_or_an_admin_may_remove_it_and_every_change_is_audited(app, signed_in_client):
     from surveys.feedback import Reply
-    from tests.scorecard_data import ScorecardData
+    from tests.builders.scorecards import ScorecardData
 
     data = ScorecardData()
     version = data.version([{"key": "score", "type": "scale"}])
@@ -368,7 +368,7 @@ def test_only_a_replys_author_or_an_admin_may_remove_it_and_every_change_is_audi
 
 @pytest.mark.parametrize("name", ["Pulse\nBcc: all@example.com", "Pu\rlse", "Pul\tse", "Pulse\x1b[31m", "Pul\x85se"])
 def test_names_with_control_characters_are_refused_at_the_door(app, client, api_token, name):
-    from tests.test_loop import QUESTIONS, set_up_org_and_cadence
+    from tests.builders.loop import QUESTIONS, set_up_org_and_cadence
 
     headers = api_token()
     cadence = set_up_org_and_cadence(client, headers)
@@ -483,7 +483,7 @@ HUGE = "9" * 40
 
 
 def test_huge_page_and_before_parameters_never_fail(app, client, api_token, signed_in_client):
-    from tests.test_loop import set_up_org_and_cadence
+    from tests.builders.loop import set_up_org_and_cadence
 
     headers = api_token()
     cadence = set_up_org_and_cadence(client, headers)
@@ -539,7 +539,7 @@ def test_question_keys_the_form_itself_uses_are_refused(app, client, api_token, 
                                   "FREQ=WEEKLY;BYMONTH=2;BYMONTHDAY=31", "FREQ=DAILY;BYYEARDAY=366;BYMONTH=1",
                                   "FREQ=DAILY;INTERVAL=23;BYMONTH=6;BYMONTHDAY=31"])
 def test_recurrences_that_never_occur_are_refused_quickly(app, client, api_token, rule):
-    from tests.test_loop import set_up_org_and_cadence
+    from tests.builders.loop import set_up_org_and_cadence
 
     headers = api_token()
     cadence = set_up_org_and_cadence(client, headers)
@@ -551,7 +551,7 @@ def test_recurrences_that_never_occur_are_refused_quickly(app, client, api_token
 
 
 def test_a_leap_day_recurrence_is_still_accepted(app, client, api_token):
-    from tests.test_loop import set_up_org_and_cadence
+    from tests.builders.loop import set_up_org_and_cadence
 
     headers = api_token()
     cadence = set_up_org_and_cadence(client, headers)

@@ -16,7 +16,7 @@ from cadence.models import Invitation, Round
 from cadence.planner import tick
 from surveys.extensions import db
 from surveys.models import QuestionSet
-from tests.scorecard_data import FIRST_OPEN, ScorecardData
+from tests.builders.scorecards import FIRST_OPEN, ScorecardData
 
 READERS = ("pm", "leader", "admin")
 KINDS = ("team", "region", "segment")

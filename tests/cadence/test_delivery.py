@@ -9,7 +9,7 @@ from cadence.models import Delivery, OutboxMessage
 from cadence.planner import REQUEUE_QUEUED_AFTER, tick
 from surveys.extensions import db
 from tests.conftest import run_worker
-from tests.test_loop import REPS, first_opening
+from tests.builders.loop import REPS, first_opening
 
 
 def statuses():

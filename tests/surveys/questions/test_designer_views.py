@@ -517,7 +517,7 @@ def test_preview_shows_the_rep_form_and_stores_nothing(pm_client):
 
 
 def test_settings_change_and_explain_the_stricter_only_rule(pm_client):
-    from tests.test_question_sets import record_an_answer
+    from tests.surveys.questions.test_question_sets import record_an_answer
 
     question_set = set_with(pm_client, LOST)
     url = f"/question-sets/{question_set.id}/settings"

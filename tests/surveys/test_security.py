@@ -27,9 +27,9 @@ from surveys.extensions import db
 from surveys.models import Response
 from surveys.security import SecretUrlFilter, scrub_secrets
 from tests.conftest import MESSY_PEOPLE, csrf_token_from, run_worker
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 
 
@@ -441,7 +441,7 @@ def test_every_form_post_without_a_csrf_token_is_refused(app, signed_in_client):
     """Every non-API route that accepts POST (or PUT, PATCH, DELETE) refuses a
     request without the token, before the view runs: 400, nothing changed."""
     client = signed_in_client(roles=("pm", "leader", "admin"), email="all@example.com")
-    from tests.test_permissions import routes
+    from tests.surveys.test_permissions import routes
 
     checked = []
     for endpoint, method, path in routes(app):

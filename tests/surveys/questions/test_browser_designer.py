@@ -11,7 +11,7 @@ from cadence.planner import tick
 from surveys.extensions import db
 from surveys.models import Answer, QuestionSet, Response
 from tests.conftest import SCREENSHOTS, run_worker
-from tests.test_loop import REPS, first_opening, link_path
+from tests.builders.loop import REPS, first_opening, link_path
 
 pytestmark = pytest.mark.browser
 

@@ -13,7 +13,7 @@ from cadence.models import Cadence, Delivery, Invitation, Round
 from cadence.planner import tick
 from surveys.extensions import db
 from tests.conftest import ROOT, run_worker
-from tests.test_loop import REPS, answer_through_link, instant, link_path, set_up_org_and_cadence
+from tests.builders.loop import REPS, answer_through_link, instant, link_path, set_up_org_and_cadence
 
 UTC = timezone.utc
 

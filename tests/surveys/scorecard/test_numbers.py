@@ -15,8 +15,8 @@ from surveys import stats
 from surveys.extensions import db
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.detectable import detectable_changes_for_sizes
-from tests.scorecard_data import trend
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import trend
+from tests.builders.scorecards import ScorecardData
 
 BASELINES = [i / 100 for i in range(1, 100)]
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from cadence.models import Round
 from cadence.planner import tick
 from surveys.extensions import db
-from tests.test_loop import instant, set_up_org_and_cadence
+from tests.builders.loop import instant, set_up_org_and_cadence
 
 WEEKDAYS = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
 

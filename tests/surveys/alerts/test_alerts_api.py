@@ -17,7 +17,7 @@ from surveys.alert_models import Alert, AlertNotification, AlertWebhook
 from surveys.alert_routing import add_webhook, watch_and_notify
 from surveys.audit import AuditEvent
 from surveys.extensions import db
-from tests.alert_data import build_rounds
+from tests.builders.alerts import build_rounds
 from tests.conftest import csrf_token_from, run_worker
 
 
