@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from zoneinfo import available_timezones
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import or_, select
 from sqlalchemy.orm import aliased
 
@@ -53,10 +54,6 @@ MAX_REGION_OR_SEGMENT = 100
 EXTRA_VALUES_KEY = "_extra_values"
 
 
-# Deliberately plain: a local part, an @, and a dotted domain of DNS labels.
-# No lookups; a typo such as "not-an-email" or "ann@example" is what we catch.
-_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-EMAIL_RE = re.compile(rf"^[a-z0-9.!#$%&'*+/=?^_`{{|}}~-]+@{_LABEL}(?:\.{_LABEL})+$")
 
 # Enough for one IN (...) list on every database we run on.
 _IN_CHUNK = 500
@@ -237,6 +234,16 @@ def _header_columns(header: list[str]) -> dict[int, str]:
     return columns
 
 
+def email_problem(address: str) -> str | None:
+    """Why `address` cannot be someone's email, or None. Syntax only (no DNS
+    lookups); ASCII only, since not every mail server speaks SMTPUTF8."""
+    try:
+        validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as invalid:
+        return str(invalid).rstrip(".").lower()[:1] + str(invalid).rstrip(".")[1:]
+    return None
+
+
 # -- Checking -----------------------------------------------------------------
 
 
@@ -344,8 +351,8 @@ def _clean_row(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
     email = text("email", MAX_EMAIL).lower()
     if not email:
         problems.append(("email", "missing email"))
-    elif not EMAIL_RE.match(email):
-        problems.append(("email", f"malformed email '{email}'"))
+    elif (reason := email_problem(email)) is not None:
+        problems.append(("email", f"malformed email '{email}': {reason}"))
     clean["email"] = email
 
     person_name = text("name", MAX_NAME)
@@ -374,8 +381,8 @@ def _clean_row(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
 
     if "manager_email" in raw:
         manager = text("manager_email", MAX_EMAIL).lower()
-        if manager and not EMAIL_RE.match(manager):
-            problems.append(("manager_email", f"malformed manager email '{manager}'"))
+        if manager and (reason := email_problem(manager)) is not None:
+            problems.append(("manager_email", f"malformed manager email '{manager}': {reason}"))
             manager = ""  # reported; not looked up as well
         elif manager and manager == email:
             problems.append(("manager_email", "a person cannot be their own manager"))
