@@ -13,14 +13,13 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from email.message import EmailMessage
-from email.utils import formataddr
-from urllib.parse import urlparse
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import select, update
 
 from cadence.clock import utcnow
 from cadence.links import token_for, url_for_token
+from cadence import mail
 from cadence.mail import PermanentMailError, TransientMailError, mail_backend
 from cadence.models import Delivery, Invitation, Round
 from surveys.org.models import Person
@@ -197,13 +196,6 @@ def throttle() -> None:
 # -- Composition ----------------------------------------------------------------------
 
 
-def message_id_for(invitation_id: int, kind: str) -> str:
-    """Stable per invitation and kind, so a re-send is recognisably the same
-    message."""
-    domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
-    return f"<canary.{invitation_id}.{kind}@{domain}>"
-
-
 @dataclass
 class RoundMessage:
     """What every message of one round shares, read once per batch as plain
@@ -262,16 +254,9 @@ def compose(item: Outgoing, shared: RoundMessage) -> EmailMessage:
         "zone": item.timezone,
         "replies": shared.replies,
     }
-    message = EmailMessage()
     subject = f"{shared.question_set.name}: {shared.question_count} questions, about {shared.minutes} min"
-    message["Subject"] = ("Reminder: " if context["is_reminder"] else "") + subject
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((item.name, item.email))
-    message["Message-ID"] = message_id_for(item.invitation_id, item.kind)
-    message["X-Canary-Kind"] = item.kind
-    message.set_content(render_template("email/invitation.txt", **context))
-    message.add_alternative(render_template("email/invitation.html", **context), subtype="html")
-    return message
+    return mail.compose(to=(item.name, item.email), subject=("Reminder: " if context["is_reminder"] else "") + subject,
+                        kind=item.kind, key=f"{item.invitation_id}.{item.kind}", template="email/invitation", **context)
 
 
 def estimated_minutes(questions) -> int:

@@ -11,11 +11,37 @@ from __future__ import annotations
 import smtplib
 import socket
 from email.message import EmailMessage
+from email.utils import formataddr
+from urllib.parse import urlparse
 
-from flask import current_app
+from flask import current_app, render_template
 
 from cadence.models import OutboxMessage
 from surveys.extensions import db
+
+
+def message_id(key: str) -> str:
+    """A stable Message-ID for one message's identity (an invitation and its
+    kind, a digest of one round for one leader), so a re-send is recognisably
+    the same message."""
+    domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
+    return f"<canary.{key}@{domain}>"
+
+
+def compose(*, to: tuple[str, str] | str, subject: str, kind: str, key: str, template: str, **context) -> EmailMessage:
+    """Every message Canary sends: text and HTML from `template` + .txt/.html,
+    From, To (a (name, address) pair or a bare address), a stable Message-ID
+    and the X-Canary-Kind header that tells invitations, reminders, digests
+    and alerts apart."""
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = formataddr(to) if isinstance(to, tuple) else to
+    message["Message-ID"] = message_id(key)
+    message["X-Canary-Kind"] = kind
+    message.set_content(render_template(f"{template}.txt", **context))
+    message.add_alternative(render_template(f"{template}.html", **context), subtype="html")
+    return message
 
 
 class MailError(Exception):

@@ -20,14 +20,13 @@ import json
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
-from email.utils import formataddr
 from urllib.parse import urlparse
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from cadence import dispatch
+from cadence import dispatch, mail
 from cadence.clock import isoformat_z, utcnow
 from cadence.mail import mail_backend
 from cadence.models import Round
@@ -156,18 +155,11 @@ def message_items(alerts) -> list[dict]:
 def compose_email(person: Person, round_: Round, alerts) -> EmailMessage:
     cadence = round_.cadence
     items = message_items(alerts)
-    message = EmailMessage()
-    message["Subject"] = f"Canary: {len(items)} alert{'s' if len(items) != 1 else ''} in {cadence.name} {round_.period_key}"
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((person.name, person.email))
-    domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
-    message["Message-ID"] = f"<canary.alerts.{round_.id}.{person.id}@{domain}>"
-    message["X-Canary-Kind"] = "alerts"
-    context = {"person": person, "round": round_, "cadence": cadence, "items": items,
-               "alerts_link": current_app.config["BASE_URL"].rstrip("/") + "/alerts"}
-    message.set_content(render_template("email/alerts.txt", **context))
-    message.add_alternative(render_template("email/alerts.html", **context), subtype="html")
-    return message
+    return mail.compose(to=(person.name, person.email),
+                        subject=f"Canary: {len(items)} alert{'s' if len(items) != 1 else ''} in {cadence.name} {round_.period_key}",
+                        kind="alerts", key=f"alerts.{round_.id}.{person.id}", template="email/alerts",
+                        person=person, round=round_, cadence=cadence, items=items,
+                        alerts_link=current_app.config["BASE_URL"].rstrip("/") + "/alerts")
 
 
 def webhook_payload(webhook_format: str, round_: Round, alerts) -> dict:

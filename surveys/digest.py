@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import formataddr
-from urllib.parse import urlparse
 
-from flask import current_app, render_template
+from flask import current_app
 from sqlalchemy import and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from cadence import mail
 from cadence.clock import utcnow
 from cadence.mail import mail_backend
 from cadence.models import Round
@@ -133,13 +132,7 @@ def digest_context(round_: Round, card: dict) -> dict:
 
 def compose_digest(leader: Person, context: dict) -> EmailMessage:
     round_ = context["round"]
-    message = EmailMessage()
-    message["Subject"] = f"{context['cadence'].name} {round_.period_key}: the round has closed"
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((leader.name, leader.email))
-    domain = urlparse(current_app.config["BASE_URL"]).hostname or "canary.local"
-    message["Message-ID"] = f"<canary.digest.{round_.id}.{leader.id}@{domain}>"
-    message["X-Canary-Kind"] = "digest"
-    message.set_content(render_template("email/digest.txt", leader=leader, **context))
-    message.add_alternative(render_template("email/digest.html", leader=leader, **context), subtype="html")
-    return message
+    return mail.compose(to=(leader.name, leader.email),
+                        subject=f"{context['cadence'].name} {round_.period_key}: the round has closed",
+                        kind="digest", key=f"digest.{round_.id}.{leader.id}", template="email/digest",
+                        leader=leader, **context)

@@ -38,6 +38,7 @@ from tests.builders.scorecards import ScorecardData
 from tests.servers import gunicorn_server
 from tests.test_processes import flask_env
 from tests.surveys.test_security_probe import RAW_REDIRECT_BYPASSES, REDIRECT_BYPASSES, browser_resolves
+from tests.surveys.test_permissions import outcome_of
 
 pytestmark = pytest.mark.slow
 
@@ -164,19 +165,6 @@ def concrete(pattern: str) -> str:
     return re.sub(r"<(?:([^:>]+):)?[^>]+>", value, pattern)
 
 
-def outcome(response, path) -> str:
-    if response.status_code == 503 and path.startswith("/healthz"):
-        return "allowed"  # no worker runs here: the check working, open to everyone
-    if response.status_code >= 500:
-        return f"server error {response.status_code}"
-    if response.status_code in (401, 403):
-        return str(response.status_code)
-    location = response.headers.get("Location", "")
-    if response.status_code in (301, 302, 303) and location.split("?")[0].endswith("/sign-in") and "next=" in location:
-        return "sign-in"
-    return "allowed"
-
-
 def expected(allowed, role, is_api) -> str:
     if allowed == "everyone":
         return "allowed"
@@ -218,7 +206,7 @@ def test_every_route_role_and_method_answers_as_permissions_md_says(probe, make_
                     data = {"csrf_token": browser.token("/account/" if role in ("pm", "leader", "admin") else "/sign-in")}
                 response = browser.request(method, path, data=data)
             checked += 1
-            want, got = expected(allowed, role, is_api), outcome(response, path)
+            want, got = expected(allowed, role, is_api), outcome_of(response, path)
             if want != got:
                 wrong.append(f"{role:9} {method:6} {path} ({endpoint}): expected {want}, got {got}")
     assert not wrong, "\n".join(wrong)

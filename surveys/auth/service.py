@@ -16,17 +16,17 @@ import hmac
 import re
 import secrets
 from email.message import EmailMessage
-from email.utils import make_msgid
 from functools import cache
 from urllib.parse import urljoin, urlsplit
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import current_app, render_template, session
+from flask import current_app, session
 from flask_login import login_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select, update
 
+from cadence import mail
 from cadence.clock import utcnow
 from surveys.org.models import ApiToken, Person, StaffSession
 from surveys import audit as audit_log
@@ -231,16 +231,11 @@ def password_reset_url(person: Person) -> str:
 
 
 def compose_password_reset(person: Person) -> EmailMessage:
-    minutes = current_app.config["PASSWORD_RESET_MAX_AGE"] // 60
-    context = {"person": person, "url": password_reset_url(person), "minutes": minutes}
-    message = EmailMessage()
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = person.email
-    message["Subject"] = "Reset your Canary password"
-    message["Message-ID"] = make_msgid(domain=current_app.config["MAIL_FROM"].rpartition("@")[2] or None)
-    message.set_content(render_template("auth/password_reset_email.txt", **context))
-    message.add_alternative(render_template("auth/password_reset_email.html", **context), subtype="html")
-    return message
+    # A fresh Message-ID each time: every request sends a new, different link.
+    return mail.compose(to=person.email, subject="Reset your Canary password", kind="password-reset",
+                        key=f"password-reset.{person.id}.{secrets.token_hex(8)}", template="auth/password_reset_email",
+                        person=person, url=password_reset_url(person),
+                        minutes=current_app.config["PASSWORD_RESET_MAX_AGE"] // 60)
 
 
 def send_password_reset_email(person_id: int) -> None:

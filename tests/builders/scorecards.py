@@ -138,3 +138,16 @@ def _answer_rows(value):
 def trend(cadence: Cadence, question_key: str, last: int = TREND_ROUNDS, until: Round | None = None) -> list[dict]:
     """One question over the cadence's last `last` sent rounds, as `trends` gives it."""
     return trends(cadence, last, until, [question_key])[question_key]
+
+
+def primary_rule_only(atoms, membership, candidates, threshold, base=(), also=()):
+    """A publication planner without the cells rule: each group withheld only
+    when it is itself under the threshold. Swapped in for surveys.disclosure's
+    to show that the confidentiality checks can fail."""
+    from surveys import disclosure
+
+    withheld = {}
+    for group in candidates:
+        if sum(units for atom, units in atoms.items() if group in membership[atom]) < threshold:
+            withheld[group] = disclosure.SMALL_GROUP
+    return [group for group in candidates if group not in withheld], withheld

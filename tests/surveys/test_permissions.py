@@ -87,11 +87,26 @@ def expected_outcome(rule, role: str, is_api: bool) -> str:
     return "allowed" if role in roles else "403"
 
 
-def outcome_of(response) -> str:
+def outcome_of(response, path: str | None = None) -> str:
+    """What a route did with a request: "allowed", "401", "403", "sign-in" (a
+    redirect to sign in) or a server error. `response` is a Flask test or a
+    requests response (then give the `path` asked for)."""
+    path = path if path is not None else response.request.path
+    status = response.status_code
     # A health check answers 503 when what it checks is down (no worker runs
-    # in this test): that is the route working, and it is open to everyone.
-    if response.status_code == 503 and response.request.path.startswith("/healthz"):
+    # in these tests): that is the route working, and it is open to everyone.
+    if status == 503 and path.startswith("/healthz"):
         return "allowed"
+    if status >= 500:
+        return f"server error {status}"
+    if status in (401, 403):
+        return str(status)
+    # Flask-Login's refusal carries ?next=; sign-out's own redirect to the
+    # sign-in page (the route working as meant) does not.
+    location = response.headers.get("Location", "")
+    if status in (301, 302, 303) and location.split("?")[0].endswith("/sign-in") and "next=" in location:
+        return "sign-in"
+    return "allowed"
     if response.status_code >= 500:
         return f"server error {response.status_code}"
     if response.status_code in (401, 403):

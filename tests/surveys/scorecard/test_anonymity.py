@@ -13,7 +13,7 @@ import pytest
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.comments import CommentsWithheld, comments
 from surveys.scorecard.groups import SLICE_KINDS
-from tests.builders.scorecards import ScorecardData
+from tests.builders.scorecards import ScorecardData, primary_rule_only
 
 MIN_SIZE = 5
 QUESTIONS = [
@@ -206,14 +206,7 @@ def test_the_adversary_catches_suppression_without_the_complementary_rule(app, m
     suppression in issue 12: its greedy cells rule is what is switched off.)"""
     from surveys import disclosure
 
-    def primary_only(atoms, membership, candidates, threshold, base=(), also=()):
-        withheld = {}
-        for group in candidates:
-            if sum(units for atom, units in atoms.items() if group in membership[atom]) < threshold:
-                withheld[group] = disclosure.SMALL_GROUP
-        return [group for group in candidates if group not in withheld], withheld
-
-    monkeypatch.setattr(disclosure, "plan_groups", primary_only)
+    monkeypatch.setattr(disclosure, "plan_groups", primary_rule_only)
     caught = 0
     for seed in range(1, 7):
         _data, rounds = small_team_org(seed)

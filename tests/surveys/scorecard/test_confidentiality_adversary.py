@@ -40,7 +40,7 @@ from surveys.org.models import Person, Team
 from surveys.digest import on_round_closed
 from surveys.extensions import db
 from surveys.caches import forget_all as forget_cached_rows
-from tests.builders.scorecards import ScorecardData
+from tests.builders.scorecards import ScorecardData, primary_rule_only
 
 KINDS = ("team", "region", "segment")
 READERS = ("pm", "leader", "admin")
@@ -342,14 +342,7 @@ def test_the_adversary_catches_a_planner_without_the_cells_rule(app, readers, sm
     at least the minimum), some generated org is caught."""
     from surveys import disclosure
 
-    def primary_only(atoms, membership, candidates, threshold, base=(), also=()):
-        withheld = {}
-        for group in candidates:
-            if sum(units for atom, units in atoms.items() if group in membership[atom]) < threshold:
-                withheld[group] = disclosure.SMALL_GROUP
-        return [group for group in candidates if group not in withheld], withheld
-
-    monkeypatch.setattr(disclosure, "plan_groups", primary_only)
+    monkeypatch.setattr(disclosure, "plan_groups", primary_rule_only)
     caught = 0
     for seed in range(12):
         try:
