@@ -49,3 +49,9 @@ def alert_notification(notification_id: int) -> None:
     get_queue("mail").enqueue("cadence.jobs.send_alert_notification", notification_id,
                               retry=Retry(max=len(intervals), interval=list(intervals)),
                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+
+
+def need_notices(notice_ids: list[int]) -> None:
+    """The messages telling reps a need they raised is planned or shipped, retried with backoff."""
+    get_queue("mail").enqueue("cadence.jobs.send_need_notices", notice_ids, retry=mail_retry(),
+                              result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

@@ -41,3 +41,9 @@ def send_alert_notification(notification_id: int) -> str:
     from surveys.alert_routing import send_notification
 
     return send_notification(notification_id)
+
+
+def send_need_notices(notice_ids: list[int]) -> dict:
+    from surveys.triage.notify import send_notices
+
+    return send_notices(notice_ids, utcnow())

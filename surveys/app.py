@@ -98,6 +98,7 @@ def register_models():
     import surveys.audit  # noqa: F401
     import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
+    import surveys.triage.models  # noqa: F401
 
 
 def register_blueprints(app):

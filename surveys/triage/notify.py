@@ -1,0 +1,70 @@
+"""Telling reps that a need they raised is planned or shipped: one message
+per rep per status, only for evidence from attributed sets (a confidential
+comment records no writer, so it can reach nobody personally; its set's
+audience hears through "you said, we did")."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from flask import current_app
+from sqlalchemy import update
+
+from cadence.mail import mail_backend
+from cadence.models import Person
+from surveys.audit import record
+from surveys.extensions import db
+from surveys.triage.models import STATUS_LABELS, Need, NeedNotice
+
+
+def compose(notice: NeedNotice, need: Need, person: Person, quoted: list[str]) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = person.email
+    verb = "is planned" if notice.status == "planned" else "has shipped"
+    message["Subject"] = f"You told us, it {verb}: {need.name}"
+    lines = [f"Hello {person.name},", "",
+             f"You told product about this, and it {verb}: {need.name} ({STATUS_LABELS[notice.status]}).", ""]
+    if need.public_note:
+        lines += [need.public_note, ""]
+    if quoted:
+        lines += ["What you wrote:"] + [f"  \u201c{text}\u201d" for text in quoted[:3]] + [""]
+    lines += ["Thank you for taking the time to write it down.", "", "Canary"]
+    message.set_content("\n".join(lines))
+    return message
+
+
+def send_notices(notice_ids: list[int], now) -> dict:
+    """Send each pending notice once; a failure is recorded and raised so RQ retries."""
+    sent = skipped = 0
+    for notice_id in notice_ids:
+        notice = db.session.get(NeedNotice, notice_id)
+        if notice is None or notice.state == "sent":
+            skipped += 1
+            continue
+        need = db.session.get(Need, notice.need_id)
+        person = db.session.get(Person, notice.person_id)
+        quoted = [e.text for e in need.evidence
+                  if e.person_id == person.id and not e.confidential and e.kind == "comment"]
+        db.session.execute(update(NeedNotice).where(NeedNotice.id == notice_id)
+                           .values(attempts=NeedNotice.attempts + 1))
+        db.session.commit()
+        try:
+            with mail_backend() as backend:
+                backend.send(compose(notice, need, person, quoted))
+        except Exception as error:
+            db.session.rollback()
+            db.session.execute(update(NeedNotice).where(NeedNotice.id == notice_id)
+                               .values(last_error=str(error)[:500]))
+            db.session.commit()
+            raise
+        notice = db.session.get(NeedNotice, notice_id)
+        notice.state, notice.sent_at, notice.last_error = "sent", now, ""
+        record(None, "need.rep_notified", need, {"notice_id": notice.id, "person_id": person.id,
+                                                 "status": notice.status})
+        db.session.commit()
+        sent += 1
+    return {"sent": sent, "skipped": skipped}
+
+
+
