@@ -114,8 +114,10 @@ def register_blueprints(app):
     from surveys.respond import respond_bp
     from surveys.scorecard_views import scorecards_bp
     from surveys.home import staff_bp
+    from surveys.triage.views import triage_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp,
+                      triage_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)

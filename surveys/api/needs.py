@@ -1,0 +1,152 @@
+"""Product areas, needs and evidence in the API (docs/api.md, SPEC §10)."""
+
+import csv
+import io
+
+from flask import Response, g, jsonify, request
+
+from cadence.clock import utcnow
+from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
+from surveys.extensions import db
+from surveys.problems import ApiProblem, validation_problem
+from surveys.triage import service
+from surveys.triage.models import NEED_STATUSES, Area, Need
+
+READ_ROLES = ("pm", "leader", "admin")
+WRITE_ROLES = ("pm", "admin")
+CSV_COLUMNS = ("id", "name", "area", "status", "mentions", "this_period", "last_period", "trend", "importance",
+               "revenue", "confidential", "public_note")
+
+
+@api_bp.get("/areas")
+@api_roles(*READ_ROLES)
+def list_areas():
+    return jsonify(service.areas_tree())
+
+
+def _need_filters():
+    area = request.args.get("area")
+    status = request.args.get("status")
+    errors = {}
+    area_id = None
+    if area:
+        area_id = int(area) if area.isdigit() else None
+        if area_id is None or db.session.get(Area, area_id) is None:
+            errors["area"] = "No such area."
+    if status and status not in NEED_STATUSES:
+        errors["status"] = f"Status is one of: {', '.join(NEED_STATUSES)}."
+    if errors:
+        raise ApiProblem(400, "Bad request", "; ".join(errors.values()), errors)
+    return area_id, status or None
+
+
+def _need_json(row):
+    return {key: row[key] for key in CSV_COLUMNS} | {"area_id": row["area_id"], "heard_back": row["heard_back"]}
+
+
+@api_bp.get("/needs")
+@api_roles(*READ_ROLES)
+def list_needs():
+    area_id, status = _need_filters()
+    rows = service.ranked_needs(utcnow(), area_id, status)
+    if request.args.get("format") == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            writer.writerow([row[key] if row[key] is not None else "" for key in CSV_COLUMNS])
+        return Response(out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": 'attachment; filename="needs.csv"'})
+    return jsonify([_need_json(row) for row in rows])
+
+
+@api_bp.get("/needs/<int:need_id>")
+@api_roles(*READ_ROLES)
+def get_need(need_id):
+    need = get_or_404(Need, need_id, "need")
+    row = next(r for r in service.ranked_needs(utcnow()) if r["id"] == need.id)
+    evidence = [{k: (v.isoformat().replace("+00:00", "Z") if k == "heard_at" else v) for k, v in e.items()}
+                for e in service.need_evidence(need)]
+    return jsonify(_need_json(row) | {"evidence": evidence})
+
+
+@api_bp.post("/needs/<int:need_id>/evidence")
+@api_roles(*WRITE_ROLES)
+def add_evidence(need_id):
+    need = get_or_404(Need, need_id, "need")
+    body = json_body()
+    comment_id, answer_id = body.get("comment_id"), body.get("answer_id")
+    if (comment_id is None) == (answer_id is None):
+        raise validation_problem({"comment_id": "Send exactly one of comment_id (from the inbox) or answer_id."})
+    try:
+        if comment_id is not None:
+            item = service.item_by_token(str(comment_id))
+            if item is None:
+                raise service.TriageError({"comment_id": "No comment with that id is in the inbox."})
+            evidence = service.link_item(g.api_user, item, need, body.get("importance"), utcnow())
+        else:
+            if not isinstance(answer_id, int) or isinstance(answer_id, bool):
+                raise service.TriageError({"answer_id": "answer_id is an integer."})
+            evidence = service.link_option_answer(g.api_user, answer_id, need, body.get("importance"), utcnow())
+    except service.TriageError as error:
+        db.session.rollback()
+        raise validation_problem(error.errors) from None
+    db.session.commit()
+    return jsonify({"id": evidence.id, "need_id": need.id, "kind": evidence.kind, "importance": evidence.importance,
+                    "text": evidence.text, "confidential": evidence.confidential}), 201
+
+
+_NEED = {"type": "object", "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"}, "area": {"type": ["string", "null"]},
+    "area_id": {"type": ["integer", "null"]}, "status": {"type": "string", "enum": list(NEED_STATUSES)},
+    "mentions": {"type": "integer"}, "this_period": {"type": "integer"}, "last_period": {"type": "integer"},
+    "trend": {"type": "integer"}, "importance": {"type": "integer", "description": "sum of evidence importance"},
+    "revenue": {"type": ["number", "null"], "description": "deal amounts at stake (null until deals exist)"},
+    "confidential": {"type": "integer", "description": "pieces of evidence from confidential sets"},
+    "public_note": {"type": "string"}, "heard_back": {"type": ["object", "null"]}}}
+_NEED_ID = {"name": "need_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+OPENAPI_SCHEMAS = {"Need": _NEED}
+
+OPENAPI_PATHS = {
+    "/areas": {"get": {
+        "summary": "Product areas: the tree (each with its path and parent) and their owning PMs",
+        "description": "Roles pm, leader, admin.",
+        "responses": {"200": {"description": "The areas", "content": {"application/json": {"schema": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "name": {"type": "string"}, "path": {"type": "string"},
+                "parent_id": {"type": ["integer", "null"]}, "owners": {"type": "array", "items": {"type": "object"}}}}}}}},
+            **problem_responses(401, 403)}}},
+    "/needs": {"get": {
+        "summary": "Needs, ranked: mentions this period, importance, revenue at stake, all mentions",
+        "description": "Roles pm, leader, admin. format=csv for a spreadsheet.",
+        "parameters": [
+            {"name": "area", "in": "query", "required": False, "schema": {"type": "integer"},
+             "description": "an area id: the area and its sub-areas"},
+            {"name": "status", "in": "query", "required": False, "schema": {"type": "string", "enum": list(NEED_STATUSES)}},
+            {"name": "format", "in": "query", "required": False, "schema": {"type": "string", "enum": ["json", "csv"]}}],
+        "responses": {"200": {"description": "The needs", "content": {
+            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Need"}}},
+            "text/csv": {"schema": {"type": "string"}}}},
+            **problem_responses(400, 401, 403)}}},
+    "/needs/{need_id}": {"get": {
+        "summary": "One need with its evidence, oldest first (no writer for confidential evidence)",
+        "description": "Roles pm, leader, admin.",
+        "parameters": [_NEED_ID],
+        "responses": {"200": {"description": "The need", "content": {"application/json": {"schema": {
+            "$ref": "#/components/schemas/Need"}}}}, **problem_responses(401, 403, 404)}}},
+    "/needs/{need_id}/evidence": {"post": {
+        "summary": "Link a comment (comment_id, as the inbox shows it) or a chosen option (answer_id) to a need",
+        "description": "Roles pm, admin. Audited. answer_id: attributed sets only (confidential choices are "
+        "counted through area mappings). A comment already linked to the need is refused (422).",
+        "parameters": [_NEED_ID],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["importance"], "properties": {
+                "comment_id": {"type": "string"}, "answer_id": {"type": "integer"},
+                "importance": {"type": "integer", "minimum": 1, "maximum": 3}}}}}},
+        "responses": {"201": {"description": "The evidence", "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"id": {"type": "integer"}, "need_id": {"type": "integer"},
+                                             "kind": {"type": "string"}, "importance": {"type": "integer"},
+                                             "text": {"type": "string"}, "confidential": {"type": "boolean"}}}}}},
+            **problem_responses(400, 401, 403, 404, 422)}}},
+}

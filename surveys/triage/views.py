@@ -1,0 +1,227 @@
+"""The triage pages (pm, admin): the inbox, the ranked needs, a need's page
+and the product areas. Thin: the rules are in `surveys.triage.service`.
+Every form posts with its CSRF token; every page works without JavaScript
+(static/triage.js only adds keyboard shortcuts)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from cadence.clock import utcnow
+from cadence.models import Person, PersonRole
+from surveys.auth.access import roles_required
+from surveys.extensions import db
+from surveys.models import Question, QuestionSet, QuestionSetVersion
+from surveys.triage import service
+from surveys.triage.models import IMPORTANCE_LABELS, NEED_STATUSES, STATUS_LABELS, Area, Need
+
+triage_bp = Blueprint("triage", __name__, url_prefix="/triage")
+TRIAGE_ROLES = ("pm", "admin")
+FILTER_ARGS = ("area", "set", "team", "region", "segment", "state")
+
+
+def _filter_args(source) -> dict:
+    return {name: source.get(name) for name in FILTER_ARGS if source.get(name)}
+
+
+def _inbox_url(source) -> str:
+    query = urlencode(_filter_args(source))
+    return url_for("triage.inbox") + (f"?{query}" if query else "")
+
+
+def _all_needs():
+    return db.session.scalars(select(Need).order_by(Need.name)).all()
+
+
+def _render_inbox(errors=None, kept=None, status=200):
+    filters = service.InboxFilters.from_args(request.args)
+    result = service.inbox(filters)
+    db.session.commit()  # the items (and their tokens) of comments seen for the first time
+    sets = db.session.execute(select(QuestionSet.id, QuestionSet.name).order_by(QuestionSet.name)).all()
+    return render_template(
+        "triage/inbox.html", result=result, filters=filters, areas=service.area_paths(), sets=sets,
+        needs=_all_needs(), importance=IMPORTANCE_LABELS, errors=errors or {}, kept=kept or {},
+        query=_filter_args(request.args),
+    ), status
+
+
+@triage_bp.get("/")
+@roles_required(*TRIAGE_ROLES)
+def inbox():
+    return _render_inbox()
+
+
+def _item_or_404(token):
+    item = service.item_by_token(token)
+    if item is None:
+        abort(404)
+    return item
+
+
+def _refused(token, error: service.TriageError):
+    db.session.rollback()
+    return _render_inbox(errors={token: error.errors}, kept={token: request.form.to_dict()}, status=422)
+
+
+@triage_bp.post("/comments/<token>/link")
+@roles_required(*TRIAGE_ROLES)
+def link(token):
+    item = _item_or_404(token)
+    need_id = request.form.get("other_need_id") if request.form.get("use_other") else request.form.get("need_id")
+    need = db.session.get(Need, int(need_id)) if (need_id or "").isdigit() else None
+    try:
+        if need is None:
+            raise service.TriageError({"need_id": "Pick the need this comment is evidence for."})
+        service.link_item(current_user, item, need, request.form.get("importance"), utcnow())
+    except service.TriageError as error:
+        return _refused(token, error)
+    db.session.commit()
+    flash(f"Linked to \u201c{need.name}\u201d.", "success")
+    return redirect(_inbox_url(request.args))
+
+
+@triage_bp.post("/comments/<token>/new-need")
+@roles_required(*TRIAGE_ROLES)
+def new_need(token):
+    item = _item_or_404(token)
+    now = utcnow()
+    try:
+        need = service.create_need(current_user, request.form.get("name"), request.form.get("area_id"), now)
+        service.link_item(current_user, item, need, request.form.get("importance"), now)
+    except service.TriageError as error:
+        return _refused(token, error)
+    db.session.commit()
+    flash(f"New need \u201c{need.name}\u201d, with this comment as its first evidence.", "success")
+    return redirect(_inbox_url(request.args))
+
+
+@triage_bp.post("/comments/<token>/dismiss")
+@roles_required(*TRIAGE_ROLES)
+def dismiss(token):
+    service.dismiss_item(current_user, _item_or_404(token), utcnow())
+    db.session.commit()
+    flash("Dismissed.", "success")
+    return redirect(_inbox_url(request.args))
+
+
+@triage_bp.get("/needs")
+@roles_required(*TRIAGE_ROLES)
+def needs():
+    area = request.args.get("area")
+    status = request.args.get("status") if request.args.get("status") in NEED_STATUSES else None
+    area_id = int(area) if (area or "").isdigit() else None
+    return render_template("triage/needs.html", needs=service.ranked_needs(utcnow(), area_id, status),
+                           areas=service.area_paths(), statuses=STATUS_LABELS, area_id=area_id, status=status,
+                           heard=service.heard_back(), rollup=service.area_rollup(),
+                           period_days=service.PERIOD_DAYS)
+
+
+def _render_need(need, errors=None, status=200):
+    return render_template("triage/need.html", need=need, evidence=service.need_evidence(need),
+                           chart=service.evidence_by_period(need), statuses=STATUS_LABELS,
+                           importance=IMPORTANCE_LABELS, others=[n for n in _all_needs() if n.id != need.id],
+                           area=service.area_paths().get(need.area_id), errors=errors or {},
+                           heard=service.heard_back()["needs"].get(need.id)), status
+
+
+@triage_bp.get("/needs/<int:need_id>")
+@roles_required(*TRIAGE_ROLES)
+def need(need_id):
+    return _render_need(db.get_or_404(Need, need_id))
+
+
+@triage_bp.post("/needs/<int:need_id>/status")
+@roles_required(*TRIAGE_ROLES)
+def need_status(need_id):
+    need = db.get_or_404(Need, need_id)
+    try:
+        notice_ids = service.change_status(current_user, need, request.form.get("status"),
+                                           request.form.get("public_note", ""), utcnow())
+    except service.TriageError as error:
+        db.session.rollback()
+        return _render_need(need, error.errors, 422)
+    db.session.commit()
+    service.announce(notice_ids)
+    flash(f"Status: {STATUS_LABELS[need.status]}." + (f" {len(notice_ids)} rep(s) will be told." if notice_ids else ""),
+          "success")
+    return redirect(url_for("triage.need", need_id=need.id))
+
+
+@triage_bp.post("/needs/<int:need_id>/merge")
+@roles_required(*TRIAGE_ROLES)
+def need_merge(need_id):
+    source = db.get_or_404(Need, need_id)
+    target_id = request.form.get("target_id")
+    target = db.session.get(Need, int(target_id)) if (target_id or "").isdigit() else None
+    try:
+        if target is None:
+            raise service.TriageError({"target_id": "Pick the need to merge this one into."})
+        moved = service.merge_needs(current_user, source, target)
+    except service.TriageError as error:
+        db.session.rollback()
+        return _render_need(source, error.errors, 422)
+    db.session.commit()
+    flash(f"Merged: {moved} piece(s) of evidence moved.", "success")
+    return redirect(url_for("triage.need", need_id=target.id))
+
+
+def _render_areas(errors=None, status=200):
+    pms = db.session.scalars(select(Person).join(PersonRole).where(PersonRole.role == "pm").order_by(Person.name)).all()
+    questions = db.session.execute(
+        select(QuestionSet.id, QuestionSet.name, Question.key, Question.prompt, Question.type, Question.settings)
+        .join(QuestionSetVersion, QuestionSetVersion.question_set_id == QuestionSet.id)
+        .join(Question, Question.version_id == QuestionSetVersion.id)
+        .order_by(QuestionSet.name, Question.key, QuestionSetVersion.number.desc())).all()
+    choices, seen = [], set()
+    for set_id, set_name, key, prompt, qtype, settings in questions:
+        if (set_id, key) in seen:
+            continue
+        seen.add((set_id, key))
+        choices.append((f"{set_id}:{key}:", f"{set_name}: {prompt}"))
+        for option in (settings or {}).get("options", []) if qtype in ("single_choice", "multi_choice") else []:
+            choices.append((f"{set_id}:{key}:{option.get('key')}", f"{set_name}: {prompt} \u2192 {option.get('label')}"))
+    return render_template("triage/areas.html", areas=service.areas_tree(), pms=pms, choices=choices,
+                           errors=errors or {}, form=request.form), status
+
+
+@triage_bp.get("/areas")
+@roles_required(*TRIAGE_ROLES)
+def areas():
+    return _render_areas()
+
+
+@triage_bp.post("/areas")
+@roles_required(*TRIAGE_ROLES)
+def create_area():
+    try:
+        area = service.create_area(current_user, request.form.get("name"), request.form.get("parent_id") or None,
+                                   request.form.getlist("owner_ids"))
+    except service.TriageError as error:
+        db.session.rollback()
+        return _render_areas(error.errors, 422)
+    db.session.commit()
+    flash(f"Area \u201c{area.name}\u201d added.", "success")
+    return redirect(url_for("triage.areas"))
+
+
+@triage_bp.post("/areas/mappings")
+@roles_required(*TRIAGE_ROLES)
+def map_area():
+    area_id = request.form.get("area_id")
+    area = db.session.get(Area, int(area_id)) if (area_id or "").isdigit() else None
+    set_id, _, rest = (request.form.get("question") or "").partition(":")
+    key, _, option = rest.partition(":")
+    try:
+        if area is None:
+            raise service.TriageError({"area_id": "Pick an area."})
+        service.map_to_area(current_user, area, set_id, key, option or None)
+    except service.TriageError as error:
+        db.session.rollback()
+        return _render_areas({"mapping": " ".join(error.errors.values())}, 422)
+    db.session.commit()
+    flash("Mapped.", "success")
+    return redirect(url_for("triage.areas"))

@@ -1,0 +1,124 @@
+"""The triage pages without JavaScript (forms with CSRF, field errors) and
+the API (areas, needs, evidence; problem details on bad input)."""
+
+import re
+
+from sqlalchemy import select
+
+from surveys.extensions import db
+from surveys.triage import service
+from surveys.triage.models import Evidence, Need, TriageItem
+from tests.conftest import csrf_token_from
+from tests.triage_data import attributed_round
+
+COMMENTS = [("Ana Rep", "Banks keep asking for SAML SSO"), ("Bo Rep", "Globex undercut us on the reporting add-on"),
+            ("Cy Rep", "Need Okta single sign-on before the bank signs")]
+
+
+def _tokens(html):
+    return re.findall(r'id="c-([0-9a-f]{16})"', html)
+
+
+def test_the_inbox_triages_without_javascript_and_shows_field_errors(app, signed_in_client, clock):
+    attributed_round(COMMENTS)
+    client = signed_in_client(roles=("pm",))
+    page = client.get("/triage/")
+    assert page.status_code == 200
+    html = page.text
+    assert "3</strong> comments" in html
+    assert html.index("Need Okta single sign-on") < html.index("Globex undercut") < html.index("Banks keep asking")
+    assert "Cy Rep" in html and 'src="/static/triage.js"' in html
+    first, second, third = _tokens(html)
+    token = csrf_token_from(html)
+    # A new need without a name: a field error, nothing stored.
+    refused = client.post(f"/triage/comments/{first}/new-need", data={"csrf_token": token, "name": " ", "importance": "3"})
+    assert refused.status_code == 422 and "Name the need" in refused.text and 'aria-invalid="true"' in refused.text
+    assert db.session.scalar(select(Need.id)) is None
+    # Without the CSRF token: refused.
+    assert client.post(f"/triage/comments/{first}/dismiss").status_code == 400
+    made = client.post(f"/triage/comments/{first}/new-need", data={"csrf_token": token, "name": "SAML SSO for banks",
+                                                                   "importance": "3"})
+    assert made.status_code == 302
+    need = db.session.scalar(select(Need))
+    # The next comment about SSO gets it as its first suggestion, as a button.
+    page = client.get("/triage/").text
+    assert _tokens(page) == [second, third]
+    assert re.search(rf'value="{need.id}" data-suggestion="1"', page)
+    linked = client.post(f"/triage/comments/{third}/link", data={"csrf_token": token, "need_id": str(need.id),
+                                                                 "importance": "2"})
+    assert linked.status_code == 302
+    client.post(f"/triage/comments/{second}/dismiss", data={"csrf_token": token})
+    assert "Nothing to triage here" in client.get("/triage/").text
+    assert db.session.scalars(select(TriageItem.state).order_by(TriageItem.id)).all().count("dismissed") == 1
+    evidence = db.session.scalars(select(Evidence).order_by(Evidence.importance)).all()
+    assert [(e.importance, e.text) for e in evidence] == [(2, COMMENTS[0][1]), (3, COMMENTS[2][1])]
+    needs_page = client.get("/triage/needs").text
+    assert "SAML SSO for banks" in needs_page
+    need_page = client.get(f"/triage/needs/{need.id}").text
+    assert "Ana Rep" in need_page and "<svg" in need_page
+    # Planned without a note: a field error.
+    refused = client.post(f"/triage/needs/{need.id}/status", data={"csrf_token": token, "status": "planned"})
+    assert refused.status_code == 422 and "public note" in refused.text
+
+
+def test_a_leader_cannot_triage(app, signed_in_client):
+    attributed_round(COMMENTS)
+    assert signed_in_client(roles=("leader",), email="lead@example.com").get("/triage/").status_code == 403
+
+
+def test_areas_and_mappings_roll_up_option_counts(app, signed_in_client, make_person, clock):
+    data, round_, _people = attributed_round(COMMENTS)
+    client = signed_in_client(roles=("pm",))
+    token = csrf_token_from(client.get("/triage/areas").text)
+    refused = client.post("/triage/areas", data={"csrf_token": token, "name": ""})
+    assert refused.status_code == 422 and "Name the area" in refused.text
+    client.post("/triage/areas", data={"csrf_token": token, "name": "Platform"})
+    platform = service.areas_tree()[0]
+    client.post("/triage/areas", data={"csrf_token": token, "name": "Security", "parent_id": platform["id"]})
+    security = next(a for a in service.areas_tree() if a["name"] == "Security")
+    assert security["path"] == "Platform / Security"
+    mapped = client.post("/triage/areas/mappings", data={"csrf_token": token, "area_id": security["id"],
+                                                         "question": f"{data.question_set.id}:gaps:sso"})
+    assert mapped.status_code == 302
+    rollup = {r["path"]: (r["own"], r["total"]) for r in service.area_rollup()}
+    assert rollup == {"Platform": (0, 3), "Platform / Security": (3, 3)}
+    assert "Mapped options per area" in client.get("/triage/needs").text
+
+
+def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_person, clock):
+    attributed_round(COMMENTS)
+    headers = api_token()
+    pm = make_person(email="pm2@example.com")
+    area = service.create_area(pm, "Security")
+    need = service.create_need(pm, "SAML SSO", area.id, clock())
+    db.session.commit()
+    token = service.inbox(service.InboxFilters())["items"][-1]["id"]
+    db.session.commit()
+    client = app.test_client()
+    assert client.get("/api/v1/areas", headers=headers).get_json()[0]["path"] == "Security"
+    bad = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers, json={"comment_id": token, "importance": 5})
+    assert bad.status_code == 422 and bad.headers["Content-Type"].startswith("application/problem+json")
+    assert "importance" in bad.get_json()["errors"]
+    neither = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers, json={"importance": 2})
+    assert neither.status_code == 422
+    unknown = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers,
+                          json={"comment_id": "nope", "importance": 2})
+    assert unknown.status_code == 422 and "comment_id" in unknown.get_json()["errors"]
+    made = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers, json={"comment_id": token, "importance": 3})
+    assert made.status_code == 201 and made.get_json()["text"] == COMMENTS[0][1]
+    answers = db.session.scalars(select(TriageItem.answer_id)).all()
+    from surveys.models import Answer
+    choice = db.session.scalar(select(Answer.id).where(Answer.question_key == "gaps", Answer.id.not_in(answers)))
+    option = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers, json={"answer_id": choice, "importance": 1})
+    assert option.status_code == 201 and option.get_json()["kind"] == "option"
+    needs = client.get(f"/api/v1/needs?area={area.id}&status=new", headers=headers).get_json()
+    assert [(n["name"], n["mentions"], n["importance"], n["revenue"]) for n in needs] == [("SAML SSO", 2, 4, None)]
+    assert client.get("/api/v1/needs?status=bogus", headers=headers).status_code == 400
+    assert client.get("/api/v1/needs?status=planned", headers=headers).get_json() == []
+    csv_text = client.get("/api/v1/needs?format=csv", headers=headers).text
+    assert csv_text.splitlines()[0].startswith("id,name,area,status") and "SAML SSO" in csv_text
+    detail = client.get(f"/api/v1/needs/{need.id}", headers=headers).get_json()
+    assert [e["writer"] for e in detail["evidence"]] == ["Ana Rep", "Ana Rep"]
+    assert client.get("/api/v1/needs/999", headers=headers).status_code == 404
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert {"/areas", "/needs", "/needs/{need_id}", "/needs/{need_id}/evidence"} <= set(paths)
