@@ -19,7 +19,7 @@ def attributed_round(comments: list[tuple[str, str]], period="2026-11", status="
     round_ = data.round(period, version, 10, status=status)
     people = []
     for minutes, (name, text) in enumerate(comments):
-        person = data.person(team="Sales/EMEA", region="EMEA", segment="Enterprise", name=name)
+        person = data.person(team="Field sales", region="EMEA", segment="Enterprise", name=name)
         response = data.respond(round_, person, {"gaps": ["sso"], "why": text})
         response.submitted_at = round_.opens_at + timedelta(minutes=minutes)  # later comments are newer
         people.append(person)
