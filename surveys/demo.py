@@ -125,6 +125,9 @@ def seed_demo(now=None) -> list[str]:
         lines.append(f"{len(round_invitations(round_))} invitations go out at the next tick (flask --app wsgi dev runs one at start)")
     cadence.next_open_at = None  # let the next tick plan from here
     db.session.commit()
+    from surveys.triage.demo import seed_triage
+
+    lines += seed_triage(question_set, owner, now)
     return lines
 
 
