@@ -13,7 +13,7 @@ from surveys.scorecard import round_plan
 from surveys.triage import service
 from surveys.triage.models import NeedNotice
 from tests.scorecard_data import ScorecardData
-from tests.triage_data import WHY, attributed_round
+from tests.triage_data import GAPS, WHY, attributed_round
 
 C = 10  # the set's comment threshold
 # (region, segment, writers): EMEA 14, NA 12, APAC 4; Enterprise 20, SMB 10.
@@ -25,7 +25,7 @@ SHORT = {"key": "blocker", "type": "text", "prompt": "Anything blocking?", "requ
 def _confidential(status="closed"):
     data = ScorecardData(confidentiality="confidential", min_group_size=5)
     data.question_set.comment_min_group_size = C
-    version = data.version([WHY, SHORT])
+    version = data.version([GAPS, WHY, SHORT])
     round_ = data.round("2026-10", version, 9, status=status)
     writers = {}
     number = 0
@@ -35,7 +35,7 @@ def _confidential(status="closed"):
             person = data.person(team=f"Sales{TEAM_PATH_SEPARATOR}{region}", region=region, segment=segment,
                                  name=f"Zelda Quartz {number:02d}", email=f"zq{number:02d}@example.com")
             text = f"Confidential remark {number:02d}: the customer wants audit logs"
-            answers = {"why": text}
+            answers = {"gaps": ["sso"], "why": text}
             if number <= 3:  # only three people answer this one: under the threshold everywhere
                 answers["blocker"] = f"Blocker {number}"
             data.respond(round_, person, answers)
@@ -112,6 +112,13 @@ def test_no_page_or_api_answer_names_a_confidential_writer(app, signed_in_client
     api = app.test_client()
     pages += [api.get("/api/v1/needs", headers=headers).text, api.get(f"/api/v1/needs/{need.id}", headers=headers).text,
               api.get("/api/v1/needs?format=csv", headers=headers).text]
+    # One chosen option of the confidential set cannot be linked one by one.
+    from surveys.models import Answer
+    choice = db.session.scalar(select(Answer.id).where(Answer.question_key == "gaps"))
+    refused = api.post(f"/api/v1/needs/{need.id}/evidence", headers=headers, json={"answer_id": choice, "importance": 2})
+    assert refused.status_code == 422 and "confidential" in refused.get_json()["errors"]["answer_id"]
+    # The need page points at the round's "you said, we did" instead.
+    assert f"/scorecards/rounds/{_round.id}#replies" in pages[-4]
     people = [person for person, _region, _segment in writers.values()]
     for page in pages:
         for person in people:

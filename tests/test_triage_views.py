@@ -119,6 +119,11 @@ def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_p
     assert csv_text.splitlines()[0].startswith("id,name,area,status") and "SAML SSO" in csv_text
     detail = client.get(f"/api/v1/needs/{need.id}", headers=headers).get_json()
     assert [e["writer"] for e in detail["evidence"]] == ["Ana Rep", "Ana Rep"]
+    evidence_csv = client.get(f"/api/v1/needs/{need.id}?format=csv", headers=headers).text.splitlines()
+    assert evidence_csv[0] == "id,kind,text,importance,amount,confidential,question_set,period_key,writer,heard_at"
+    assert len(evidence_csv) == 3 and "Ana Rep" in evidence_csv[1]
+    areas_csv = client.get("/api/v1/areas?format=csv", headers=headers).text.splitlines()
+    assert areas_csv == ["id,name,path,parent_id,owners", f"{area.id},Security,Security,,"]
     assert client.get("/api/v1/needs/999", headers=headers).status_code == 404
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/areas", "/needs", "/needs/{need_id}", "/needs/{need_id}/evidence"} <= set(paths)

@@ -14,14 +14,30 @@ from surveys.triage.models import NEED_STATUSES, Area, Need
 
 READ_ROLES = ("pm", "leader", "admin")
 WRITE_ROLES = ("pm", "admin")
+EVIDENCE_COLUMNS = ("id", "kind", "text", "importance", "amount", "confidential", "question_set", "period_key",
+                    "writer", "heard_at")
 CSV_COLUMNS = ("id", "name", "area", "status", "mentions", "this_period", "last_period", "trend", "importance",
                "revenue", "confidential", "public_note")
+
+
+def _csv(header, rows, filename):
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if row[key] is None else row[key] for key in header])
+    return Response(out.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @api_bp.get("/areas")
 @api_roles(*READ_ROLES)
 def list_areas():
-    return jsonify(service.areas_tree())
+    areas = service.areas_tree()
+    if request.args.get("format") == "csv":
+        rows = [area | {"owners": "; ".join(owner["email"] for owner in area["owners"])} for area in areas]
+        return _csv(("id", "name", "path", "parent_id", "owners"), rows, "areas.csv")
+    return jsonify(areas)
 
 
 def _need_filters():
@@ -50,13 +66,7 @@ def list_needs():
     area_id, status = _need_filters()
     rows = service.ranked_needs(utcnow(), area_id, status)
     if request.args.get("format") == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
-        for row in rows:
-            writer.writerow([row[key] if row[key] is not None else "" for key in CSV_COLUMNS])
-        return Response(out.getvalue(), mimetype="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="needs.csv"'})
+        return _csv(CSV_COLUMNS, rows, "needs.csv")
     return jsonify([_need_json(row) for row in rows])
 
 
@@ -67,6 +77,8 @@ def get_need(need_id):
     row = next(r for r in service.ranked_needs(utcnow()) if r["id"] == need.id)
     evidence = [{k: (v.isoformat().replace("+00:00", "Z") if k == "heard_at" else v) for k, v in e.items()}
                 for e in service.need_evidence(need)]
+    if request.args.get("format") == "csv":
+        return _csv(EVIDENCE_COLUMNS, evidence, f"need-{need.id}-evidence.csv")
     return jsonify(_need_json(row) | {"evidence": evidence})
 
 
@@ -111,11 +123,15 @@ OPENAPI_SCHEMAS = {"Need": _NEED}
 OPENAPI_PATHS = {
     "/areas": {"get": {
         "summary": "Product areas: the tree (each with its path and parent) and their owning PMs",
-        "description": "Roles pm, leader, admin.",
-        "responses": {"200": {"description": "The areas", "content": {"application/json": {"schema": {
-            "type": "array", "items": {"type": "object", "properties": {
+        "description": "Roles pm, leader, admin. format=csv for a spreadsheet.",
+        "parameters": [{"name": "format", "in": "query", "required": False,
+                        "schema": {"type": "string", "enum": ["json", "csv"]}}],
+        "responses": {"200": {"description": "The areas", "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "integer"}, "name": {"type": "string"}, "path": {"type": "string"},
-                "parent_id": {"type": ["integer", "null"]}, "owners": {"type": "array", "items": {"type": "object"}}}}}}}},
+                "parent_id": {"type": ["integer", "null"]},
+                "owners": {"type": "array", "items": {"type": "object"}}}}}},
+            "text/csv": {"schema": {"type": "string"}}}},
             **problem_responses(401, 403)}}},
     "/needs": {"get": {
         "summary": "Needs, ranked: mentions this period, importance, revenue at stake, all mentions",
@@ -131,10 +147,12 @@ OPENAPI_PATHS = {
             **problem_responses(400, 401, 403)}}},
     "/needs/{need_id}": {"get": {
         "summary": "One need with its evidence, oldest first (no writer for confidential evidence)",
-        "description": "Roles pm, leader, admin.",
-        "parameters": [_NEED_ID],
-        "responses": {"200": {"description": "The need", "content": {"application/json": {"schema": {
-            "$ref": "#/components/schemas/Need"}}}}, **problem_responses(401, 403, 404)}}},
+        "description": "Roles pm, leader, admin. format=csv: the evidence as a spreadsheet.",
+        "parameters": [_NEED_ID, {"name": "format", "in": "query", "required": False,
+                                  "schema": {"type": "string", "enum": ["json", "csv"]}}],
+        "responses": {"200": {"description": "The need", "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Need"}},
+            "text/csv": {"schema": {"type": "string"}}}}, **problem_responses(401, 403, 404)}}},
     "/needs/{need_id}/evidence": {"post": {
         "summary": "Link a comment (comment_id, as the inbox shows it) or a chosen option (answer_id) to a need",
         "description": "Roles pm, admin. Audited. answer_id: attributed sets only (confidential choices are "

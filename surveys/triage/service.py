@@ -297,31 +297,33 @@ def _area_keys(area_id) -> set | None:
         select(AreaMapping.question_set_id, AreaMapping.question_key).where(AreaMapping.area_id.in_(ids)))}
 
 
-def _matches(rules: _RoundRules, row, kind, value) -> bool:
+def _matches(rules: _RoundRules, row, kind, value, current_tree) -> bool:
     if not rules.allowed(row.question_key, kind, value):
         return False
     if kind == "team":
-        tree = rules.tree or _current_tree()
+        tree = rules.tree or current_tree()
         return row.team_id is not None and value in tree.lineage(row.team_id)
     return getattr(row, kind) == value
 
 
-_TREE_CACHE: dict = {}
+class _CurrentTree:
+    """The team tree as it is now, read once per inbox and only if an attributed round needs it."""
 
+    def __init__(self):
+        self._tree = None
 
-def _current_tree() -> TeamTree:
-    tree = _TREE_CACHE.get(id(db.session))
-    if tree is None:
-        tree = _TREE_CACHE[id(db.session)] = TeamTree.load()
-    return tree
+    def __call__(self) -> TeamTree:
+        if self._tree is None:
+            self._tree = TeamTree.load()
+        return self._tree
 
 
 def inbox(filters: InboxFilters, limit: int = INBOX_LIMIT) -> dict:
     """The inbox: comments newest first (confidential ones at their round's
     close, in a neutral order), each with up to three suggested needs; the
     filter options and their counts, all within the publication plans."""
-    _TREE_CACHE.clear()
     sync_inbox()
+    current_tree = _CurrentTree()
     statement = (
         select(TriageItem.token, TriageItem.state, TriageItem.round_id, TriageItem.question_set_id,
                TriageItem.question_key, Answer.value_text.label("text"), Answer.team_id, Answer.region,
@@ -351,9 +353,9 @@ def inbox(filters: InboxFilters, limit: int = INBOX_LIMIT) -> dict:
         if not rules.key_visible(row.question_key):
             continue
         visible.append((row, rules))
-    options, counts = _filter_options(visible)
+    options, counts = _filter_options(visible, current_tree)
     chosen = [(row, rules) for row, rules in visible
-              if all(_matches(rules, row, kind, value) for kind, value in filters.slice_filters())]
+              if all(_matches(rules, row, kind, value, current_tree) for kind, value in filters.slice_filters())]
     chosen.sort(key=lambda pair: _order_key(*pair))
     total = len(chosen)
     chosen = chosen[:limit]
@@ -373,7 +375,7 @@ def inbox(filters: InboxFilters, limit: int = INBOX_LIMIT) -> dict:
                             for need_id, score in suggested],
         }
         if rules.attributed:
-            tree = _current_tree()
+            tree = current_tree()
             item.update(writer=row.writer, team=tree.path(row.team_id) if row.team_id in tree.teams else None,
                         region=row.region, segment=row.segment, submitted_at=row.submitted_at)
         items.append(item)
@@ -392,7 +394,7 @@ def _prompts(rounds) -> dict:
         select(Question.version_id, Question.key, Question.prompt).where(Question.version_id.in_(version_ids)))}
 
 
-def _filter_options(visible) -> tuple[dict, dict]:
+def _filter_options(visible, current_tree) -> tuple[dict, dict]:
     """Per slice kind, the values a filter may take and how many visible
     comments each would show: for confidential comments, only the groups the
     plan publishes for their question's comments (so every count is a sum of
@@ -401,7 +403,7 @@ def _filter_options(visible) -> tuple[dict, dict]:
     counts = {kind: defaultdict(int) for kind in FILTER_KINDS}
     for row, rules in visible:
         if rules.attributed:
-            tree = _current_tree()
+            tree = current_tree()
             candidates = {"team": list(tree.lineage(row.team_id)) if row.team_id in tree.teams else [],
                           "region": [row.region] if row.region else [], "segment": [row.segment] if row.segment else []}
             labels = {team: tree.path(team) for team in candidates["team"]}
@@ -411,7 +413,7 @@ def _filter_options(visible) -> tuple[dict, dict]:
             labels = {team: tree.path(team) for team in candidates["team"] if team in tree.teams}
         for kind in FILTER_KINDS:
             for value in candidates[kind]:
-                if _matches(rules, row, kind, value):
+                if _matches(rules, row, kind, value, current_tree):
                     options[kind][value] = labels.get(value, value) if kind == "team" else value
                     counts[kind][value] += 1
     ordered = {kind: sorted(values.items(), key=lambda item: str(item[1]).lower()) for kind, values in options.items()}
@@ -704,7 +706,7 @@ def need_evidence(need: Need) -> list[dict]:
         Round.id.in_({e.round_id for e in need.evidence if e.round_id}))).all()) if need.evidence else {}
     people = dict(db.session.execute(select(Person.id, Person.name).where(
         Person.id.in_({e.person_id for e in need.evidence if e.person_id}))).all()) if need.evidence else {}
-    return [{"id": e.id, "kind": e.kind, "text": e.text, "importance": e.importance,
+    return [{"id": e.id, "kind": e.kind, "text": e.text, "round_id": e.round_id, "importance": e.importance,
              "amount": float(e.amount) if e.amount is not None else None, "confidential": e.confidential,
              "question_set": set_names.get(e.question_set_id), "period_key": periods.get(e.round_id),
              "writer": None if e.confidential else people.get(e.person_id), "heard_at": e.heard_at}

@@ -121,7 +121,9 @@ def needs():
 
 
 def _render_need(need, errors=None, status=200):
-    return render_template("triage/need.html", need=need, evidence=service.need_evidence(need),
+    evidence = service.need_evidence(need)
+    reply_rounds = list({e["round_id"]: e for e in evidence if e["confidential"] and e["round_id"]}.values())
+    return render_template("triage/need.html", need=need, evidence=evidence, reply_rounds=reply_rounds,
                            chart=service.evidence_by_period(need), statuses=STATUS_LABELS,
                            importance=IMPORTANCE_LABELS, others=[n for n in _all_needs() if n.id != need.id],
                            area=service.area_paths().get(need.area_id), errors=errors or {},
