@@ -96,3 +96,11 @@ def test_planned_and_shipped_send_one_message_per_rep_by_rq_and_smtp(app, clock,
     assert db.session.scalar(select(func.count(NeedNotice.id)).where(NeedNotice.state == "sent")) == 3
     assert _actions().count("need.rep_notified") == 3 and "need.status_changed" in _actions()
     assert service.heard_back()["share"] == 100.0
+
+
+def test_a_round_that_holds_its_results_shows_no_comment_until_it_closes(app, clock):
+    _data, round_, _people = attributed_round([("Ana Rep", "SSO please")], status="open", hold=True)
+    assert service.inbox(service.InboxFilters(state="all"))["total"] == 0
+    round_.status = "closed"
+    db.session.commit()
+    assert [i["text"] for i in _items()] == ["SSO please"]

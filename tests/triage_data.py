@@ -12,9 +12,9 @@ GAPS = {"key": "gaps", "type": "multi_choice", "prompt": "Which gaps hurt deals?
 WHY = {"key": "why", "type": "text", "prompt": "What did customers ask for?", "required": False}
 
 
-def attributed_round(comments: list[tuple[str, str]], period="2026-11", status="closed", data=None):
+def attributed_round(comments: list[tuple[str, str]], period="2026-11", status="closed", data=None, hold=False):
     """A round of an attributed set; `comments` are (rep name, text), each written a minute after the one before."""
-    data = data or ScorecardData(confidentiality="attributed")
+    data = data or ScorecardData(confidentiality="attributed", hold_until_close=hold)
     version = data.version([GAPS, WHY])
     round_ = data.round(period, version, 10, status=status)
     people = []

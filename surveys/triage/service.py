@@ -4,6 +4,8 @@ Confidentiality (SPEC §2, docs/confidentiality.md) is decided by the round's
 publication plan (`surveys.disclosure` through `surveys.scorecard.round_plan`),
 as on the scorecard's comment page:
 
+- a round that holds its results until close (attributed or not) shows no
+  comment before it closes;
 - a comment of a confidential set enters the inbox only once its round has
   closed (all of the round's comments at once, in a neutral order, so the
   inbox's "new" list never tells when someone answered), and only for a
@@ -233,13 +235,13 @@ class _RoundRules:
 
     def key_visible(self, key) -> bool:
         if self.attributed:
-            return True
+            return self.visible
         return self.visible and not self.plan.comment_reason(key, None, None)
 
     def allowed(self, key, kind, value) -> bool:
         """May a filter on (kind, value) match this round's comments to `key`?"""
         if self.attributed:
-            return True
+            return self.visible
         cache_key = (key, kind, value)
         if cache_key not in self._allowed:
             self._allowed[cache_key] = self.key_visible(key) and not self.plan.comment_reason(key, kind, value)
@@ -254,8 +256,8 @@ class _RoundRules:
 
 def _round_rules(round_) -> _RoundRules:
     policy = Policy.for_round(round_)
-    if policy.min_size is None:
-        return _RoundRules(round_, attributed=True, visible=True)
+    if policy.min_size is None:  # a round that holds its results shows no comment until it closes
+        return _RoundRules(round_, attributed=True, visible=not policy.held)
     visible = round_.status == "closed"
     rules = _RoundRules(round_, attributed=False, visible=visible,
                         heard_at=round_.closed_at or round_.closes_at)
