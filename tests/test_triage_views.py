@@ -83,6 +83,18 @@ def test_areas_and_mappings_roll_up_option_counts(app, signed_in_client, make_pe
     rollup = {r["path"]: (r["own"], r["total"]) for r in service.area_rollup()}
     assert rollup == {"Platform": (0, 3), "Platform / Security": (3, 3)}
     assert "Mapped options per area" in client.get("/triage/needs").text
+    # "My areas": the comments of questions mapped to the areas this PM owns (here: none, then Security).
+    assert "Nothing to triage here" in client.get("/triage/?area=mine").text
+    client.post("/triage/areas/mappings", data={"csrf_token": token, "area_id": security["id"],
+                                                "question": f"{data.question_set.id}:why:"})
+    assert "Nothing to triage here" in client.get("/triage/?area=mine").text
+    from cadence.models import Person
+    from surveys.triage.models import AreaOwner
+    me = db.session.scalar(select(Person).where(Person.email == "staff@example.com"))
+    db.session.add(AreaOwner(area_id=platform["id"], person_id=me.id))
+    db.session.commit()
+    assert "3</strong> comments" in client.get("/triage/?area=mine").text  # Security is inside Platform
+    assert "3</strong> comments" in client.get(f"/triage/?area={security['id']}").text
 
 
 def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_person, clock):

@@ -275,26 +275,36 @@ class InboxFilters:
     region: str | None = None
     segment: str | None = None
     state: str = "new"
+    owner_id: int | None = None  # "my areas": the areas this PM owns, with their sub-areas
 
     @classmethod
-    def from_args(cls, args) -> InboxFilters:
+    def from_args(cls, args, person=None) -> InboxFilters:
+        """From a query string; `area=mine` means the areas `person` owns."""
         def number(name):
             value = (args.get(name) or "").strip()
             return int(value) if value.isdigit() else None
 
         state = args.get("state") if args.get("state") in ("new", "linked", "dismissed", "all") else "new"
+        mine = args.get("area") == "mine" and person is not None
         return cls(area_id=number("area"), question_set_id=number("set"), team=number("team"),
                    region=(args.get("region") or "").strip() or None,
-                   segment=(args.get("segment") or "").strip() or None, state=state)
+                   segment=(args.get("segment") or "").strip() or None, state=state,
+                   owner_id=person.id if mine else None)
 
     def slice_filters(self) -> list:
         return [(kind, getattr(self, kind)) for kind in FILTER_KINDS if getattr(self, kind) is not None]
 
 
-def _area_keys(area_id) -> set | None:
-    if area_id is None:
+def _area_keys(filters: InboxFilters) -> set | None:
+    """The (set, question key) pairs mapped to the filtered areas, or None for every comment."""
+    if filters.owner_id is not None:
+        ids = set()
+        for area_id in db.session.scalars(select(AreaOwner.area_id).where(AreaOwner.person_id == filters.owner_id)):
+            ids |= subtree(area_id)
+    elif filters.area_id is not None:
+        ids = subtree(filters.area_id)
+    else:
         return None
-    ids = subtree(area_id)
     return {(set_id, key) for set_id, key in db.session.execute(
         select(AreaMapping.question_set_id, AreaMapping.question_key).where(AreaMapping.area_id.in_(ids)))}
 
@@ -339,7 +349,7 @@ def inbox(filters: InboxFilters, limit: int = INBOX_LIMIT) -> dict:
         statement = statement.where(TriageItem.state == filters.state)
     if filters.question_set_id is not None:
         statement = statement.where(TriageItem.question_set_id == filters.question_set_id)
-    area_keys = _area_keys(filters.area_id)
+    area_keys = _area_keys(filters)
     rows = db.session.execute(statement).all()
     rules_of: dict = {}
     rounds = {r.id: r for r in db.session.scalars(select(Round).where(

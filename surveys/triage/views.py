@@ -38,7 +38,7 @@ def _all_needs():
 
 
 def _render_inbox(errors=None, kept=None, status=200):
-    filters = service.InboxFilters.from_args(request.args)
+    filters = service.InboxFilters.from_args(request.args, current_user)
     result = service.inbox(filters)
     db.session.commit()  # the items (and their tokens) of comments seen for the first time
     sets = db.session.execute(select(QuestionSet.id, QuestionSet.name).order_by(QuestionSet.name)).all()
