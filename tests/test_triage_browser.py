@@ -1,6 +1,7 @@
 """Keyboard triage in a real browser: ten comments triaged with j/k, the
 suggestion digits and d, on a 390 px phone-sized page whose controls are all
-labelled and whose text keeps a 4.5:1 contrast."""
+labelled and whose text keeps a 4.5:1 contrast; the needs, need and areas
+pages on the same phone."""
 
 from sqlalchemy import select
 
@@ -59,6 +60,12 @@ def test_ten_comments_triaged_by_keyboard_on_a_phone(app, make_person, browser, 
                 page.keyboard.press(key)
             page.wait_for_selector("[data-triage-item]:focus, .empty")
         assert "Nothing to triage here" in page.content()
+        # The other triage pages fit a phone too, every control labelled, text readable.
+        for path in ("/triage/needs", f"/triage/needs/{sso.id}", "/triage/areas"):
+            page.goto(live_server + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            assert page.evaluate(UNLABELLED) == [], path
+            assert page.evaluate(CONTRAST) == [], path
     finally:
         page.close()
     db.session.expire_all()

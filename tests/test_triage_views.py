@@ -56,6 +56,17 @@ def test_the_inbox_triages_without_javascript_and_shows_field_errors(app, signed
     assert "SAML SSO for banks" in needs_page
     need_page = client.get(f"/triage/needs/{need.id}").text
     assert "Ana Rep" in need_page and "<svg" in need_page
+    # Merging from the need's page: its evidence moves to the other need.
+    other = client.post(f"/triage/comments/{second}/link", data={"csrf_token": token, "importance": "1",
+                                                                 "use_other": "1", "other_need_id": str(need.id)})
+    assert other.status_code == 302
+    duplicate = service.create_need(None, "SSO (duplicate)", now=clock())
+    db.session.commit()
+    refused = client.post(f"/triage/needs/{duplicate.id}/merge", data={"csrf_token": token, "target_id": ""})
+    assert refused.status_code == 422 and "Pick the need" in refused.text
+    merged = client.post(f"/triage/needs/{duplicate.id}/merge", data={"csrf_token": token, "target_id": str(need.id)})
+    db.session.expire_all()
+    assert merged.status_code == 302 and db.session.scalars(select(Need.name)).all() == ["SAML SSO for banks"]
     # Planned without a note: a field error.
     refused = client.post(f"/triage/needs/{need.id}/status", data={"csrf_token": token, "status": "planned"})
     assert refused.status_code == 422 and "public note" in refused.text
