@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from surveys.audit import AuditEvent
 from surveys.extensions import db
 from surveys.triage import service
-from surveys.triage.models import Evidence, Need, NeedNotice, TriageItem
+from surveys.triage.models import Evidence, Need, NeedNotice
 from tests.conftest import run_worker
 from tests.triage_data import attributed_round
 
