@@ -11,24 +11,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from scipy.sparse import hstack
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics.pairwise import linear_kernel
-from sklearn.preprocessing import normalize
-
 TOP = 3
+# scikit-learn and SciPy are imported on first use, not when the app starts
+# (about a second that every web worker, RQ worker and command would pay).
 
 
 @dataclass
 class Suggester:
     need_ids: list
-    _words: TfidfVectorizer | None = None
-    _chars: TfidfVectorizer | None = None
+    _words: object = None
+    _chars: object = None
     _matrix: object = None
 
     @classmethod
     def fit(cls, documents: dict) -> Suggester:
         """`documents`: {need id: (name, [evidence texts])}."""
+        from scipy.sparse import hstack
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.preprocessing import normalize
+
         need_ids = list(documents)
         texts = [" ".join([name, name, *evidence]) for name, evidence in documents.values()]
         suggester = cls(need_ids)
@@ -48,6 +49,9 @@ class Suggester:
         return suggester
 
     def _vectors(self, queries):
+        from scipy.sparse import hstack
+        from sklearn.preprocessing import normalize
+
         parts = []
         if self._words is not None:
             parts.append(self._words.transform(queries))
@@ -58,6 +62,8 @@ class Suggester:
         """For each query, up to `n` (need id, score) pairs, best first, score > 0."""
         if self._matrix is None or not queries:
             return [[] for _ in queries]
+        from sklearn.metrics.pairwise import linear_kernel
+
         scores = linear_kernel(self._vectors(queries), self._matrix)
         out = []
         for row in scores:
