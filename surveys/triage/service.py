@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
+from sqlalchemy.exc import IntegrityError
 
 from cadence import dispatch
 from cadence.models import Invitation, Person, Round
@@ -213,10 +214,13 @@ def sync_inbox() -> int:
     from cadence.models import Cadence
 
     set_of = dict(db.session.execute(select(Cadence.id, Cadence.question_set_id)).all())
-    for answer_id, round_id, key, cadence_id in rows:
-        db.session.add(TriageItem(token=secrets.token_hex(8), answer_id=answer_id, round_id=round_id,
-                                  question_set_id=set_of[cadence_id], question_key=key))
-    db.session.flush()
+    try:
+        with db.session.begin_nested():
+            for answer_id, round_id, key, cadence_id in rows:
+                db.session.add(TriageItem(token=secrets.token_hex(8), answer_id=answer_id, round_id=round_id,
+                                          question_set_id=set_of[cadence_id], question_key=key))
+    except IntegrityError:  # another reader of the inbox added them a moment ago: they are there now
+        return 0
     return len(rows)
 
 
