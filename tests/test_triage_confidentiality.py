@@ -7,9 +7,9 @@ import itertools
 
 from sqlalchemy import func, select
 
-from cadence.models import TEAM_PATH_SEPARATOR, Team
+from surveys.org.models import TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
-from surveys.scorecard import round_plan
+from surveys.scorecard.confidentiality import round_plan
 from surveys.triage import service
 from surveys.triage.models import NeedNotice
 from tests.scorecard_data import ScorecardData

@@ -99,7 +99,7 @@ def test_areas_and_mappings_roll_up_option_counts(app, signed_in_client, make_pe
     client.post("/triage/areas/mappings", data={"csrf_token": token, "area_id": security["id"],
                                                 "question": f"{data.question_set.id}:why:"})
     assert "Nothing to triage here" in client.get("/triage/?area=mine").text
-    from cadence.models import Person
+    from surveys.org.models import Person
     from surveys.triage.models import AreaOwner
     me = db.session.scalar(select(Person).where(Person.email == "staff@example.com"))
     db.session.add(AreaOwner(area_id=platform["id"], person_id=me.id))
@@ -150,3 +150,17 @@ def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_p
     assert client.get("/api/v1/needs/999", headers=headers).status_code == 404
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert {"/areas", "/needs", "/needs/{need_id}", "/needs/{need_id}/evidence"} <= set(paths)
+
+
+def test_a_comment_a_spreadsheet_would_run_is_neutralised_in_the_csv(app, api_token, make_person, clock):
+    attributed_round([("Eve Rep", '=HYPERLINK("http://evil.example","click")')])
+    pm = make_person(email="pm2@example.com")
+    need = service.create_need(pm, "-2+3 formula-looking need", now=clock())
+    item = service.item_by_token(service.inbox(service.InboxFilters())["items"][0]["id"])
+    service.link_item(pm, item, need, 1, clock())
+    db.session.commit()
+    headers = api_token()
+    evidence = app.test_client().get(f"/api/v1/needs/{need.id}?format=csv", headers=headers).text
+    assert "'=HYPERLINK" in evidence and ",=HYPERLINK" not in evidence
+    needs = app.test_client().get("/api/v1/needs?format=csv", headers=headers).text
+    assert "'-2+3 formula-looking need" in needs

@@ -1,14 +1,12 @@
 """Product areas, needs and evidence in the API (docs/api.md, SPEC §10)."""
 
-import csv
-import io
-
-from flask import Response, g, jsonify, request
+from flask import g, jsonify, request
 
 from cadence.clock import utcnow
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
 from surveys.extensions import db
 from surveys.problems import ApiProblem, validation_problem
+from surveys.tabular import csv_text, download
 from surveys.triage import service
 from surveys.triage.models import NEED_STATUSES, Area, Need
 
@@ -21,13 +19,8 @@ CSV_COLUMNS = ("id", "name", "area", "status", "mentions", "this_period", "last_
 
 
 def _csv(header, rows, filename):
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if row[key] is None else row[key] for key in header])
-    return Response(out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    """Through surveys.tabular, like every export: a comment a spreadsheet would run as a formula is neutralised."""
+    return download(csv_text(header, rows), "text/csv", filename)
 
 
 @api_bp.get("/areas")

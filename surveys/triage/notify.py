@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import update
 
 from cadence.mail import mail_backend
-from cadence.models import Person
+from surveys.org.models import Person
 from surveys.audit import record
 from surveys.extensions import db
 from surveys.triage.models import STATUS_LABELS, Need, NeedNotice

@@ -30,11 +30,13 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from cadence import dispatch
-from cadence.models import Invitation, Person, Round
+from cadence.models import Cadence, Invitation, Round
 from surveys.audit import record
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSet, Response
-from surveys.scorecard import Policy, TeamTree, round_plan
+from surveys.org.models import Person
+from surveys.scorecard.confidentiality import Policy, round_plan
+from surveys.scorecard.groups import TeamTree
 from surveys.triage.models import (
     ANNOUNCED_STATUSES, NEED_STATUSES, Area, AreaMapping, AreaOwner, Evidence, Need, NeedNotice, TriageItem,
 )
@@ -211,8 +213,6 @@ def sync_inbox() -> int:
     ).all()
     if not rows:
         return 0
-    from cadence.models import Cadence
-
     set_of = dict(db.session.execute(select(Cadence.id, Cadence.question_set_id)).all())
     try:
         with db.session.begin_nested():

@@ -12,15 +12,16 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from cadence.clock import utcnow
-from cadence.models import Person, PersonRole
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys.models import Question, QuestionSet, QuestionSetVersion
+from surveys.org.models import Person, PersonRole
+from surveys.permissions import EDITORS
 from surveys.triage import service
 from surveys.triage.models import IMPORTANCE_LABELS, NEED_STATUSES, STATUS_LABELS, Area, Need
 
 triage_bp = Blueprint("triage", __name__, url_prefix="/triage")
-TRIAGE_ROLES = ("pm", "admin")
+TRIAGE_ROLES = EDITORS  # pm, admin
 FILTER_ARGS = ("area", "set", "team", "region", "segment", "state")
 
 
