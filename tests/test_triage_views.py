@@ -67,6 +67,11 @@ def test_the_inbox_triages_without_javascript_and_shows_field_errors(app, signed
     merged = client.post(f"/triage/needs/{duplicate.id}/merge", data={"csrf_token": token, "target_id": str(need.id)})
     db.session.expire_all()
     assert merged.status_code == 302 and db.session.scalars(select(Need.name)).all() == ["SAML SSO for banks"]
+    huge = "99536609050978208"
+    assert client.get(f"/triage/?set={huge}&team={huge}&area={huge}").status_code == 200
+    assert client.get(f"/triage/needs?area={huge}").status_code == 200
+    refused = client.post(f"/triage/needs/{need.id}/merge", data={"csrf_token": token, "target_id": huge})
+    assert refused.status_code == 422
     # Planned without a note: a field error.
     refused = client.post(f"/triage/needs/{need.id}/status", data={"csrf_token": token, "status": "planned"})
     assert refused.status_code == 422 and "public note" in refused.text
@@ -137,6 +142,11 @@ def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_p
     needs = client.get(f"/api/v1/needs?area={area.id}&status=new", headers=headers).get_json()
     assert [(n["name"], n["mentions"], n["importance"], n["revenue"]) for n in needs] == [("SAML SSO", 2, 4, None)]
     assert client.get("/api/v1/needs?status=bogus", headers=headers).status_code == 400
+    huge = "99536609050978208"  # beyond a 32-bit id: unknown, never a database error
+    assert client.get(f"/api/v1/needs?area={huge}", headers=headers).status_code == 400
+    too_big = client.post(f"/api/v1/needs/{need.id}/evidence", headers=headers,
+                          json={"answer_id": int(huge), "importance": 1})
+    assert too_big.status_code == 422 and "answer_id" in too_big.get_json()["errors"]
     assert client.get("/api/v1/needs?status=planned", headers=headers).get_json() == []
     csv_text = client.get("/api/v1/needs?format=csv", headers=headers).text
     assert csv_text.splitlines()[0].startswith("id,name,area,status") and "SAML SSO" in csv_text

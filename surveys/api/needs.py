@@ -39,7 +39,7 @@ def _need_filters():
     errors = {}
     area_id = None
     if area:
-        area_id = int(area) if area.isdigit() else None
+        area_id = service.whole_id(area)
         if area_id is None or db.session.get(Area, area_id) is None:
             errors["area"] = "No such area."
     if status and status not in NEED_STATUSES:

@@ -96,7 +96,7 @@ def create_area(actor, name: str, parent_id=None, owner_ids=()) -> Area:
         errors["name"] = f"Keep the name to {AREA_NAME_MAX} characters."
     parent = None
     if parent_id not in (None, ""):
-        parent = db.session.get(Area, _int(parent_id))
+        parent = get_by_id(Area, parent_id)
         if parent is None:
             errors["parent_id"] = "No such parent area."
     if not errors and db.session.scalar(select(Area.id).where(
@@ -104,7 +104,7 @@ def create_area(actor, name: str, parent_id=None, owner_ids=()) -> Area:
         errors["name"] = "An area with this name already exists there."
     owners = []
     for owner_id in owner_ids or ():
-        person = db.session.get(Person, _int(owner_id))
+        person = get_by_id(Person, owner_id)
         if person is None or not person.has_role("pm"):
             errors["owner_ids"] = "Owners must be product managers."
         else:
@@ -123,7 +123,7 @@ def create_area(actor, name: str, parent_id=None, owner_ids=()) -> Area:
 
 def map_to_area(actor, area: Area, question_set_id, question_key: str, option_key: str | None = None) -> AreaMapping:
     """Map a question (or one option of it) of a set to an area, replacing an earlier mapping."""
-    question_set = db.session.get(QuestionSet, _int(question_set_id))
+    question_set = get_by_id(QuestionSet, question_set_id)
     errors = {}
     question = None
     if question_set is None:
@@ -286,7 +286,7 @@ class InboxFilters:
         """From a query string; `area=mine` means the areas `person` owns."""
         def number(name):
             value = (args.get(name) or "").strip()
-            return int(value) if value.isdigit() else None
+            return whole_id(value)
 
         state = args.get("state") if args.get("state") in ("new", "linked", "dismissed", "all") else "new"
         mine = args.get("area") == "mine" and person is not None
@@ -450,11 +450,33 @@ def item_by_token(token: str) -> TriageItem | None:
 # -- Needs and evidence --------------------------------------------------------------------
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every database Canary runs on
+
+
 def _int(value):
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def whole_id(value) -> int | None:
+    """An id from a form, a query string or JSON: a whole number from 1 to MAX_ID, else None
+    (a larger number would be an error in PostgreSQL, not merely unknown)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
+            return None
+    number = _int(value)
+    return number if number is not None and 1 <= number <= MAX_ID else None
+
+
+def get_by_id(model, value):
+    """The row whose id is `value` (see whole_id), or None."""
+    number = whole_id(value)
+    return db.session.get(model, number) if number is not None else None
 
 
 def validate_importance(value) -> int:
@@ -476,7 +498,7 @@ def create_need(actor, name: str, area_id=None, now=None, note: str = "") -> Nee
         errors["public_note"] = f"Keep the note to {NOTE_MAX} characters."
     area = None
     if area_id not in (None, ""):
-        area = db.session.get(Area, _int(area_id)) if _int(area_id) is not None else None
+        area = get_by_id(Area, area_id)
         if area is None:
             errors["area_id"] = "No such area."
     if errors:
@@ -526,7 +548,7 @@ def link_option_answer(actor, answer_id, need: Need, importance, now) -> Evidenc
     only, since a single confidential choice is counted through option
     mappings and the scorecard, never linked one by one."""
     importance = validate_importance(importance)
-    answer = db.session.get(Answer, _int(answer_id)) if _int(answer_id) is not None else None
+    answer = get_by_id(Answer, answer_id)
     if answer is None:
         raise TriageError({"answer_id": "No such answer."})
     round_ = db.session.get(Round, answer.round_id)

@@ -73,7 +73,7 @@ def _refused(token, error: service.TriageError):
 def link(token):
     item = _item_or_404(token)
     need_id = request.form.get("other_need_id") if request.form.get("use_other") else request.form.get("need_id")
-    need = db.session.get(Need, int(need_id)) if (need_id or "").isdigit() else None
+    need = service.get_by_id(Need, need_id)
     try:
         if need is None:
             raise service.TriageError({"need_id": "Pick the need this comment is evidence for."})
@@ -114,7 +114,7 @@ def dismiss(token):
 def needs():
     area = request.args.get("area")
     status = request.args.get("status") if request.args.get("status") in NEED_STATUSES else None
-    area_id = int(area) if (area or "").isdigit() else None
+    area_id = service.whole_id(area)
     return render_template("triage/needs.html", needs=service.ranked_needs(utcnow(), area_id, status),
                            areas=service.area_paths(), statuses=STATUS_LABELS, area_id=area_id, status=status,
                            heard=service.heard_back(), rollup=service.area_rollup(),
@@ -159,7 +159,7 @@ def need_status(need_id):
 def need_merge(need_id):
     source = db.get_or_404(Need, need_id)
     target_id = request.form.get("target_id")
-    target = db.session.get(Need, int(target_id)) if (target_id or "").isdigit() else None
+    target = service.get_by_id(Need, target_id)
     try:
         if target is None:
             raise service.TriageError({"target_id": "Pick the need to merge this one into."})
@@ -215,7 +215,7 @@ def create_area():
 @roles_required(*TRIAGE_ROLES)
 def map_area():
     area_id = request.form.get("area_id")
-    area = db.session.get(Area, int(area_id)) if (area_id or "").isdigit() else None
+    area = service.get_by_id(Area, area_id)
     set_id, _, rest = (request.form.get("question") or "").partition(":")
     key, _, option = rest.partition(":")
     try:
