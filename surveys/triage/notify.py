@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from flask import current_app
 from sqlalchemy import update
 
+from cadence import mail
 from cadence.mail import mail_backend
 from surveys.org.models import Person
 from surveys.audit import record
@@ -18,20 +18,11 @@ from surveys.triage.models import STATUS_LABELS, Need, NeedNotice
 
 
 def compose(notice: NeedNotice, need: Need, person: Person, quoted: list[str]) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = person.email
     verb = "is planned" if notice.status == "planned" else "has shipped"
-    message["Subject"] = f"You told us, it {verb}: {need.name}"
-    lines = [f"Hello {person.name},", "",
-             f"You told product about this, and it {verb}: {need.name} ({STATUS_LABELS[notice.status]}).", ""]
-    if need.public_note:
-        lines += [need.public_note, ""]
-    if quoted:
-        lines += ["What you wrote:"] + [f"  \u201c{text}\u201d" for text in quoted[:3]] + [""]
-    lines += ["Thank you for taking the time to write it down.", "", "Canary"]
-    message.set_content("\n".join(lines))
-    return message
+    return mail.compose(to=(person.name, person.email), subject=f"You told us, it {verb}: {need.name}",
+                        kind="need", key=f"need.{need.id}.{notice.status}.{person.id}",
+                        template="email/need_notice", person=person, need=need, verb=verb,
+                        status_label=STATUS_LABELS[notice.status], quoted=quoted[:3])
 
 
 def send_notices(notice_ids: list[int], now) -> dict:

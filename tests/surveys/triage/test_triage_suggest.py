@@ -14,7 +14,7 @@ from pathlib import Path
 
 from surveys.triage.suggest import Suggester
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 SEED = 17
 SEED_PER_NEED = 3
 TOP3_FLOOR = 0.62  # measured 0.686 (docs/triage.md); chance is 3 in 12

@@ -12,8 +12,8 @@ from surveys.extensions import db
 from surveys.scorecard.confidentiality import round_plan
 from surveys.triage import service
 from surveys.triage.models import NeedNotice
-from tests.scorecard_data import ScorecardData
-from tests.triage_data import GAPS, WHY, attributed_round
+from tests.builders.scorecards import ScorecardData
+from tests.builders.triage import GAPS, WHY, attributed_round
 
 C = 10  # the set's comment threshold
 # (region, segment, writers): EMEA 14, NA 12, APAC 4; Enterprise 20, SMB 10.

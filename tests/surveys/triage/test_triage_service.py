@@ -9,7 +9,7 @@ from surveys.extensions import db
 from surveys.triage import service
 from surveys.triage.models import Evidence, Need, NeedNotice
 from tests.conftest import run_worker
-from tests.triage_data import attributed_round
+from tests.builders.triage import attributed_round
 
 
 def _items(filters=None):
@@ -85,9 +85,11 @@ def test_planned_and_shipped_send_one_message_per_rep_by_rq_and_smtp(app, clock,
     assert len(ids) == 3
     run_worker(app)
     assert smtp.wait_for(3) == 3
-    assert sorted(m["To"] for m in smtp.messages) == sorted(p.email for p in reps)
+    assert sorted(m["To"] for m in smtp.messages) == sorted(f"{p.name} <{p.email}>" for p in reps)
     subjects = {m["Subject"] for m in smtp.messages}
     assert subjects == {"You told us, it is planned: SSO"}
+    assert {m["X-Canary-Kind"] for m in smtp.messages} == {"need"}
+    assert all("What you wrote" in m.get_body(preferencelist=("plain",)).get_content() for m in smtp.messages)
     assert all("SAML SSO is planned for Q1." in m.get_body().get_content() for m in smtp.messages)
     # Planned again (a note edit) sends nothing more.
     again = service.change_status(pm, need, "planned", "Now in beta.", clock())

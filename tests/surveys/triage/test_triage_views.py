@@ -9,7 +9,7 @@ from surveys.extensions import db
 from surveys.triage import service
 from surveys.triage.models import Evidence, Need, TriageItem
 from tests.conftest import csrf_token_from
-from tests.triage_data import attributed_round
+from tests.builders.triage import attributed_round
 
 COMMENTS = [("Ana Rep", "Banks keep asking for SAML SSO"), ("Bo Rep", "Globex undercut us on the reporting add-on"),
             ("Cy Rep", "Need Okta single sign-on before the bank signs")]

@@ -1,11 +1,11 @@
 """Test data for triage: an attributed and a confidential set with comments,
-built through tests.scorecard_data (the models, no shortcuts)."""
+built through tests.builders.scorecards (the models, no shortcuts)."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.scorecard_data import ScorecardData
+from tests.builders.scorecards import ScorecardData
 
 GAPS = {"key": "gaps", "type": "multi_choice", "prompt": "Which gaps hurt deals?",
         "settings": {"options": [{"key": "sso", "label": "SSO"}, {"key": "reporting", "label": "Reporting"}]}}

@@ -8,8 +8,8 @@ from sqlalchemy import select
 from surveys.extensions import db
 from surveys.triage import service
 from surveys.triage.models import Evidence, Need, TriageItem
-from tests.test_alerts_browser import CONTRAST, PASSWORD, UNLABELLED
-from tests.triage_data import attributed_round
+from tests.surveys.alerts.test_alerts_browser import CONTRAST, PASSWORD, UNLABELLED
+from tests.builders.triage import attributed_round
 
 SSO = ["Okta SSO is required by the bank", "They need SAML single sign-on", "No SSO, no deal at Initech",
        "Single sign-on with Azure AD please"]
