@@ -4,7 +4,7 @@ immutability, confidentiality), and the JSON API."""
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -29,7 +29,7 @@ from surveys.questions.drafts import (
 )
 from surveys.questions.rules import KEY_PATTERN, NothingToPublish, QuestionSetInvalid
 from surveys.questions.shapes import question_set_to_dict, question_to_dict
-from surveys.questions.validation import validate_question, validate_question_set
+from surveys.questions.validation import reserved_keys, validate_question, validate_question_set
 
 CHOICES = [{"key": "price", "label": "Price"}, {"key": "features", "label": "Features"}]
 
@@ -211,9 +211,12 @@ def test_a_question_must_be_an_object():
 
 
 @given(st.text(max_size=70))
+@example("errors")
+@example("win_confidence")
 def test_keys_are_slugs(key):
+    """A key is accepted exactly when it is a slug the rep form does not use itself."""
     errors = errors_of(question("yes_no", key=key))
-    assert ("key" not in errors) == bool(KEY_PATTERN.match(key.strip()))
+    assert ("key" not in errors) == bool(KEY_PATTERN.match(key.strip()) and key.strip() not in reserved_keys())
 
 
 # -- show_if ---------------------------------------------------------------------------
