@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 
 from cadence.models import Cadence, Round
 from surveys.api.rounds import export_csv, safe_filename
-from surveys.auth import roles_required
+from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
