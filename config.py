@@ -122,6 +122,14 @@ class Config:
     # 0 (the default) trusts no such header: the throttles count the peer.
     TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 
+    # -- Deal moments (issue 15; surveys/deals/) ---------------------------
+    # The generic webhook's HMAC secret, Salesforce organisations allowed to
+    # send outbound messages (comma-separated ids), HubSpot's app secret.
+    # Unset: that way in refuses every request.
+    DEAL_WEBHOOK_SECRET = env_str("DEAL_WEBHOOK_SECRET")
+    SALESFORCE_ORG_IDS = env_str("SALESFORCE_ORG_IDS", "")
+    HUBSPOT_CLIENT_SECRET = env_str("HUBSPOT_CLIENT_SECRET")
+
 
 class DevelopmentConfig(Config):
     CANARY_ENV = "development"

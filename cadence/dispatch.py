@@ -49,3 +49,11 @@ def alert_notification(notification_id: int) -> None:
     get_queue("mail").enqueue("cadence.jobs.send_alert_notification", notification_id,
                               retry=Retry(max=len(intervals), interval=list(intervals)),
                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+
+
+def deal_events(event_ids: list[int]) -> None:
+    """Apply each newly stored deal event to its deal (surveys.deals.processing)."""
+    queue = get_queue("cadence")
+    for event_id in event_ids:
+        queue.enqueue("cadence.jobs.process_deal_event", event_id, job_timeout=300,
+                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

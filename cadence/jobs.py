@@ -41,3 +41,10 @@ def send_alert_notification(notification_id: int) -> str:
     from surveys.alert_routing import send_notification
 
     return send_notification(notification_id)
+
+
+def process_deal_event(event_id: int) -> str:
+    """Apply one stored deal event to its deal."""
+    from surveys.deals.processing import process_event
+
+    return process_event(event_id, utcnow())

@@ -95,6 +95,7 @@ def register_models():
     import cadence.models  # noqa: F401
     import surveys.alert_models  # noqa: F401
     import surveys.audit  # noqa: F401
+    import surveys.deals.models  # noqa: F401
     import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
 
