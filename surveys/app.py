@@ -124,10 +124,12 @@ def register_commands(app):
     from cadence.commands import register_cadence_commands
     from cadence.people_commands import register_people_commands
     from surveys.commands import register_survey_commands
+    from surveys.deals.commands import register_deal_commands
 
     register_survey_commands(app)
     register_people_commands(app)
     register_cadence_commands(app)
+    register_deal_commands(app)
 
 
 def register_errorhandlers(app):

@@ -42,8 +42,9 @@ class Stored:
     created: bool
 
 
-def store_events(source: str, events: list[dict], raw: str, now: datetime) -> list[Stored]:
-    """Keep each event (all of a batch, or none), then queue the new ones."""
+def store_events(source: str, events: list[dict], raw: str, now: datetime, queue: bool = True) -> list[Stored]:
+    """Keep each event, then queue the new ones for a worker (unless the
+    caller processes them itself, as the CSV import does)."""
     results = []
     for item in events:
         existing = _find(source, item["event_id"])
@@ -61,8 +62,8 @@ def store_events(source: str, events: list[dict], raw: str, now: datetime) -> li
             continue
         results.append(Stored(event, True))
     db.session.commit()
-    new_ids = [r.event.id for r in results if r.created]
-    dispatch.deal_events(new_ids)
+    if queue:
+        dispatch.deal_events([r.event.id for r in results if r.created])
     return results
 
 
