@@ -13,10 +13,14 @@ from cadence.clock import parse_instant, utcnow
 
 
 def tick(now: str | None = None) -> dict:
-    """The scheduler pass; RQ's cron scheduler enqueues this every minute."""
-    report = planner.tick(parse_instant(now) if now else utcnow())
+    """The scheduler pass; RQ's cron scheduler enqueues this every minute.
+    Deal moments' sending, daily digests and expiry run in the same pass."""
+    from surveys.deals.moments import run_moments
+
+    instant = parse_instant(now) if now else utcnow()
+    report = planner.tick(instant)
     current_app.logger.info("; ".join(report.lines()))
-    return report.as_dict()
+    return {**report.as_dict(), "deal_moments": run_moments(instant)}
 
 
 def deliver(delivery_ids: list[int]) -> dict:

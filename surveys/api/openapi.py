@@ -4,11 +4,11 @@ live side by side."""
 
 from flask import jsonify
 
-from surveys.api import alerts, cadences, deals, people, question_sets, rounds
+from surveys.api import alerts, cadences, deals, moments, people, question_sets, rounds
 from surveys.api.base import PROBLEM_SCHEMA, api_bp
 
 # Every resource module of the API: importing this module registers their routes.
-RESOURCES = (people, question_sets, cadences, rounds, alerts, deals)
+RESOURCES = (people, question_sets, cadences, rounds, alerts, deals, moments)
 
 
 def build_openapi_document():

@@ -3,9 +3,10 @@
 import click
 from flask.cli import AppGroup
 
-from cadence.clock import utcnow
+from cadence.clock import parse_instant, utcnow
 from surveys.deals.csv_import import import_deals
 from surveys.deals.models import DealEvent
+from surveys.deals.moments import run_moments
 from surveys.deals.processing import replay
 from surveys.extensions import db
 
@@ -38,6 +39,14 @@ def replay_command(event_id):
         raise click.ClickException("the event is being processed; replay it once that is done")
     replay(event, None, utcnow())
     click.echo(f"deal event {event.id} ({event.source} {event.event_id}) queued again")
+
+
+@deals_cli.command("tick")
+@click.option("--now", "now", default=None, help="ISO 8601 instant to run as of (default: now).")
+def tick_command(now):
+    """Send due deal-moment invitations, today's digests, and expire old ones."""
+    report = run_moments(parse_instant(now) if now else utcnow())
+    click.echo(f"sent {report['sent']} invitations, {report['digests']} digests; expired {report['expired']}")
 
 
 def register_deal_commands(app):

@@ -96,3 +96,98 @@ class DealEvent(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     deal: Mapped[Deal | None] = relationship()
+
+
+TRIGGERS = ("closed_lost", "closed_won", "stage_back", "no_decision")
+MOMENT_INVITATION_STATUSES = ("scheduled", "sent", "answered", "expired", "cancelled")
+
+
+class Moment(db.Model):
+    """A PM's rule: on which deal events, for which deals, ask the owner which
+    (attributed) question set, after what delay, in their working hours."""
+
+    __tablename__ = "moments"
+    __table_args__ = (CheckConstraint("status IN ('active', 'paused')", name="known_status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    question_set_id: Mapped[int] = mapped_column(ForeignKey("question_sets.id"), index=True)
+    on: Mapped[list] = mapped_column(JSON, default=list)
+    min_amount: Mapped[float | None] = mapped_column(Float)
+    segments: Mapped[list] = mapped_column(JSON, default=list)
+    regions: Mapped[list] = mapped_column(JSON, default=list)
+    products: Mapped[list] = mapped_column(JSON, default=list)
+    delay_minutes: Mapped[int] = mapped_column(Integer, default=60)
+    # "HH:MM-HH:MM" in the owner's own time zone, Monday to Friday.
+    working_hours: Mapped[str] = mapped_column(String(11), default="09:00-18:00")
+    reminder_days: Mapped[list] = mapped_column(JSON, default=list)
+    expire_days: Mapped[int] = mapped_column(Integer, default=7)
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    question_set = relationship("QuestionSet")
+
+
+class MomentInvitation(db.Model):
+    """One deal's owner asked by one moment: at most one per (moment, deal),
+    however often the CRM repeats itself and however many processes race."""
+
+    __tablename__ = "moment_invitations"
+    __table_args__ = (
+        UniqueConstraint("moment_id", "deal_id"),
+        CheckConstraint(f"status IN {MOMENT_INVITATION_STATUSES!r}", name="known_status"),
+        Index("ix_moment_invitations_status_due", "status", "send_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    moment_id: Mapped[int] = mapped_column(ForeignKey("moments.id"), index=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("question_set_versions.id"))
+    trigger: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(10), default="scheduled")
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Reminders already given (in the daily digest) and when the next is due.
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    next_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    responded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    nonce: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    moment: Mapped[Moment] = relationship()
+    deal: Mapped[Deal] = relationship()
+    person = relationship("Person")
+    version = relationship("QuestionSetVersion")
+
+
+class DealAnswer(db.Model):
+    """One answer value about one deal, stored with the deal (rows as in
+    `answers`: value_num for scales and yes/no, value_text for choices and text)."""
+
+    __tablename__ = "deal_answers"
+    __table_args__ = (Index("ix_deal_answers_moment_question", "moment_id", "question_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("moment_invitations.id", ondelete="CASCADE"), index=True)
+    moment_id: Mapped[int] = mapped_column(ForeignKey("moments.id"))
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), index=True)
+    question_key: Mapped[str] = mapped_column(String(64))
+    value_num: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class DealDigest(db.Model):
+    """The one daily email a rep gets about their deals still waiting."""
+
+    __tablename__ = "deal_digests"
+    __table_args__ = (UniqueConstraint("person_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    day: Mapped[date] = mapped_column(Date)
+    deals: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,6 +20,7 @@ from cadence import dispatch
 from cadence.models import Person
 from surveys.audit import record
 from surveys.deals.ingest import DEAL_FIELDS, dumps
+from surveys.deals import moments
 from surveys.deals.models import OUTCOMES, Deal, DealEvent
 from surveys.extensions import db
 
@@ -88,7 +89,7 @@ def process_event(event_id: int, now: datetime) -> str:
         return event.status if event is not None else "missing"
     event = db.session.get(DealEvent, event_id)
     try:
-        deal = apply_event(event, now)
+        deal, previous = apply_event(event, now)
     except DealInvalid as error:
         db.session.rollback()
         event = db.session.get(DealEvent, event_id)
@@ -97,17 +98,21 @@ def process_event(event_id: int, now: datetime) -> str:
         return "failed"
     event.status, event.error, event.deal_id, event.processed_at = "processed", None, deal.id, now
     db.session.commit()
+    if previous is not False:  # the event changed the deal: the moments decide whom to ask
+        moments.on_deal_changed(deal, previous, event.occurred_at or now, now)
     return "processed"
 
 
-def apply_event(event: DealEvent, now: datetime) -> Deal:
+def apply_event(event: DealEvent, now: datetime) -> tuple[Deal, dict | None | bool]:
+    """The deal after the event, and its fields before (None for a new deal,
+    False when the event was older than the deal's state and changed nothing)."""
     payload = dict(event.payload or {})
     external_id = str(payload.get("id") or "").strip()
     if not external_id:
         raise DealInvalid("The deal has no id.")
     deal = db.session.scalar(select(Deal).where(Deal.source == event.source, Deal.external_id == external_id))
     if deal is not None and deal.state_at and event.occurred_at and event.occurred_at < deal.state_at:
-        return deal  # an older state arriving late: kept, not applied over a newer one
+        return deal, False  # an older state arriving late: kept, not applied over a newer one
     current = _fields_of(deal) if deal is not None else {}
     merged = {**current, **{k: v for k, v in payload.items() if k in DEAL_FIELDS}}
     if "outcome" not in payload and event.type in ("deal.closed_won", "deal.closed_lost", "deal.no_decision"):
@@ -122,7 +127,7 @@ def apply_event(event: DealEvent, now: datetime) -> Deal:
     deal.state_at = event.occurred_at or now
     deal.updated_at = now
     db.session.flush()
-    return deal
+    return deal, (current or None)
 
 
 def _fields_of(deal: Deal) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cadence.models import Person
-from surveys.deals.models import Deal, DealEvent
+from surveys.deals.models import Deal, DealEvent, MomentInvitation
 from surveys.extensions import db
 
 PAGE_SIZE = 100
@@ -36,5 +36,15 @@ def deal_dict(deal: Deal) -> dict:
         "segment": deal.segment, "region": deal.region, "products": list(deal.products or []),
         "loss_reason": deal.loss_reason,
         "updated_at": deal.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ") if deal.updated_at else None,
-        "invitations": [],
+        "invitations": [
+            {"id": i.id, "moment_id": i.moment_id, "trigger": i.trigger, "status": i.status,
+             "send_at": _iso(i.send_at), "sent_at": _iso(i.sent_at), "expires_at": _iso(i.expires_at),
+             "responded_at": _iso(i.responded_at)}
+            for i in db.session.scalars(select(MomentInvitation).where(MomentInvitation.deal_id == deal.id)
+                                        .order_by(MomentInvitation.id))
+        ],
     }
+
+
+def _iso(value):
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
