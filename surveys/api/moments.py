@@ -1,15 +1,17 @@
 """Moments in the API: create, read, update, pause and resume (docs/api.md).
 The deal scorecard of a moment is in surveys/api/deal_scorecards.py."""
 
-from flask import g, jsonify
+from flask import Response, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
+from surveys.api.rounds import export_csv, safe_filename
 from surveys.audit import record
 from surveys.deals.models import Moment
 from surveys.deals.moments import MomentInvalid, create_moment, moment_dict, update_moment
+from surveys.deals.scorecard import CSV_COLUMNS, DEFAULT_CAP, Options, ScorecardQueryInvalid, csv_rows, deal_scorecard
 from surveys.extensions import db
-from surveys.problems import validation_problem
+from surveys.problems import ApiProblem, validation_problem
 
 MOMENT_ROLES = ("pm", "admin")
 READ_ROLES = ("pm", "leader", "admin")
@@ -76,6 +78,24 @@ def moment_resume(moment_id):
     return _set_status(moment_id, "active")
 
 
+@api_bp.get("/moments/<int:moment_id>/scorecard")
+@api_roles(*READ_ROLES)
+def moment_scorecard(moment_id):
+    moment = get_or_404(Moment, moment_id, "moment")
+    try:
+        cap = float(request.args.get("cap", current_app.config.get("DEAL_WEIGHT_CAP", DEFAULT_CAP)))
+        options = Options(period=request.args.get("period", "quarter"), by=request.args.get("by") or None,
+                          weight=request.args.get("weight", "deal"), cap=cap)
+        card = deal_scorecard(moment, options)
+    except (ScorecardQueryInvalid, ValueError) as error:
+        raise ApiProblem(400, "Bad request", str(error)) from None
+    if request.args.get("format") == "csv":
+        body = export_csv(CSV_COLUMNS, csv_rows(card))
+        return Response(body, mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{safe_filename(moment.name)}-deal-scorecard.csv"'})
+    return jsonify(card)
+
+
 _MOMENT = {"type": "object", "properties": {
     "id": {"type": "integer"}, "name": {"type": "string"}, "question_set_id": {"type": "integer"},
     "on": {"type": "array", "items": {"type": "string", "enum": ["closed_lost", "closed_won", "stage_back", "no_decision"]}},
@@ -104,6 +124,16 @@ OPENAPI_PATHS = {
                   "requestBody": {"required": True, "content": {"application/json": {"schema": _MOMENT}}},
                   "responses": {**_ONE, **problem_responses(400, 401, 403, 404, 422)}},
     },
+    "/moments/{moment_id}/scorecard": {"get": {
+        "summary": "The moment's deal scorecard per period of close date (JSON, or CSV with ?format=csv)",
+        "description": "Roles pm, leader, admin. ?period=month|quarter, ?by=outcome|competitor|size|segment|region|product, "
+        "?weight=revenue adds the revenue-weighted view (weights capped at ?cap, default 0.10 of the group's total; "
+        "Kish effective n for intervals; deal counts always shown).",
+        "parameters": _ID + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+                             for name in ("period", "by", "weight", "cap", "format")],
+        "responses": {"200": {"description": "The scorecard", "content": {
+            "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},
+            **problem_responses(400, 401, 403, 404)}}},
     "/moments/{moment_id}/pause": {"post": {"summary": "Stop inviting (invitations already made still go out)",
                                             "description": "Roles pm, admin.", "parameters": _ID,
                                             "responses": {**_ONE, **problem_responses(401, 403, 404)}}},

@@ -191,3 +191,12 @@ class DealDigest(db.Model):
     day: Mapped[date] = mapped_column(Date)
     deals: Mapped[int] = mapped_column(Integer, default=0)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DealProduct(db.Model):
+    """A deal's product lines, one row each, so scorecards slice by product in SQL."""
+
+    __tablename__ = "deal_products"
+
+    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True)
+    product: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cadence import dispatch
@@ -21,7 +21,7 @@ from cadence.models import Person
 from surveys.audit import record
 from surveys.deals.ingest import DEAL_FIELDS, dumps
 from surveys.deals import moments
-from surveys.deals.models import OUTCOMES, Deal, DealEvent
+from surveys.deals.models import OUTCOMES, Deal, DealEvent, DealProduct
 from surveys.extensions import db
 
 # ISO 4217 codes in use.
@@ -127,7 +127,15 @@ def apply_event(event: DealEvent, now: datetime) -> tuple[Deal, dict | None | bo
     deal.state_at = event.occurred_at or now
     deal.updated_at = now
     db.session.flush()
+    set_products(deal)
     return deal, (current or None)
+
+
+def set_products(deal: Deal) -> None:
+    db.session.execute(delete(DealProduct).where(DealProduct.deal_id == deal.id))
+    if deal.products:
+        db.session.execute(DealProduct.__table__.insert(),
+                           [{"deal_id": deal.id, "product": p} for p in dict.fromkeys(deal.products)])
 
 
 def _fields_of(deal: Deal) -> dict:
