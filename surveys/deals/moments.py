@@ -242,8 +242,8 @@ def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, no
         result = db.session.execute(_insert_ignoring_conflicts(MomentInvitation).values(
             moment_id=moment.id, deal_id=deal.id, person_id=owner.id, version_id=version.id, trigger=trigger,
             status="scheduled", send_at=send_at, expires_at=expires_at, reminders_sent=0,
-            nonce=secrets.token_urlsafe(12), created_at=now))
-        created += result.rowcount or 0
+            nonce=secrets.token_urlsafe(12), created_at=now).returning(MomentInvitation.id))
+        created += len(result.all())
     db.session.commit()
     return created
 
@@ -384,7 +384,7 @@ def send_digests(now: datetime) -> int:
             MomentInvitation.person_id == person_id, MomentInvitation.status == "sent",
             MomentInvitation.expires_at > now).order_by(Deal.close_date, Deal.id)).all()
         inserted = db.session.execute(_insert_ignoring_conflicts(DealDigest).values(
-            person_id=person_id, day=day, deals=len(waiting), sent_at=now)).rowcount
+            person_id=person_id, day=day, deals=len(waiting), sent_at=now).returning(DealDigest.id)).all()
         if not inserted:
             db.session.rollback()
             continue  # today's digest went out already; these wait for tomorrow's
