@@ -124,6 +124,9 @@ def seed_demo(now=None) -> list[str]:
         lines.append(f"{len(round_invitations(round_))} invitations go out at the next tick (flask --app wsgi dev runs one at start)")
     cadence.next_open_at = None  # let the next tick plan from here
     db.session.commit()
+    from surveys.deals.demo import seed_deal_moments
+
+    lines.extend(seed_deal_moments(owner, now, random.Random(20261215)))
     return lines
 
 
