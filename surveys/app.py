@@ -108,6 +108,7 @@ def register_blueprints(app):
     from surveys.api.base import api_bp
     from surveys.audit_views import audit_bp
     from surveys.auth.views import auth_bp
+    from surveys.deals.pages import deal_pages_bp
     from surveys.deals.views import deals_bp
     from surveys.designer import designer_bp
     from surveys.health import health_bp
@@ -115,7 +116,7 @@ def register_blueprints(app):
     from surveys.scorecard_views import scorecards_bp
     from surveys.views import staff_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp, deals_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp, deals_bp, deal_pages_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)
