@@ -162,7 +162,7 @@ OPENAPI_PATHS = {
                     "occurred_at": {"type": "string"}, "deal": {"type": "object"}}}}}},
             "responses": {"202": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object"}}}},
                           "200": {"description": "Already stored", "content": {"application/json": {"schema": {"type": "object"}}}},
-                          **problem_responses(401, 422)},
+                          **problem_responses(400, 401, 422)},
         },
         "get": {
             "summary": "Deal events as received, newest first", "description": "Roles pm, leader, admin.",
@@ -190,7 +190,7 @@ OPENAPI_PATHS = {
                            _param("X-HubSpot-Request-Timestamp", "string", "header")],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}}},
             "responses": {"202": {"description": "Stored", "content": {"application/json": {"schema": {"type": "object"}}}},
-                          **problem_responses(401, 422)},
+                          **problem_responses(400, 401, 422)},
         }
     },
     "/deal-events/{event_id}": {
