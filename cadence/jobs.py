@@ -16,11 +16,12 @@ def tick(now: str | None = None) -> dict:
     """The scheduler pass; RQ's cron scheduler enqueues this every minute.
     Deal moments' sending, daily digests and expiry run in the same pass."""
     from surveys.deals.moments import run_moments
+    from surveys.deals.processing import requeue_stale
 
     instant = parse_instant(now) if now else utcnow()
     report = planner.tick(instant)
     current_app.logger.info("; ".join(report.lines()))
-    return {**report.as_dict(), "deal_moments": run_moments(instant)}
+    return {**report.as_dict(), "deal_moments": run_moments(instant), "deal_events_requeued": requeue_stale(instant)}
 
 
 def deliver(delivery_ids: list[int]) -> dict:

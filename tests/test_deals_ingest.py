@@ -272,3 +272,20 @@ def test_hubspot_signatures_wrong_secret_tampered_stale_and_other_uri_are_refuse
     assert [r.status_code for r in replayed] == [202, 202]
     assert [e["status"] for e in replayed[1].json["events"]] == ["duplicate"] * 3
     assert _count(DealEvent) == 3
+
+
+def test_an_event_whose_job_was_lost_is_queued_again_by_the_tick(app, client, clock, make_person):
+    from cadence.queues import get_queue
+    from surveys.deals.processing import requeue_stale
+
+    configure(app)
+    _rep(make_person)
+    assert post_signed(client, event_body("evt_lost_job"), clock()).status_code == 202
+    get_queue("cadence").empty()  # Redis lost the job
+    run_worker(app)
+    assert db.session.scalar(select(DealEvent.status)) == "received"
+    assert requeue_stale(clock() + timedelta(minutes=1)) == 0  # not stale yet: its job may still be waiting
+    assert requeue_stale(clock() + timedelta(minutes=3)) == 1
+    run_worker(app)
+    db.session.expire_all()
+    assert db.session.scalar(select(DealEvent.status)) == "processed" and _count(Deal) == 1

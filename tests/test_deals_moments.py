@@ -171,6 +171,8 @@ def test_the_form_shows_the_deal_and_stores_the_answers_with_it(app, client, clo
     assert page.status_code == 200
     for fact in ("Globex", "180,000 USD", "Initrode", "2026-11-30", "Attributed."):
         assert fact in page.text, fact
+    forged = client.post(f"/d/{token}", data={"loss_reason": "price", "closeness": "3"})  # no form token
+    assert forged.status_code == 400 and db.session.scalar(select(func.count()).select_from(DealAnswer)) == 0
     bad = client.post(f"/d/{token}", data={"csrf_token": csrf_token_from(page.text), "closeness": "9"})
     assert bad.status_code == 422 and db.session.scalar(select(func.count()).select_from(DealAnswer)) == 0
     done = client.post(f"/d/{token}", data={"csrf_token": csrf_token_from(page.text), "loss_reason": "missing_feature",

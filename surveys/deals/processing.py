@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+
+from flask import current_app
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -64,8 +66,26 @@ def store_events(source: str, events: list[dict], raw: str, now: datetime, queue
         results.append(Stored(event, True))
     db.session.commit()
     if queue:
-        dispatch.deal_events([r.event.id for r in results if r.created])
+        try:
+            dispatch.deal_events([r.event.id for r in results if r.created])
+        except Exception as error:  # Redis away: the events are stored; the tick queues them again
+            current_app.logger.warning("deal events stored but not queued (%s); the next tick queues them",
+                                       type(error).__name__)
     return results
+
+
+STALE_AFTER = timedelta(minutes=2)
+
+
+def requeue_stale(now: datetime) -> int:
+    """Queue again every event stored but still not applied a while after it
+    arrived (Redis lost the job, or was down when it was stored). Applying
+    claims the event first, so a job queued twice applies it once."""
+    ids = db.session.scalars(select(DealEvent.id).where(
+        DealEvent.status == "received", DealEvent.received_at < now - STALE_AFTER).order_by(DealEvent.id).limit(10_000)).all()
+    if ids:
+        dispatch.deal_events(list(ids))
+    return len(ids)
 
 
 def _find(source, event_id):
