@@ -84,7 +84,7 @@ def _answered(moment_id: int, options: Options):
                        deals.c.close_date.is_not(None)).subquery("answered")
 
 
-def aggregate(moment_id: int, options: Options) -> dict:
+def aggregate(moment_id: int, options: Options, multi_keys: frozenset = frozenset()) -> dict:
     """The SQL part: per group (year, part, slice) the deal count, revenue and
     the sums of capped weights; per question the respondents and the value
     counts, with their weights. Returns plain dictionaries keyed by group."""
@@ -103,20 +103,29 @@ def aggregate(moment_id: int, options: Options) -> dict:
                                          func.sum(keyed.c.w * keyed.c.w)).group_by(*kgroup)):
         groups[(row[0], row[1], row[2])] = {"deals": row[3], "revenue": row[4] or 0.0, "w": row[5] or 0.0, "w2": row[6] or 0.0}
     answers = DealAnswer.__table__
-    per_question = (select(keyed.c.invitation_id, *kgroup, keyed.c.amount, keyed.c.w, answers.c.question_key)
-                    .select_from(keyed.join(answers, answers.c.invitation_id == keyed.c.invitation_id))
-                    .distinct().subquery("per_question"))
-    pgroup = (per_question.c.year, per_question.c.part, per_question.c.slice, per_question.c.question_key)
-    respondents = {}
-    for row in db.session.execute(select(*pgroup, func.count(), func.sum(per_question.c.w), func.sum(per_question.c.w * per_question.c.w),
-                                         func.sum(per_question.c.amount)).group_by(*pgroup)):
-        respondents[tuple(row[:4])] = {"n": row[4], "w": row[5] or 0.0, "w2": row[6] or 0.0, "revenue": row[7] or 0.0}
     vgroup = (*kgroup, answers.c.question_key, answers.c.value_num, answers.c.value_text)
     values = {}
     for row in db.session.execute(
-            select(*vgroup, func.count(distinct(answers.c.id)), func.sum(keyed.c.w), func.sum(keyed.c.amount))
+            select(*vgroup, func.count(), func.sum(keyed.c.w), func.sum(keyed.c.amount), func.sum(keyed.c.w * keyed.c.w))
             .select_from(keyed.join(answers, answers.c.invitation_id == keyed.c.invitation_id)).group_by(*vgroup)):
-        values.setdefault(tuple(row[:4]), []).append((row[4], row[5], row[6], row[7] or 0.0, row[8] or 0.0))
+        values.setdefault(tuple(row[:4]), []).append((row[4], row[5], row[6], row[7] or 0.0, row[8] or 0.0, row[9] or 0.0))
+    # Who answered each question: a single-valued question has one row per
+    # deal, so its value counts add up; only multi-choice questions (one row
+    # per option chosen) need the deals counted once each.
+    respondents = {}
+    for key, rows in values.items():
+        if key[3] not in multi_keys:
+            respondents[key] = {"n": sum(r[2] for r in rows), "w": sum(r[3] for r in rows),
+                                "w2": sum(r[5] for r in rows), "revenue": sum(r[4] for r in rows)}
+    if multi_keys:
+        per_question = (select(keyed.c.invitation_id, *kgroup, keyed.c.amount, keyed.c.w, answers.c.question_key)
+                        .select_from(keyed.join(answers, answers.c.invitation_id == keyed.c.invitation_id))
+                        .where(answers.c.question_key.in_(sorted(multi_keys))).distinct().subquery("per_question"))
+        pgroup = (per_question.c.year, per_question.c.part, per_question.c.slice, per_question.c.question_key)
+        for row in db.session.execute(select(*pgroup, func.count(), func.sum(per_question.c.w),
+                                             func.sum(per_question.c.w * per_question.c.w),
+                                             func.sum(per_question.c.amount)).group_by(*pgroup)):
+            respondents[tuple(row[:4])] = {"n": row[4], "w": row[5] or 0.0, "w2": row[6] or 0.0, "revenue": row[7] or 0.0}
     return {"groups": groups, "respondents": respondents, "values": values}
 
 
@@ -134,8 +143,9 @@ def deal_scorecard(moment: Moment, options: Options) -> dict:
     if not 0 < options.cap <= 1:
         raise ScorecardQueryInvalid("cap must be a fraction above 0 and at most 1")
     specs = _specs(moment)
-    overall = aggregate(moment.id, Options(options.period, None, options.weight, options.cap))
-    sliced = aggregate(moment.id, options) if options.by else None
+    multi = frozenset(key for key, spec in specs.items() if spec.type == "multi_choice")
+    overall = aggregate(moment.id, Options(options.period, None, options.weight, options.cap), multi)
+    sliced = aggregate(moment.id, options, multi) if options.by else None
     keys = sorted({(y, p) for (y, p, _s) in overall["groups"]})
     periods, previous = [], None
     for year, part in keys:
@@ -183,7 +193,7 @@ def _questions(specs, data, key, options, previous):
         if respondents is None:
             continue
         rows = data["values"].get((*key, question_key), [])
-        result = metrics.summarize(spec, [(num, text, count) for num, text, count, _w, _a in rows], respondents["n"])
+        result = metrics.summarize(spec, [(num, text, count) for num, text, count, _w, _a, _w2 in rows], respondents["n"])
         before = (previous or {}).get(question_key)
         entry = {"key": question_key, "type": spec.type, "prompt": spec.prompt, "n": respondents["n"],
                  "metrics": result.metrics, "ci95": metrics.intervals(result),
@@ -208,7 +218,7 @@ def weighted(spec, rows, respondents) -> dict:
     if spec.type in ("single_choice", "multi_choice"):
         shares, intervals, revenue = {}, {}, {}
         by_option = {}
-        for _num, text, _count, w, amount in rows:
+        for _num, text, _count, w, amount, _w2 in rows:
             acc = by_option.setdefault(text, [0.0, 0.0])
             acc[0] += w
             acc[1] += amount
@@ -222,8 +232,8 @@ def weighted(spec, rows, respondents) -> dict:
         result["metrics"] = {"option_pct": shares, "option_revenue": revenue}
         result["ci95"] = {"option_pct": intervals}
     elif spec.type in ("scale", "number", "nps"):
-        mean = sum(num * w for num, _t, _c, w, _a in rows) / total_w
-        spread = sum(w * (num - mean) ** 2 for num, _t, _c, w, _a in rows) / total_w
+        mean = sum(num * w for num, _t, _c, w, _a, _w2 in rows) / total_w
+        spread = sum(w * (num - mean) ** 2 for num, _t, _c, w, _a, _w2 in rows) / total_w
         variance = spread * n_eff / (n_eff - 1) if n_eff > 1 else None
         estimate = metrics.SampleMean(n_eff, mean, variance, spec.low if spec.type == "number" else None,
                                       spec.high if spec.type == "number" else None)
@@ -231,12 +241,12 @@ def weighted(spec, rows, respondents) -> dict:
         result["metrics"] = {"mean": metrics.rounded(mean, 2)}
         result["ci95"] = {"mean": [metrics.rounded(b, 2) for b in interval] if interval else None}
         if spec.type == "scale":
-            favorable = sum(w for num, _t, _c, w, _a in rows if num >= spec.favorable_min) / total_w
+            favorable = sum(w for num, _t, _c, w, _a, _w2 in rows if num >= spec.favorable_min) / total_w
             share = metrics.Proportion(favorable * n_eff, n_eff).ci95()
             result["metrics"]["favorable_pct"] = metrics.rounded(100.0 * favorable, 1)
             result["ci95"]["favorable_pct"] = [metrics.rounded(b, 1) for b in share] if share else None
     elif spec.type == "yes_no":
-        yes = sum(w for num, _t, _c, w, _a in rows if num == 1) / total_w
+        yes = sum(w for num, _t, _c, w, _a, _w2 in rows if num == 1) / total_w
         share = metrics.Proportion(yes * n_eff, n_eff).ci95()
         result["metrics"] = {"yes_pct": metrics.rounded(100.0 * yes, 1)}
         result["ci95"] = {"yes_pct": [metrics.rounded(b, 1) for b in share] if share else None}
