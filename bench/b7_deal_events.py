@@ -145,7 +145,8 @@ def run(database: str) -> list[Result]:
     floor = FLOOR_REQUESTS / floor_seconds
     ratio = ours / floor
     exact = (statuses.get(202) == EVENTS and statuses.get(200) == REPEATS and stored == distinct == EVENTS
-             and processed_once == EVENTS and deals == EVENTS and floor_stored == FLOOR_REQUESTS)
+             and processed_once == EVENTS and deals == EVENTS and floor_stored == FLOOR_REQUESTS
+             and floor_statuses.get(202) == FLOOR_REQUESTS)
     return [Result(
         id="B7", title=f"signed deal events, gunicorn {GUNICORN_WORKERS} workers, {CLIENTS} concurrent clients",
         database=database, measured=f"{ours:,.0f} events/s ({len(sent):,} posts)",

@@ -31,7 +31,7 @@ def deal_events_generic():
         raise ApiProblem(422, "Not a deal event", str(error), error.errors) from None
     [stored] = store_events("api", [event], raw_text(body), utcnow())
     status = "accepted" if stored.created else "duplicate"
-    return jsonify({"event_id": stored.event.event_id, "id": stored.event.id, "status": status}), (202 if stored.created else 200)
+    return jsonify({"event_id": stored.event_id, "id": stored.id, "status": status}), (202 if stored.created else 200)
 
 
 @api_bp.post("/deal-events/salesforce")
@@ -75,7 +75,7 @@ def deal_events_hubspot():
     except ingest.NotAnEvent as error:
         raise ApiProblem(422, "Not a deal event", str(error), error.errors) from None
     stored = store_events("hubspot", events, raw_text(body), utcnow())
-    return jsonify({"events": [{"event_id": s.event.event_id, "id": s.event.id,
+    return jsonify({"events": [{"event_id": s.event_id, "id": s.id,
                                 "status": "accepted" if s.created else "duplicate"} for s in stored]}), 202
 
 

@@ -112,6 +112,6 @@ def import_deals(source: bytes | str, now: datetime, dry_run: bool = False) -> D
             report.duplicates += 1
             continue
         report.stored += 1
-        if process_event(item.event.id, now) == "failed":
+        if process_event(item.id, now) == "failed":
             report.failed += 1
     return report

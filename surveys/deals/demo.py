@@ -56,7 +56,7 @@ def seed_deal_moments(owner, now, rng: random.Random) -> list[str]:
                 "products": rng.sample(PRODUCTS, rng.randint(1, 2)), "loss_reason": reason}
         [stored] = store_events("api", [{"event_id": f"demo-{n + 1}", "type": "deal.closed_won" if won else "deal.closed_lost",
                                          "occurred_at": closed, "deal": deal}], "", closed, queue=False)
-        process_event(stored.event.id, closed)  # the moment invites the owner, as for a live event
+        process_event(stored.id, closed)  # the moment invites the owner, as for a live event
         invitation = db.session.scalar(select(MomentInvitation).where(
             MomentInvitation.deal_id == stored.event.deal_id, MomentInvitation.moment_id == moments["closed_won" if won else "closed_lost"].id))
         if invitation is not None and rng.random() < 0.8:

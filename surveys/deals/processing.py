@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from flask import current_app
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from cadence import dispatch
 from cadence.models import Person
@@ -41,33 +41,34 @@ MAX_TEXT = {"account": 300, "stage": 100, "competitor": 200, "segment": 100, "re
 
 @dataclass
 class Stored:
-    event: DealEvent
+    id: int
+    event_id: str
     created: bool
+
+    @property
+    def event(self) -> DealEvent:
+        return db.session.get(DealEvent, self.id)
 
 
 def store_events(source: str, events: list[dict], raw: str, now: datetime, queue: bool = True) -> list[Stored]:
     """Keep each event, then queue the new ones for a worker (unless the
     caller processes them itself, as the CSV import does)."""
     results = []
+    insert = _insert_ignoring_conflicts(DealEvent).returning(DealEvent.id)
     for item in events:
-        existing = _find(source, item["event_id"])
-        if existing is not None:
-            results.append(Stored(existing, False))
-            continue
-        event = DealEvent(source=source, event_id=item["event_id"], type=item["type"],
-                          occurred_at=item.get("occurred_at"), payload=item["deal"], raw=raw,
-                          status="received", received_at=now)
-        try:
-            with db.session.begin_nested():
-                db.session.add(event)
-        except IntegrityError:  # another process stored it first
-            results.append(Stored(_find(source, item["event_id"]), False))
-            continue
-        results.append(Stored(event, True))
+        # One statement: the unique (source, event id) decides, even between
+        # processes racing with the same event; a conflict returns no row.
+        new_id = db.session.execute(insert.values(
+            source=source, event_id=item["event_id"], type=item["type"], occurred_at=item.get("occurred_at"),
+            payload=item["deal"], raw=raw, status="received", error=None, attempts=0, received_at=now)).scalar()
+        if new_id is None:
+            results.append(Stored(_find(source, item["event_id"]).id, item["event_id"], False))
+        else:
+            results.append(Stored(new_id, item["event_id"], True))
     db.session.commit()
     if queue:
         try:
-            dispatch.deal_events([r.event.id for r in results if r.created])
+            dispatch.deal_events([r.id for r in results if r.created])
         except Exception as error:  # Redis away: the events are stored; the tick queues them again
             current_app.logger.warning("deal events stored but not queued (%s); the next tick queues them",
                                        type(error).__name__)
@@ -86,6 +87,11 @@ def requeue_stale(now: datetime) -> int:
     if ids:
         dispatch.deal_events(list(ids))
     return len(ids)
+
+
+def _insert_ignoring_conflicts(model):
+    module = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
 
 
 def _find(source, event_id):
