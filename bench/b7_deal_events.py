@@ -35,6 +35,12 @@ REPEATS = EVENTS // 10
 FLOOR_REQUESTS = EVENTS
 SECRET = "bench-deal-webhook-secret"
 REPS = 200
+PROFILE_NOTES = [
+    "first run 0.38x against a floor that was itself refused (the benchmark route lacked the CSRF exemption, "
+    "so it answered 400). With the floor fixed and checked, storing an event became one INSERT ... ON CONFLICT "
+    "DO NOTHING RETURNING (no SELECT before it, no SAVEPOINT, no reload after): 0.60x on SQLite, 0.59x on "
+    "PostgreSQL.",
+]
 
 
 def _free_port() -> int:
