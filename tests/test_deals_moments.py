@@ -270,3 +270,23 @@ def test_two_events_of_one_deal_racing_in_two_web_processes_make_one_invitation(
     db.session.expire_all()
     [invitation] = _invitations()
     assert invitation.person_id == rep.id
+
+
+def test_a_deal_moved_back_a_stage_and_one_closed_as_no_decision_trigger_their_moments(app, client, clock, make_person, api_token):
+    configure(app)
+    _rep(make_person)
+    headers = api_token(roles=("pm",))
+    back = _moment(client, headers, _published().id, name="Slipped", on=["stage_back"])
+    stalled = _moment(client, headers, _published().id, name="No decision", on=["no_decision"])
+    open_deal = {"type": "deal.updated", "outcome": "open", "close_date": "2027-01-31", "id": "OPP-S"}
+    post_signed(client, event_body("evt_s1", stage="Negotiation", **open_deal), clock())
+    run_worker(app)
+    post_signed(client, event_body("evt_s2", stage="Proposal", **open_deal).replace(b"14:00:00Z", b"14:10:00Z"), clock())
+    post_signed(client, event_body("evt_n", id="OPP-N", type="deal.no_decision", outcome="no_decision",
+                                   stage="Closed - No Decision"), clock())
+    run_worker(app)
+    made = {(i.moment_id, i.deal.external_id, i.trigger) for i in _invitations()}
+    assert made == {(back["id"], "OPP-S", "stage_back"), (stalled["id"], "OPP-N", "no_decision")}
+    post_signed(client, event_body("evt_s3", stage="Negotiation", **open_deal).replace(b"14:00:00Z", b"14:20:00Z"), clock())
+    run_worker(app)
+    assert len(_invitations()) == 2  # moving forward again asks nothing
