@@ -6,6 +6,7 @@ touches the network: the embedded Redis and the generated secret key are
 resolved by the app factory (see `surveys.settings`).
 """
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,19 @@ def env_bool(name, default=False):
     if value is None:
         return default
     return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_json_object(name):
+    value = env_str(name)
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise RuntimeError(f"{name} must be a JSON object, got {value!r}") from None
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise RuntimeError(f"{name} must be a JSON object of field name to field name")
+    return parsed
 
 
 def database_url(value):
@@ -121,6 +135,23 @@ class Config:
     # How many reverse proxies in front of gunicorn set X-Forwarded-For/-Proto.
     # 0 (the default) trusts no such header: the throttles count the peer.
     TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+    # -- Deal moments (issue 15; surveys/deals/) ---------------------------
+    # The generic webhook's HMAC secret, Salesforce organisations allowed to
+    # send outbound messages (comma-separated ids), HubSpot's app secret.
+    # Unset: that way in refuses every request.
+    DEAL_WEBHOOK_SECRET = env_str("DEAL_WEBHOOK_SECRET")
+    SALESFORCE_ORG_IDS = env_str("SALESFORCE_ORG_IDS", "")
+    HUBSPOT_CLIENT_SECRET = env_str("HUBSPOT_CLIENT_SECRET")
+    # Which Salesforce sObject fields / HubSpot properties carry which deal
+    # field (JSON objects); unset: the defaults in surveys/deals/ingest.py.
+    SALESFORCE_FIELD_MAP = env_json_object("SALESFORCE_FIELD_MAP")
+    HUBSPOT_PROPERTY_MAP = env_json_object("HUBSPOT_PROPERTY_MAP")
+    # Open stages in order (comma-separated), for the "stage moved back" trigger.
+    DEAL_STAGE_ORDER = env_str("DEAL_STAGE_ORDER")
+    # In revenue-weighted deal scorecards, no deal weighs more than this
+    # fraction of its group's total.
+    DEAL_WEIGHT_CAP = env_float("DEAL_WEIGHT_CAP", 0.10)
 
 
 class DevelopmentConfig(Config):

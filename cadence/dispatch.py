@@ -55,3 +55,11 @@ def need_notices(notice_ids: list[int]) -> None:
     """The messages telling reps a need they raised is planned or shipped, retried with backoff."""
     get_queue("mail").enqueue("cadence.jobs.send_need_notices", notice_ids, retry=mail_retry(),
                               result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+
+
+def deal_events(event_ids: list[int]) -> None:
+    """Apply each newly stored deal event to its deal (surveys.deals.processing)."""
+    queue = get_queue("cadence")
+    for event_id in event_ids:
+        queue.enqueue("cadence.jobs.process_deal_event", event_id, job_timeout=300,
+                      result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

@@ -13,10 +13,15 @@ from cadence.clock import parse_instant, utcnow
 
 
 def tick(now: str | None = None) -> dict:
-    """The scheduler pass; RQ's cron scheduler enqueues this every minute."""
-    report = planner.tick(parse_instant(now) if now else utcnow())
+    """The scheduler pass; RQ's cron scheduler enqueues this every minute.
+    Deal moments' sending, daily digests and expiry run in the same pass."""
+    from surveys.deals.moments import run_moments
+    from surveys.deals.processing import requeue_stale
+
+    instant = parse_instant(now) if now else utcnow()
+    report = planner.tick(instant)
     current_app.logger.info("; ".join(report.lines()))
-    return report.as_dict()
+    return {**report.as_dict(), "deal_moments": run_moments(instant), "deal_events_requeued": requeue_stale(instant)}
 
 
 def deliver(delivery_ids: list[int]) -> dict:
@@ -47,3 +52,10 @@ def send_need_notices(notice_ids: list[int]) -> dict:
     from surveys.triage.notify import send_notices
 
     return send_notices(notice_ids, utcnow())
+
+
+def process_deal_event(event_id: int) -> str:
+    """Apply one stored deal event to its deal."""
+    from surveys.deals.processing import process_event
+
+    return process_event(event_id, utcnow())

@@ -96,6 +96,7 @@ def register_models():
     import surveys.org.models  # noqa: F401
     import surveys.alert_models  # noqa: F401
     import surveys.audit  # noqa: F401
+    import surveys.deals.models  # noqa: F401
     import surveys.feedback  # noqa: F401
     import surveys.models  # noqa: F401
     import surveys.triage.models  # noqa: F401
@@ -109,6 +110,8 @@ def register_blueprints(app):
     from surveys.api.base import api_bp
     from surveys.audit_views import audit_bp
     from surveys.auth.views import auth_bp
+    from surveys.deals.pages import deal_pages_bp
+    from surveys.deals.views import deals_bp
     from surveys.designer import designer_bp
     from surveys.health import health_bp
     from surveys.respond import respond_bp
@@ -116,8 +119,8 @@ def register_blueprints(app):
     from surveys.home import staff_bp
     from surveys.triage.views import triage_bp
 
-    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp, health_bp, alerts_bp,
-                      triage_bp):
+    for blueprint in (auth_bp, staff_bp, designer_bp, scorecards_bp, cadences_bp, people_bp, audit_bp, respond_bp, api_bp,
+                      health_bp, alerts_bp, triage_bp, deals_bp, deal_pages_bp):
         app.register_blueprint(blueprint)
     # The API authenticates with Bearer tokens only, never cookies: no CSRF.
     csrf.exempt(api_bp)
@@ -127,10 +130,12 @@ def register_commands(app):
     from cadence.commands import register_cadence_commands
     from surveys.org.commands import register_people_commands
     from surveys.commands import register_survey_commands
+    from surveys.deals.commands import register_deal_commands
 
     register_survey_commands(app)
     register_people_commands(app)
     register_cadence_commands(app)
+    register_deal_commands(app)
 
 
 def register_errorhandlers(app):

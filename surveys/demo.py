@@ -128,6 +128,10 @@ def seed_demo(now=None) -> list[str]:
     from surveys.triage.demo import seed_triage
 
     lines += seed_triage(question_set, owner, now)
+
+    from surveys.deals.demo import seed_deal_moments
+
+    lines.extend(seed_deal_moments(owner, now, random.Random(20261215)))
     return lines
 
 

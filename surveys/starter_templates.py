@@ -182,6 +182,49 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
             ],
         },
     ),
+    StarterTemplate(
+        slug="deal-lost",
+        name="Deal lost: while it is fresh",
+        summary="Four questions to the owner of a deal just lost: why, what was missing, how close, what would have saved it.",
+        cadence_hint="A deal moment on closed-lost (an hour after close, in working hours).",
+        body={
+            "name": "Deal lost",
+            "description": "Asked of the deal's owner right after it closes lost. Attributed: a deal identifies its owner.",
+            "confidentiality": "attributed",
+            "questions": [
+                {"key": "loss_reason", "type": "single_choice", "prompt": "What was the main reason this deal was lost?",
+                 "options": _options(("missing_feature", "A missing feature"), ("price", "Price"),
+                                     ("competitor", "A competitor was stronger"), ("no_decision", "No decision / budget frozen"),
+                                     ("timing", "Timing"), ("relationship", "Relationship"))},
+                {"key": "product_gap", "type": "multi_choice", "prompt": "Which product areas fell short?",
+                 "required": False, "options": PRODUCT_AREAS},
+                {"key": "closeness", "type": "scale", "prompt": "How close did we come to winning?",
+                 "scale_max": 5, "low_label": "Never in it", "high_label": "Lost at the wire"},
+                {"key": "save_story", "type": "text", "prompt": "In a sentence: what would have saved it?",
+                 "required": False, "max_length": 500},
+            ],
+        },
+    ),
+    StarterTemplate(
+        slug="deal-won",
+        name="Deal won: what made it",
+        summary="Three questions to the owner of a deal just won: the reason, how much the product mattered, the story.",
+        cadence_hint="A deal moment on closed-won (an hour after close, in working hours).",
+        body={
+            "name": "Deal won",
+            "description": "Asked of the deal's owner right after it closes won. Attributed: a deal identifies its owner.",
+            "confidentiality": "attributed",
+            "questions": [
+                {"key": "win_reason", "type": "single_choice", "prompt": "What was the main reason this deal was won?",
+                 "options": _options(("product_fit", "Product fit"), ("price", "Price"), ("relationship", "Relationship and trust"),
+                                     ("time_to_value", "Time to value"), ("support", "Support and services"))},
+                {"key": "product_weight", "type": "scale", "prompt": "How much did the product itself decide it?",
+                 "scale_max": 5, "low_label": "Not at all", "high_label": "Entirely"},
+                {"key": "win_story", "type": "text", "prompt": "In a sentence: what tipped it?",
+                 "required": False, "max_length": 500},
+            ],
+        },
+    ),
 )
 
 _BY_SLUG = {template.slug: template for template in TEMPLATES}

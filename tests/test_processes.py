@@ -152,8 +152,11 @@ def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
         closed = connection.execute(text("SELECT count(*) FROM rounds WHERE status = 'closed'")).scalar()
         open_rounds = connection.execute(text("SELECT count(*) FROM rounds WHERE status = 'open'")).scalar()
         answers = connection.execute(text("SELECT count(*) FROM answers")).scalar()
+        deals = connection.execute(text("SELECT count(*), min(close_date), max(close_date) FROM deals WHERE outcome <> 'open'")).one()
+        deal_answers = connection.execute(text("SELECT count(DISTINCT invitation_id) FROM deal_answers")).scalar()
     engine.dispose()
     assert (closed, open_rounds) == (12, 1) and answers > 2000
+    assert deals[0] == 360 and deal_answers > 250  # a year of closed deals, most of them answered
     again = flask(env, "demo", "seed")
     assert again.returncode == 0 and "left it as it is" in again.stdout
 

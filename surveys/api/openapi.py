@@ -4,11 +4,11 @@ live side by side."""
 
 from flask import jsonify
 
-from surveys.api import alerts, cadences, needs, people, question_sets, rounds
+from surveys.api import alerts, cadences, deals, moments, needs, people, question_sets, rounds
 from surveys.api.base import PROBLEM_SCHEMA, api_bp
 
 # Every resource module of the API: importing this module registers their routes.
-RESOURCES = (people, question_sets, cadences, rounds, alerts, needs)
+RESOURCES = (people, question_sets, cadences, rounds, alerts, needs, deals, moments)
 
 
 def build_openapi_document():

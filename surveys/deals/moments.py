@@ -1,0 +1,439 @@
+"""Moments: which deal events ask the deal's owner which questions, and when.
+
+A processed deal event calls `on_deal_changed`; each active moment whose
+trigger and filters match gets one invitation for the deal (the unique
+(moment, deal) decides, so a repeated or racing event adds nothing). Its send
+time is the close plus the moment's delay, moved into the owner's working
+hours in their own time zone. `run_moments(now)`, called by the tick job,
+sends what is due, gives each rep one daily email listing their deals still
+waiting (the reminders), and expires what is past its expiry.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import date, datetime, time, timedelta
+from email.message import EmailMessage
+from email.utils import formataddr
+from zoneinfo import ZoneInfo
+
+from flask import current_app, render_template
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cadence.mail import mail_backend
+from surveys.org.models import Person
+from surveys import answers as rep_answers
+from surveys.deals.models import TRIGGERS, Deal, DealAnswer, DealDigest, Moment, MomentInvitation
+from surveys.extensions import db
+from surveys.models import QuestionSet
+
+LINK_SALT = "canary.deal-link.v1"
+HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+# Open stages in the order a deal moves through them; a move to an earlier
+# one is "stage_back". DEAL_STAGE_ORDER (comma-separated) replaces it.
+DEFAULT_STAGE_ORDER = ("prospecting", "qualification", "discovery", "needs analysis", "value proposition",
+                       "demo", "proposal", "proposal/price quote", "negotiation", "negotiation/review", "commit")
+OUTCOME_TRIGGER = {"lost": "closed_lost", "won": "closed_won", "no_decision": "no_decision"}
+
+
+class MomentInvalid(Exception):
+    def __init__(self, errors: dict):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+# -- Defining moments ---------------------------------------------------------
+
+
+def validate_moment(data: dict, partial: bool = False) -> dict:
+    errors, values = {}, {}
+
+    def present(name):
+        return name in data or not partial
+
+    if present("name"):
+        name = data.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            errors["name"] = "A name of 1 to 200 characters."
+        else:
+            values["name"] = name.strip()
+    if present("question_set_id"):
+        set_id = data.get("question_set_id")
+        question_set = db.session.get(QuestionSet, set_id) if isinstance(set_id, int) and not isinstance(set_id, bool) else None
+        if question_set is None:
+            errors["question_set_id"] = "No such question set."
+        elif question_set.confidentiality != "attributed":
+            errors["question_set_id"] = "A deal identifies its owner: moments ask attributed question sets only."
+        elif question_set.latest_published is None:
+            errors["question_set_id"] = "Publish the question set first."
+        else:
+            values["question_set_id"] = question_set.id
+    if present("on"):
+        on = data.get("on")
+        if not isinstance(on, list) or not on or any(t not in TRIGGERS for t in on):
+            errors["on"] = f"A non-empty list of: {', '.join(TRIGGERS)}."
+        else:
+            values["on"] = sorted(set(on), key=TRIGGERS.index)
+    if "min_amount" in data or not partial:
+        amount = data.get("min_amount")
+        if amount is not None and (not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount < 0):
+            errors["min_amount"] = "A non-negative number, or null."
+        else:
+            values["min_amount"] = float(amount) if amount is not None else None
+    for name in ("segments", "regions", "products"):
+        if name in data or not partial:
+            items = data.get(name) or []
+            if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
+                errors[name] = "A list of names."
+            else:
+                values[name] = [i.strip() for i in items]
+    if "delay_minutes" in data or not partial:
+        delay = data.get("delay_minutes", 60)
+        if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 14 * 24 * 60:
+            errors["delay_minutes"] = "Whole minutes from 0 to 20160 (two weeks)."
+        else:
+            values["delay_minutes"] = delay
+    if "working_hours" in data or not partial:
+        hours = data.get("working_hours", "09:00-18:00")
+        match = HOURS.match(hours) if isinstance(hours, str) else None
+        if not match or hours[:5] >= hours[6:]:
+            errors["working_hours"] = "'HH:MM-HH:MM' with the start before the end, e.g. '09:00-18:00'."
+        else:
+            values["working_hours"] = hours
+    if "expire_days" in data or not partial:
+        expire = data.get("expire_days", 7)
+        if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 60:
+            errors["expire_days"] = "Whole days from 1 to 60."
+        else:
+            values["expire_days"] = expire
+    if "reminder_days" in data or not partial:
+        reminders = data.get("reminder_days", [])
+        limit = values.get("expire_days", 60)
+        if (not isinstance(reminders, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d < limit for d in reminders)
+                or len(set(reminders)) != len(reminders)):
+            errors["reminder_days"] = "Distinct whole days after sending, each before the expiry."
+        else:
+            values["reminder_days"] = sorted(reminders)
+    if errors:
+        raise MomentInvalid(errors)
+    return values
+
+
+def create_moment(actor, data: dict) -> Moment:
+    moment = Moment(created_by_id=getattr(actor, "id", None), status="active", **validate_moment(data))
+    db.session.add(moment)
+    db.session.flush()
+    return moment
+
+
+def update_moment(moment: Moment, data: dict) -> Moment:
+    for name, value in validate_moment(data, partial=True).items():
+        setattr(moment, name, value)
+    return moment
+
+
+def moment_dict(moment: Moment) -> dict:
+    return {
+        "id": moment.id, "name": moment.name, "question_set_id": moment.question_set_id, "on": list(moment.on),
+        "min_amount": moment.min_amount, "segments": list(moment.segments), "regions": list(moment.regions),
+        "products": list(moment.products), "delay_minutes": moment.delay_minutes,
+        "working_hours": moment.working_hours, "reminder_days": list(moment.reminder_days),
+        "expire_days": moment.expire_days, "status": moment.status,
+    }
+
+
+# -- Deciding who is asked, and when ------------------------------------------
+
+
+def triggers_for(previous: dict | None, deal: Deal) -> set[str]:
+    """What this change of the deal is: a close (from an open or unknown
+    state), or an open deal moved back a stage."""
+    before = (previous or {}).get("outcome")
+    found = set()
+    if deal.outcome in OUTCOME_TRIGGER and before != deal.outcome:
+        found.add(OUTCOME_TRIGGER[deal.outcome])
+    if deal.outcome == "open" and before == "open":
+        order = _stage_order()
+        old, new = (previous.get("stage") or "").strip().lower(), (deal.stage or "").strip().lower()
+        if old in order and new in order and order.index(new) < order.index(old):
+            found.add("stage_back")
+    return found
+
+
+def _stage_order() -> list[str]:
+    configured = current_app.config.get("DEAL_STAGE_ORDER")
+    if configured:
+        return [s.strip().lower() for s in configured.split(",") if s.strip()]
+    return list(DEFAULT_STAGE_ORDER)
+
+
+def matches(moment: Moment, deal: Deal) -> bool:
+    if moment.min_amount is not None and (deal.amount or 0) < moment.min_amount:
+        return False
+    if moment.segments and deal.segment not in moment.segments:
+        return False
+    if moment.regions and deal.region not in moment.regions:
+        return False
+    if moment.products and not set(moment.products) & set(deal.products or []):
+        return False
+    return True
+
+
+def within_working_hours(instant: datetime, zone: str, hours: str) -> datetime:
+    """The first instant at or after `instant` that falls in the working hours
+    (Monday to Friday) of the zone."""
+    tz = ZoneInfo(zone)
+    start = time(int(hours[0:2]), int(hours[3:5]))
+    end = time(int(hours[6:8]), int(hours[9:11]))
+    local = instant.astimezone(tz)
+    for _ in range(8):
+        if local.weekday() < 5:
+            opening = datetime.combine(local.date(), start, tzinfo=tz)
+            closing = datetime.combine(local.date(), end, tzinfo=tz)
+            if local < opening:
+                return opening.astimezone(ZoneInfo("UTC"))
+            if local < closing:
+                return local.astimezone(ZoneInfo("UTC"))
+        local = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz)
+    raise AssertionError("a week always has working hours")
+
+
+def _zone(person: Person) -> str:
+    try:
+        ZoneInfo(person.timezone or "UTC")
+        return person.timezone or "UTC"
+    except Exception:  # an unknown zone name: fall back to UTC rather than never asking
+        return "UTC"
+
+
+def _insert_ignoring_conflicts(model):
+    module = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(model).on_conflict_do_nothing()
+
+
+def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, now: datetime) -> int:
+    """Invite the deal's owner for each matching moment; returns how many
+    invitations this call created (0 when they already existed)."""
+    found = triggers_for(previous, deal)
+    if not found:
+        return 0
+    owner = db.session.get(Person, deal.owner_id)
+    if owner is None or not owner.active:
+        return 0
+    created = 0
+    closed_on = deal.close_date
+    moments = db.session.scalars(select(Moment).where(Moment.status == "active").order_by(Moment.id)).all()
+    for moment in moments:
+        trigger = next((t for t in moment.on if t in found), None)
+        if trigger is None or not matches(moment, deal):
+            continue
+        if closed_on is not None and closed_on < (now - timedelta(days=moment.expire_days)).date():
+            continue  # a close learned too late to ask about (an old deal in an import)
+        question_set = db.session.get(QuestionSet, moment.question_set_id)
+        version = question_set.latest_published
+        if question_set.confidentiality != "attributed" or version is None:
+            continue
+        send_at = within_working_hours(max(happened_at, now - timedelta(days=1)) + timedelta(minutes=moment.delay_minutes),
+                                       _zone(owner), moment.working_hours)
+        expires_at = send_at + timedelta(days=moment.expire_days)
+        result = db.session.execute(_insert_ignoring_conflicts(MomentInvitation).values(
+            moment_id=moment.id, deal_id=deal.id, person_id=owner.id, version_id=version.id, trigger=trigger,
+            status="scheduled", send_at=send_at, expires_at=expires_at, reminders_sent=0,
+            nonce=secrets.token_urlsafe(12), created_at=now).returning(MomentInvitation.id))
+        created += len(result.all())
+    db.session.commit()
+    return created
+
+
+# -- Links --------------------------------------------------------------------
+
+
+def _serializer():
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=LINK_SALT)
+
+
+def invitation_token(invitation: MomentInvitation) -> str:
+    return _serializer().dumps([invitation.id, invitation.nonce])
+
+
+def invitation_url(invitation: MomentInvitation) -> str:
+    return f"{current_app.config['BASE_URL']}/d/{invitation_token(invitation)}"
+
+
+def invitation_for_token(token: str) -> MomentInvitation | None:
+    try:
+        invitation_id, nonce = _serializer().loads(token)
+        invitation = db.session.get(MomentInvitation, int(invitation_id))
+    except (BadSignature, ValueError, TypeError):
+        return None
+    if invitation is None or invitation.nonce != str(nonce) or invitation.status in ("scheduled", "cancelled"):
+        return None
+    return invitation
+
+
+def accepts_answers(invitation: MomentInvitation, now: datetime) -> bool:
+    return invitation.status in ("sent", "answered") and now < invitation.expires_at
+
+
+def store_answers(invitation: MomentInvitation, cleaned: dict, now: datetime) -> None:
+    """Replace the invitation's answers, all or nothing; they are stored with the deal."""
+    version = rep_answers.published_version(invitation.version_id)
+    rows = []
+    for question in version.questions:
+        if question.key in cleaned:
+            for row in rep_answers.answer_rows(question, cleaned[question.key], cleaned.get(question.key + rep_answers.OTHER_SUFFIX)):
+                rows.append({"invitation_id": invitation.id, "moment_id": invitation.moment_id,
+                             "deal_id": invitation.deal_id, "question_key": question.key, **row})
+    db.session.execute(delete(DealAnswer).where(DealAnswer.invitation_id == invitation.id))
+    if rows:
+        db.session.execute(DealAnswer.__table__.insert(), rows)
+    db.session.execute(update(MomentInvitation).where(MomentInvitation.id == invitation.id).values(
+        status="answered", responded_at=now))
+    db.session.commit()
+
+
+def stored_values(invitation: MomentInvitation) -> dict:
+    version = rep_answers.published_version(invitation.version_id)
+    rows = db.session.scalars(select(DealAnswer).where(DealAnswer.invitation_id == invitation.id)).all()
+    values = {}
+    for question in version.questions:
+        mine = [r for r in rows if r.question_key == question.key]
+        if not mine:
+            continue
+        if question.type in ("scale", "nps"):
+            values[question.key] = str(int(mine[0].value_num))
+        elif question.type == "number":
+            values[question.key] = rep_answers.plain_number(mine[0].value_num)
+        elif question.type == "yes_no":
+            values[question.key] = "yes" if mine[0].value_num else "no"
+        elif question.type == "multi_choice":
+            values[question.key] = [r.value_text for r in mine]
+        else:
+            values[question.key] = mine[0].value_text
+    return values
+
+
+# -- The tick: send, remind (one digest a day per rep), expire ---------------
+
+
+def run_moments(now: datetime) -> dict:
+    report = {"expired": expire(now), "sent": send_due(now)}
+    report["digests"] = send_digests(now)
+    return report
+
+
+def expire(now: datetime) -> int:
+    result = db.session.execute(update(MomentInvitation).where(
+        MomentInvitation.status.in_(("scheduled", "sent")), MomentInvitation.expires_at <= now).values(status="expired"))
+    db.session.commit()
+    return result.rowcount or 0
+
+
+def send_due(now: datetime) -> int:
+    due = db.session.scalars(select(MomentInvitation.id).where(
+        MomentInvitation.status == "scheduled", MomentInvitation.send_at <= now).order_by(MomentInvitation.send_at)).all()
+    sent = 0
+    for invitation_id in due:
+        # Claim it: of two ticks racing, one sends.
+        claimed = db.session.execute(update(MomentInvitation).where(
+            MomentInvitation.id == invitation_id, MomentInvitation.status == "scheduled").values(status="sent", sent_at=now)).rowcount
+        db.session.commit()
+        if not claimed:
+            continue
+        invitation = db.session.get(MomentInvitation, invitation_id)
+        try:
+            _send(_invitation_message(invitation))
+        except Exception as error:  # the mail server refused or is away: the next tick tries again
+            db.session.rollback()
+            db.session.execute(update(MomentInvitation).where(MomentInvitation.id == invitation_id).values(
+                status="scheduled", sent_at=None))
+            db.session.commit()
+            current_app.logger.warning("deal moment invitation %s not sent: %s", invitation_id, type(error).__name__)
+            continue
+        invitation.next_reminder_at = _reminder_at(invitation, 0)
+        db.session.commit()
+        sent += 1
+    return sent
+
+
+def _reminder_at(invitation: MomentInvitation, index: int) -> datetime | None:
+    days = invitation.moment.reminder_days
+    if index >= len(days):
+        return None
+    return within_working_hours(invitation.sent_at + timedelta(days=days[index]), _zone(invitation.person),
+                                invitation.moment.working_hours)
+
+
+def send_digests(now: datetime) -> int:
+    """One email per rep per local day, listing every deal of theirs still
+    waiting, on the days any of them is due a reminder."""
+    due = db.session.scalars(select(MomentInvitation).where(
+        MomentInvitation.status == "sent", MomentInvitation.next_reminder_at <= now,
+        MomentInvitation.expires_at > now)).all()
+    by_person: dict[int, list[MomentInvitation]] = {}
+    for invitation in due:
+        by_person.setdefault(invitation.person_id, []).append(invitation)
+    sent = 0
+    for person_id, reminded in by_person.items():
+        person = db.session.get(Person, person_id)
+        day = now.astimezone(ZoneInfo(_zone(person))).date()
+        waiting = db.session.scalars(select(MomentInvitation).join(Deal).where(
+            MomentInvitation.person_id == person_id, MomentInvitation.status == "sent",
+            MomentInvitation.expires_at > now).order_by(Deal.close_date, Deal.id)).all()
+        inserted = db.session.execute(_insert_ignoring_conflicts(DealDigest).values(
+            person_id=person_id, day=day, deals=len(waiting), sent_at=now).returning(DealDigest.id)).all()
+        if not inserted:
+            db.session.rollback()
+            continue  # today's digest went out already; these wait for tomorrow's
+        for invitation in reminded:
+            invitation.reminders_sent += 1
+            invitation.next_reminder_at = _reminder_at(invitation, invitation.reminders_sent)
+        db.session.flush()
+        _send(_digest_message(person, waiting, day))
+        db.session.commit()
+        sent += 1
+    return sent
+
+
+def _send(message: EmailMessage) -> None:
+    with mail_backend() as backend:
+        backend.send(message)
+
+
+def _deal_context(deal: Deal) -> dict:
+    return {"account": deal.account, "amount": f"{deal.amount:,.0f} {deal.currency}", "competitor": deal.competitor,
+            "close_date": deal.close_date, "outcome": deal.outcome.replace("_", " ")}
+
+
+def _invitation_message(invitation: MomentInvitation) -> EmailMessage:
+    deal, person = invitation.deal, invitation.person
+    version = rep_answers.published_version(invitation.version_id)
+    context = {"person": person, "deal": _deal_context(deal), "link": invitation_url(invitation),
+               "question_count": len(version.questions), "minutes": rep_answers.estimated_minutes(version),
+               "expires_at": invitation.expires_at, "zone": _zone(person)}
+    message = EmailMessage()
+    message["Subject"] = f"{deal.account}, {deal.outcome.replace('_', ' ')}: {len(version.questions)} quick questions"
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = formataddr((person.name, person.email))
+    message["Message-ID"] = f"<deal-moment-{invitation.id}@canary>"
+    message["X-Canary-Kind"] = "deal-moment"
+    message.set_content(render_template("email/deal_moment.txt", **context))
+    message.add_alternative(render_template("email/deal_moment.html", **context), subtype="html")
+    return message
+
+
+def _digest_message(person: Person, waiting: list[MomentInvitation], day: date) -> EmailMessage:
+    items = [{"deal": _deal_context(i.deal), "link": invitation_url(i), "expires_at": i.expires_at} for i in waiting]
+    message = EmailMessage()
+    message["Subject"] = f"{len(items)} closed deal{'s' if len(items) != 1 else ''} waiting for your answers"
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = formataddr((person.name, person.email))
+    message["Message-ID"] = f"<deal-digest-{person.id}-{day.isoformat()}@canary>"
+    message["X-Canary-Kind"] = "deal-digest"
+    context = {"person": person, "items": items, "zone": _zone(person)}
+    message.set_content(render_template("email/deal_digest.txt", **context))
+    message.add_alternative(render_template("email/deal_digest.html", **context), subtype="html")
+    return message
