@@ -15,14 +15,14 @@ import re
 import secrets
 from datetime import date, datetime, time, timedelta
 from email.message import EmailMessage
-from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
-from flask import current_app, render_template
+from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from cadence import mail
 from cadence.mail import mail_backend
 from surveys.org.models import Person
 from surveys import answers as rep_answers
@@ -414,26 +414,14 @@ def _invitation_message(invitation: MomentInvitation) -> EmailMessage:
     context = {"person": person, "deal": _deal_context(deal), "link": invitation_url(invitation),
                "question_count": len(version.questions), "minutes": rep_answers.estimated_minutes(version),
                "expires_at": invitation.expires_at, "zone": _zone(person)}
-    message = EmailMessage()
-    message["Subject"] = f"{deal.account}, {deal.outcome.replace('_', ' ')}: {len(version.questions)} quick questions"
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((person.name, person.email))
-    message["Message-ID"] = f"<deal-moment-{invitation.id}@canary>"
-    message["X-Canary-Kind"] = "deal-moment"
-    message.set_content(render_template("email/deal_moment.txt", **context))
-    message.add_alternative(render_template("email/deal_moment.html", **context), subtype="html")
-    return message
+    return mail.compose(to=(person.name, person.email),
+                        subject=f"{deal.account}, {deal.outcome.replace('_', ' ')}: {len(version.questions)} quick questions",
+                        kind="deal-moment", key=f"deal-moment.{invitation.id}", template="email/deal_moment", **context)
 
 
 def _digest_message(person: Person, waiting: list[MomentInvitation], day: date) -> EmailMessage:
     items = [{"deal": _deal_context(i.deal), "link": invitation_url(i), "expires_at": i.expires_at} for i in waiting]
-    message = EmailMessage()
-    message["Subject"] = f"{len(items)} closed deal{'s' if len(items) != 1 else ''} waiting for your answers"
-    message["From"] = current_app.config["MAIL_FROM"]
-    message["To"] = formataddr((person.name, person.email))
-    message["Message-ID"] = f"<deal-digest-{person.id}-{day.isoformat()}@canary>"
-    message["X-Canary-Kind"] = "deal-digest"
-    context = {"person": person, "items": items, "zone": _zone(person)}
-    message.set_content(render_template("email/deal_digest.txt", **context))
-    message.add_alternative(render_template("email/deal_digest.html", **context), subtype="html")
-    return message
+    return mail.compose(to=(person.name, person.email),
+                        subject=f"{len(items)} closed deal{'s' if len(items) != 1 else ''} waiting for your answers",
+                        kind="deal-digest", key=f"deal-digest.{person.id}.{day.isoformat()}", template="email/deal_digest",
+                        person=person, items=items, zone=_zone(person))
