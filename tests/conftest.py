@@ -299,6 +299,55 @@ def browser():
         browser.close()
 
 
+# Every staff member `make_person` creates signs in with this password.
+STAFF_PASSWORD = "correct horse battery"
+
+# Accessibility probes for a page in the browser: text under WCAG AA contrast
+# (4.5:1) and form controls without a label; each returns a list of offenders.
+CONTRAST = """
+() => {
+  const lum = (rgb) => {
+    const [r, g, b] = rgb.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map(v => {
+      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = getComputedStyle(el).backgroundColor;
+      if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const worst = [];
+  for (const el of document.querySelectorAll('main *')) {
+    if (!el.childNodes.length || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    if (el.closest('svg')) continue;
+    const a = lum(getComputedStyle(el).color), b = lum(background(el));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) worst.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
+  }
+  return worst;
+}
+"""
+
+UNLABELLED = """
+() => [...document.querySelectorAll('main input:not([type=hidden]), main textarea, main select')]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.outerHTML)
+"""
+
+
+def signed_in_page(browser, live_server, email, **page_options):
+    """A new browser page, signed in as `email` through the sign-in form."""
+    page = browser.new_page(**page_options)
+    page.set_default_timeout(5000)
+    page.goto(live_server + "/sign-in")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(STAFF_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_load_state()
+    return page
+
+
 @pytest.fixture
 def live_server(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -325,7 +374,7 @@ def make_person(app):
     from surveys.org.models import Person
     from surveys.auth.service import hash_password
 
-    def make(email="pm@example.com", name="Pat Manager", roles=("pm",), password="correct horse battery", **fields):
+    def make(email="pm@example.com", name="Pat Manager", roles=("pm",), password=STAFF_PASSWORD, **fields):
         person = Person(email=email.lower(), name=name, timezone=fields.pop("timezone", "UTC"), **fields)
         person.set_roles(roles)
         if password and set(roles) - {"rep"}:

@@ -6,55 +6,16 @@ from sqlalchemy import select
 
 from surveys.alert_models import Alert
 from surveys.extensions import db
-from tests.conftest import SCREENSHOTS
+from tests.conftest import CONTRAST, SCREENSHOTS, UNLABELLED, signed_in_page
 from tests.surveys.alerts.test_alerts_api import _alerts, _watch
-
-PASSWORD = "correct horse battery"
-
-CONTRAST = """
-() => {
-  const lum = (rgb) => {
-    const [r, g, b] = rgb.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(Number).map(v => {
-      v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
-  };
-  const background = (el) => {
-    for (; el; el = el.parentElement) {
-      const c = getComputedStyle(el).backgroundColor;
-      if (c && !c.startsWith('rgba(0, 0, 0, 0)') && c !== 'transparent') return c;
-    }
-    return 'rgb(255, 255, 255)';
-  };
-  const worst = [];
-  for (const el of document.querySelectorAll('main *')) {
-    if (!el.childNodes.length || ![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
-    if (el.closest('svg')) continue;
-    const a = lum(getComputedStyle(el).color), b = lum(background(el));
-    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    if (ratio < 4.5) worst.push(el.tagName + ' ' + el.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2));
-  }
-  return worst;
-}
-"""
-
-UNLABELLED = """
-() => [...document.querySelectorAll('main input:not([type=hidden]), main textarea, main select')]
-  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')).map(el => el.outerHTML)
-"""
-
 
 def test_the_alerts_page_on_a_phone(app, make_person, browser, live_server, redis_conn):
     make_person(email="pm@example.com", name="Pat PM", roles=("pm",))
     _data, rounds = _alerts()
     _watch(rounds)
-    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page.set_default_timeout(5000)
+    page = signed_in_page(browser, live_server, "pm@example.com", viewport={"width": 390, "height": 844},
+                          is_mobile=True, has_touch=True)
     try:
-        page.goto(live_server + "/sign-in")
-        page.get_by_label("Email").fill("pm@example.com")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
         page.goto(live_server + "/alerts/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert page.evaluate(UNLABELLED) == []

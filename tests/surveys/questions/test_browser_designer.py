@@ -10,23 +10,10 @@ from sqlalchemy import func, select
 from cadence.planner import tick
 from surveys.extensions import db
 from surveys.models import Answer, QuestionSet, Response
-from tests.conftest import SCREENSHOTS, run_worker
+from tests.conftest import SCREENSHOTS, run_worker, signed_in_page
 from tests.builders.loop import REPS, first_opening, link_path
 
 pytestmark = pytest.mark.browser
-
-PASSWORD = "correct horse battery"
-
-
-def signed_in(browser, live_server, email, **page_options):
-    page = browser.new_page(**page_options)
-    page.set_default_timeout(5000)
-    page.goto(live_server + "/sign-in")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    return page
 
 
 def add_question(page, prompt, type_label, key=None, **fields):
@@ -50,7 +37,7 @@ def add_question(page, prompt, type_label, key=None, **fields):
 
 def test_pm_builds_previews_publishes_and_confirms_a_breaking_change(app, make_person, browser, live_server):
     make_person(email="pm@example.com", roles=("pm",))
-    page = signed_in(browser, live_server, "pm@example.com", viewport={"width": 1280, "height": 900})
+    page = signed_in_page(browser, live_server, "pm@example.com", viewport={"width": 1280, "height": 900})
     try:
         page.goto(live_server + "/question-sets/")
         assert "Start from a template" in page.content()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from cadence.models import Round
 from surveys.demo import seed_demo
 from surveys.extensions import db
-from tests.conftest import SCREENSHOTS
+from tests.conftest import SCREENSHOTS, signed_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -22,12 +22,10 @@ def test_a_leader_reads_a_scorecard_switches_slice_and_exports(app, make_person,
     make_person(email="lead@example.com", name="Lena Leader", roles=("leader",))
     latest = db.session.scalar(select(Round).where(Round.status == "closed").order_by(Round.opens_at.desc()))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = signed_in_page(browser, live_server, "lead@example.com", viewport={"width": 1280, "height": 900},
+                          accept_downloads=True)
+    page.set_default_timeout(30_000)  # a year of demo history behind the page
     try:
-        page.goto(live_server + "/sign-in")
-        page.get_by_label("Email").fill("lead@example.com")
-        page.get_by_label("Password").fill("correct horse battery")
-        page.get_by_role("button", name="Sign in").click()
         page.goto(live_server + "/scorecards/")
         page.get_by_role("link", name=latest.period_key, exact=True).click()
         page.wait_for_url(re.compile(rf"/scorecards/rounds/{latest.id}$"))

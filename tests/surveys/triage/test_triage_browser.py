@@ -8,7 +8,7 @@ from sqlalchemy import select
 from surveys.extensions import db
 from surveys.triage import service
 from surveys.triage.models import Evidence, Need, TriageItem
-from tests.surveys.alerts.test_alerts_browser import CONTRAST, PASSWORD, UNLABELLED
+from tests.conftest import CONTRAST, UNLABELLED, signed_in_page
 from tests.builders.triage import attributed_round
 
 SSO = ["Okta SSO is required by the bank", "They need SAML single sign-on", "No SSO, no deal at Initech",
@@ -29,14 +29,9 @@ def test_ten_comments_triaged_by_keyboard_on_a_phone(app, make_person, browser, 
     service.link_item(pm, service.item_by_token(items[seeded[1][1]]), reports, 2, clock())
     db.session.commit()
     wanted = {**{text: sso.id for text in SSO}, **{text: reports.id for text in REPORTS}}
-    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page.set_default_timeout(5000)
+    page = signed_in_page(browser, live_server, "pm@example.com", viewport={"width": 390, "height": 844},
+                          is_mobile=True, has_touch=True)
     try:
-        page.goto(live_server + "/sign-in")
-        page.get_by_label("Email").fill("pm@example.com")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_load_state()
         page.goto(live_server + "/triage/")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         assert page.evaluate(UNLABELLED) == []
