@@ -121,7 +121,7 @@ def dev_command(host, port):
     click.echo(f"  sign in as the demo PM:     aroha.nguyen@example.com / {DEMO_PASSWORD}")
     click.echo(f"  sign in as the demo leader: ava.sato@example.com / {DEMO_PASSWORD}")
     click.echo(f"  sign in as the demo admin:  lena.okafor@example.com / {DEMO_PASSWORD}")
-    click.echo(f"  the outbox (rep links):     {base}/cadences/outbox")
+    click.echo(f"  the outbox (rep links; sign in as the admin): {base}/cadences/outbox")
     click.echo("Press Ctrl-C to stop everything.")
     click.echo("")
 
