@@ -7,6 +7,9 @@
   number would exceed Python's int conversion limit); no NaN or Infinity.
 - Whole numbers in query strings (`?page=`, `?before=`, `?version=`,
   `?count=`): ASCII digits only, a few of them, bounded.
+- Ids from forms, query strings and JSON: whole numbers from 1 to the
+  largest id a table can hold (a larger one is an error on PostgreSQL, not
+  merely unknown).
 """
 
 from __future__ import annotations
@@ -71,3 +74,14 @@ def whole_number(raw: str | None, *, minimum: int = 0, maximum: int = MAX_QUERY_
         return None
     value = int(raw)
     return value if minimum <= value <= maximum else None
+
+
+def record_id(value) -> int | None:
+    """An id from a form, a query string (text) or JSON (a number), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 1 <= value <= MAX_QUERY_NUMBER else None
+    if isinstance(value, str):
+        return whole_number(value.strip(), minimum=1)
+    return None

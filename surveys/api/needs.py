@@ -7,7 +7,11 @@ from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_r
 from surveys.extensions import db
 from surveys.problems import ApiProblem, validation_problem
 from surveys.tabular import csv_text, download
-from surveys.triage import service
+from surveys.limits import record_id
+from surveys.triage.areas import areas_tree
+from surveys.triage.inbox import item_by_token
+from surveys.triage.inputs import TriageError
+from surveys.triage.needs import link_item, link_option_answer, need_evidence, ranked_needs
 from surveys.triage.models import NEED_STATUSES, Area, Need
 
 READ_ROLES = ("pm", "leader", "admin")
@@ -26,7 +30,7 @@ def _csv(header, rows, filename):
 @api_bp.get("/areas")
 @api_roles(*READ_ROLES)
 def list_areas():
-    areas = service.areas_tree()
+    areas = areas_tree()
     if request.args.get("format") == "csv":
         rows = [area | {"owners": "; ".join(owner["email"] for owner in area["owners"])} for area in areas]
         return _csv(("id", "name", "path", "parent_id", "owners"), rows, "areas.csv")
@@ -39,7 +43,7 @@ def _need_filters():
     errors = {}
     area_id = None
     if area:
-        area_id = service.whole_id(area)
+        area_id = record_id(area)
         if area_id is None or db.session.get(Area, area_id) is None:
             errors["area"] = "No such area."
     if status and status not in NEED_STATUSES:
@@ -57,7 +61,7 @@ def _need_json(row):
 @api_roles(*READ_ROLES)
 def list_needs():
     area_id, status = _need_filters()
-    rows = service.ranked_needs(utcnow(), area_id, status)
+    rows = ranked_needs(utcnow(), area_id, status)
     if request.args.get("format") == "csv":
         return _csv(CSV_COLUMNS, rows, "needs.csv")
     return jsonify([_need_json(row) for row in rows])
@@ -67,9 +71,9 @@ def list_needs():
 @api_roles(*READ_ROLES)
 def get_need(need_id):
     need = get_or_404(Need, need_id, "need")
-    row = next(r for r in service.ranked_needs(utcnow()) if r["id"] == need.id)
+    row = next(r for r in ranked_needs(utcnow()) if r["id"] == need.id)
     evidence = [{k: (v.isoformat().replace("+00:00", "Z") if k == "heard_at" else v) for k, v in e.items()}
-                for e in service.need_evidence(need)]
+                for e in need_evidence(need)]
     if request.args.get("format") == "csv":
         return _csv(EVIDENCE_COLUMNS, evidence, f"need-{need.id}-evidence.csv")
     return jsonify(_need_json(row) | {"evidence": evidence})
@@ -85,15 +89,15 @@ def add_evidence(need_id):
         raise validation_problem({"comment_id": "Send exactly one of comment_id (from the inbox) or answer_id."})
     try:
         if comment_id is not None:
-            item = service.item_by_token(str(comment_id))
+            item = item_by_token(str(comment_id))
             if item is None:
-                raise service.TriageError({"comment_id": "No comment with that id is in the inbox."})
-            evidence = service.link_item(g.api_user, item, need, body.get("importance"), utcnow())
+                raise TriageError({"comment_id": "No comment with that id is in the inbox."})
+            evidence = link_item(g.api_user, item, need, body.get("importance"), utcnow())
         else:
             if not isinstance(answer_id, int) or isinstance(answer_id, bool):
-                raise service.TriageError({"answer_id": "answer_id is an integer."})
-            evidence = service.link_option_answer(g.api_user, answer_id, need, body.get("importance"), utcnow())
-    except service.TriageError as error:
+                raise TriageError({"answer_id": "answer_id is an integer."})
+            evidence = link_option_answer(g.api_user, answer_id, need, body.get("importance"), utcnow())
+    except TriageError as error:
         db.session.rollback()
         raise validation_problem(error.errors) from None
     db.session.commit()

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from cadence.models import Round
 from surveys.feedback import add_reply
 from surveys.extensions import db
-from surveys.triage import service
+from surveys.triage.areas import create_area, map_to_area
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.needs import announce, change_status, create_need, link_item
 
 AREAS = [("Platform", None), ("Security", "Platform"), ("SSO", "Security"), ("Analytics", None),
          ("Reporting", "Analytics"), ("Mobile", None), ("Integrations", "Platform")]
@@ -27,28 +29,28 @@ LINKED_PER_NEED = 4  # the rest stay in the inbox to triage
 def seed_triage(question_set, pm, now) -> list[str]:
     made = {}
     for name, parent in AREAS:
-        made[name] = service.create_area(pm, name, made[parent].id if parent else None, [pm.id])
+        made[name] = create_area(pm, name, made[parent].id if parent else None, [pm.id])
     for option, area in OPTION_AREAS.items():
-        service.map_to_area(pm, made[area], question_set.id, "missing_features", option)
-    service.map_to_area(pm, made["Platform"], question_set.id, "biggest_gap")
-    items = service.inbox(service.InboxFilters(), limit=10_000)["items"]
+        map_to_area(pm, made[area], question_set.id, "missing_features", option)
+    map_to_area(pm, made["Platform"], question_set.id, "biggest_gap")
+    items = read_inbox(InboxFilters(), limit=10_000)["items"]
     linked = 0
     needs = {}
     for name, area, words, importance in NEEDS:
-        need = needs[name] = service.create_need(pm, name, made[area].id, now)
+        need = needs[name] = create_need(pm, name, made[area].id, now)
         matching = [item for item in items if any(word.lower() in item["text"].lower() for word in words)]
         for item in matching[:LINKED_PER_NEED]:
-            service.link_item(pm, service.item_by_token(item["id"]), need, importance, now)
+            link_item(pm, item_by_token(item["id"]), need, importance, now)
             linked += 1
         items = [item for item in items if item not in matching[:LINKED_PER_NEED]]
     sso = needs[NEEDS[0][0]]
-    notices = service.change_status(pm, sso, "shipped", "SAML single sign-on shipped for every plan this month.", now)
+    notices = change_status(pm, sso, "shipped", "SAML single sign-on shipped for every plan this month.", now)
     latest = db.session.scalar(select(Round).where(Round.cadence.has(question_set_id=question_set.id),
                                                    Round.status == "closed").order_by(Round.opens_at.desc()))
     if latest is not None:
         add_reply(latest, pm, "missing_features", "You asked for single sign-on: SAML SSO shipped this month, "
                                                   "for every plan.")
     db.session.commit()
-    service.announce(notices)
+    announce(notices)
     return [f"triage: {len(AREAS)} product areas, {len(NEEDS)} needs, {linked} comments linked, "
             f"{len(items)} left in the inbox; SSO shipped and answered through \u201cyou said, we did\u201d"]

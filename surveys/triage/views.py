@@ -1,5 +1,5 @@
 """The triage pages (pm, admin): the inbox, the ranked needs, a need's page
-and the product areas. Thin: the rules are in `surveys.triage.service`.
+and the product areas. Thin: the rules are in `surveys.triage.areas`, `.inbox` and `.needs`.
 Every form posts with its CSRF token; every page works without JavaScript
 (static/triage.js only adds keyboard shortcuts)."""
 
@@ -16,8 +16,15 @@ from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys.models import Question, QuestionSet, QuestionSetVersion
 from surveys.org.models import Person, PersonRole
+from surveys.limits import record_id
 from surveys.permissions import EDITORS
-from surveys.triage import service
+from surveys.triage.areas import area_paths, area_rollup, areas_tree, create_area, map_to_area
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.inputs import TriageError, get_by_id
+from surveys.triage.needs import (
+    PERIOD_DAYS, announce, change_status, create_need, dismiss_item, evidence_by_period, heard_back, link_item,
+    merge_needs, need_evidence, ranked_needs,
+)
 from surveys.triage.models import IMPORTANCE_LABELS, NEED_STATUSES, STATUS_LABELS, Area, Need
 
 triage_bp = Blueprint("triage", __name__, url_prefix="/triage")
@@ -39,12 +46,12 @@ def _all_needs():
 
 
 def _render_inbox(errors=None, kept=None, status=200):
-    filters = service.InboxFilters.from_args(request.args, current_user)
-    result = service.inbox(filters)
+    filters = InboxFilters.from_args(request.args, current_user)
+    result = read_inbox(filters)
     db.session.commit()  # the items (and their tokens) of comments seen for the first time
     sets = db.session.execute(select(QuestionSet.id, QuestionSet.name).order_by(QuestionSet.name)).all()
     return render_template(
-        "triage/inbox.html", result=result, filters=filters, areas=service.area_paths(), sets=sets,
+        "triage/inbox.html", result=result, filters=filters, areas=area_paths(), sets=sets,
         needs=_all_needs(), importance=IMPORTANCE_LABELS, errors=errors or {}, kept=kept or {},
         query=_filter_args(request.args),
     ), status
@@ -57,13 +64,13 @@ def inbox():
 
 
 def _item_or_404(token):
-    item = service.item_by_token(token)
+    item = item_by_token(token)
     if item is None:
         abort(404)
     return item
 
 
-def _refused(token, error: service.TriageError):
+def _refused(token, error: TriageError):
     db.session.rollback()
     return _render_inbox(errors={token: error.errors}, kept={token: request.form.to_dict()}, status=422)
 
@@ -73,12 +80,12 @@ def _refused(token, error: service.TriageError):
 def link(token):
     item = _item_or_404(token)
     need_id = request.form.get("other_need_id") if request.form.get("use_other") else request.form.get("need_id")
-    need = service.get_by_id(Need, need_id)
+    need = get_by_id(Need, need_id)
     try:
         if need is None:
-            raise service.TriageError({"need_id": "Pick the need this comment is evidence for."})
-        service.link_item(current_user, item, need, request.form.get("importance"), utcnow())
-    except service.TriageError as error:
+            raise TriageError({"need_id": "Pick the need this comment is evidence for."})
+        link_item(current_user, item, need, request.form.get("importance"), utcnow())
+    except TriageError as error:
         return _refused(token, error)
     db.session.commit()
     flash(f"Linked to \u201c{need.name}\u201d.", "success")
@@ -91,9 +98,9 @@ def new_need(token):
     item = _item_or_404(token)
     now = utcnow()
     try:
-        need = service.create_need(current_user, request.form.get("name"), request.form.get("area_id"), now)
-        service.link_item(current_user, item, need, request.form.get("importance"), now)
-    except service.TriageError as error:
+        need = create_need(current_user, request.form.get("name"), request.form.get("area_id"), now)
+        link_item(current_user, item, need, request.form.get("importance"), now)
+    except TriageError as error:
         return _refused(token, error)
     db.session.commit()
     flash(f"New need \u201c{need.name}\u201d, with this comment as its first evidence.", "success")
@@ -103,7 +110,7 @@ def new_need(token):
 @triage_bp.post("/comments/<token>/dismiss")
 @roles_required(*TRIAGE_ROLES)
 def dismiss(token):
-    service.dismiss_item(current_user, _item_or_404(token), utcnow())
+    dismiss_item(current_user, _item_or_404(token), utcnow())
     db.session.commit()
     flash("Dismissed.", "success")
     return redirect(_inbox_url(request.args))
@@ -114,21 +121,21 @@ def dismiss(token):
 def needs():
     area = request.args.get("area")
     status = request.args.get("status") if request.args.get("status") in NEED_STATUSES else None
-    area_id = service.whole_id(area)
-    return render_template("triage/needs.html", needs=service.ranked_needs(utcnow(), area_id, status),
-                           areas=service.area_paths(), statuses=STATUS_LABELS, area_id=area_id, status=status,
-                           heard=service.heard_back(), rollup=service.area_rollup(),
-                           period_days=service.PERIOD_DAYS)
+    area_id = record_id(area)
+    return render_template("triage/needs.html", needs=ranked_needs(utcnow(), area_id, status),
+                           areas=area_paths(), statuses=STATUS_LABELS, area_id=area_id, status=status,
+                           heard=heard_back(), rollup=area_rollup(),
+                           period_days=PERIOD_DAYS)
 
 
 def _render_need(need, errors=None, status=200):
-    evidence = service.need_evidence(need)
+    evidence = need_evidence(need)
     reply_rounds = list({e["round_id"]: e for e in evidence if e["confidential"] and e["round_id"]}.values())
     return render_template("triage/need.html", need=need, evidence=evidence, reply_rounds=reply_rounds,
-                           chart=service.evidence_by_period(need), statuses=STATUS_LABELS,
+                           chart=evidence_by_period(need), statuses=STATUS_LABELS,
                            importance=IMPORTANCE_LABELS, others=[n for n in _all_needs() if n.id != need.id],
-                           area=service.area_paths().get(need.area_id), errors=errors or {},
-                           heard=service.heard_back()["needs"].get(need.id)), status
+                           area=area_paths().get(need.area_id), errors=errors or {},
+                           heard=heard_back()["needs"].get(need.id)), status
 
 
 @triage_bp.get("/needs/<int:need_id>")
@@ -142,13 +149,13 @@ def need(need_id):
 def need_status(need_id):
     need = db.get_or_404(Need, need_id)
     try:
-        notice_ids = service.change_status(current_user, need, request.form.get("status"),
+        notice_ids = change_status(current_user, need, request.form.get("status"),
                                            request.form.get("public_note", ""), utcnow())
-    except service.TriageError as error:
+    except TriageError as error:
         db.session.rollback()
         return _render_need(need, error.errors, 422)
     db.session.commit()
-    service.announce(notice_ids)
+    announce(notice_ids)
     flash(f"Status: {STATUS_LABELS[need.status]}." + (f" {len(notice_ids)} rep(s) will be told." if notice_ids else ""),
           "success")
     return redirect(url_for("triage.need", need_id=need.id))
@@ -159,12 +166,12 @@ def need_status(need_id):
 def need_merge(need_id):
     source = db.get_or_404(Need, need_id)
     target_id = request.form.get("target_id")
-    target = service.get_by_id(Need, target_id)
+    target = get_by_id(Need, target_id)
     try:
         if target is None:
-            raise service.TriageError({"target_id": "Pick the need to merge this one into."})
-        moved = service.merge_needs(current_user, source, target)
-    except service.TriageError as error:
+            raise TriageError({"target_id": "Pick the need to merge this one into."})
+        moved = merge_needs(current_user, source, target)
+    except TriageError as error:
         db.session.rollback()
         return _render_need(source, error.errors, 422)
     db.session.commit()
@@ -187,7 +194,7 @@ def _render_areas(errors=None, status=200):
         choices.append((f"{set_id}:{key}:", f"{set_name}: {prompt}"))
         for option in (settings or {}).get("options", []) if qtype in ("single_choice", "multi_choice") else []:
             choices.append((f"{set_id}:{key}:{option.get('key')}", f"{set_name}: {prompt} \u2192 {option.get('label')}"))
-    return render_template("triage/areas.html", areas=service.areas_tree(), pms=pms, choices=choices,
+    return render_template("triage/areas.html", areas=areas_tree(), pms=pms, choices=choices,
                            errors=errors or {}, form=request.form), status
 
 
@@ -197,13 +204,13 @@ def areas():
     return _render_areas()
 
 
-@triage_bp.post("/areas")
+@triage_bp.post("/areas", endpoint="create_area")
 @roles_required(*TRIAGE_ROLES)
-def create_area():
+def add_area():
     try:
-        area = service.create_area(current_user, request.form.get("name"), request.form.get("parent_id") or None,
-                                   request.form.getlist("owner_ids"))
-    except service.TriageError as error:
+        area = create_area(current_user, request.form.get("name"), request.form.get("parent_id") or None,
+                           request.form.getlist("owner_ids"))
+    except TriageError as error:
         db.session.rollback()
         return _render_areas(error.errors, 422)
     db.session.commit()
@@ -215,14 +222,14 @@ def create_area():
 @roles_required(*TRIAGE_ROLES)
 def map_area():
     area_id = request.form.get("area_id")
-    area = service.get_by_id(Area, area_id)
+    area = get_by_id(Area, area_id)
     set_id, _, rest = (request.form.get("question") or "").partition(":")
     key, _, option = rest.partition(":")
     try:
         if area is None:
-            raise service.TriageError({"area_id": "Pick an area."})
-        service.map_to_area(current_user, area, set_id, key, option or None)
-    except service.TriageError as error:
+            raise TriageError({"area_id": "Pick an area."})
+        map_to_area(current_user, area, set_id, key, option or None)
+    except TriageError as error:
         db.session.rollback()
         return _render_areas({"mapping": " ".join(error.errors.values())}, 422)
     db.session.commit()

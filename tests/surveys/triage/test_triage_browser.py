@@ -6,7 +6,8 @@ pages on the same phone."""
 from sqlalchemy import select
 
 from surveys.extensions import db
-from surveys.triage import service
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.needs import create_need, link_item
 from surveys.triage.models import Evidence, Need, TriageItem
 from tests.conftest import CONTRAST, UNLABELLED, signed_in_page
 from tests.builders.triage import attributed_round
@@ -22,11 +23,11 @@ def test_ten_comments_triaged_by_keyboard_on_a_phone(app, make_person, browser, 
     seeded = [("Seed One", "Banks keep asking for SAML SSO"), ("Seed Two", "Customer wants custom reports")]
     comments = seeded + [(f"Rep {chr(65 + i)}", text) for i, text in enumerate(SSO + REPORTS + NOISE)]
     attributed_round(comments)
-    sso = service.create_need(pm, "SAML SSO", now=clock())
-    reports = service.create_need(pm, "Custom reports", now=clock())
-    items = {i["text"]: i["id"] for i in service.inbox(service.InboxFilters())["items"]}
-    service.link_item(pm, service.item_by_token(items[seeded[0][1]]), sso, 2, clock())
-    service.link_item(pm, service.item_by_token(items[seeded[1][1]]), reports, 2, clock())
+    sso = create_need(pm, "SAML SSO", now=clock())
+    reports = create_need(pm, "Custom reports", now=clock())
+    items = {i["text"]: i["id"] for i in read_inbox(InboxFilters())["items"]}
+    link_item(pm, item_by_token(items[seeded[0][1]]), sso, 2, clock())
+    link_item(pm, item_by_token(items[seeded[1][1]]), reports, 2, clock())
     db.session.commit()
     wanted = {**{text: sso.id for text in SSO}, **{text: reports.id for text in REPORTS}}
     page = signed_in_page(browser, live_server, "pm@example.com", viewport={"width": 390, "height": 844},

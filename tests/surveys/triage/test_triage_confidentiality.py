@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 from surveys.org.models import TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
 from surveys.scorecard.confidentiality import round_plan
-from surveys.triage import service
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.models import TriageItem
+from surveys.triage.needs import change_status, create_need, link_item
 from surveys.triage.models import NeedNotice
 from tests.builders.scorecards import ScorecardData
 from tests.builders.triage import GAPS, WHY, attributed_round
@@ -47,7 +49,7 @@ def _confidential(status="closed"):
 def test_no_filter_combination_narrows_a_confidential_comment_below_the_threshold(app, clock):
     _data, round_, writers = _confidential()
     attributed_round([("Open Olga", "Attributed: banks want SSO")], period="2026-11")
-    everything = service.inbox(service.InboxFilters(state="all"))
+    everything = read_inbox(InboxFilters(state="all"))
     shown = {item["text"] for item in everything["items"] if not item["attributed"]}
     assert shown == set(writers)  # the whole round is published overall ...
     assert not any(item["text"].startswith("Blocker") for item in everything["items"])  # ... but not 3 writers
@@ -70,8 +72,8 @@ def test_no_filter_combination_narrows_a_confidential_comment_below_the_threshol
     segments = [None, "Enterprise", "SMB"]
     results = []
     for team, region, segment in itertools.product([None, *every_team], regions, segments):
-        filters = service.InboxFilters(team=team, region=region, segment=segment, state="all")
-        result = service.inbox(filters, limit=1000)
+        filters = InboxFilters(team=team, region=region, segment=segment, state="all")
+        result = read_inbox(filters, limit=1000)
         texts = {item["text"] for item in result["items"] if not item["attributed"]}
         assert len(texts) == 0 or len(texts) >= C, (team, region, segment, len(texts))
         for item in result["items"]:
@@ -97,14 +99,14 @@ def test_no_page_or_api_answer_names_a_confidential_writer(app, signed_in_client
     pages = [client.get("/triage/?state=all").text]
     for region in ("EMEA", "NA", "APAC"):
         pages.append(client.get(f"/triage/?region={region}&state=all").text)
-    items = service.inbox(service.InboxFilters())["items"]
+    items = read_inbox(InboxFilters())["items"]
     db.session.commit()
     pm = make_person(email="pm2@example.com")
-    need = service.create_need(pm, "Audit logs", now=clock())
+    need = create_need(pm, "Audit logs", now=clock())
     for item in items[:12]:
-        service.link_item(pm, service.item_by_token(item["id"]), need, 2, clock())
+        link_item(pm, item_by_token(item["id"]), need, 2, clock())
     db.session.commit()
-    assert service.change_status(pm, need, "shipped", "Audit logs shipped in 4.2.", clock()) == []
+    assert change_status(pm, need, "shipped", "Audit logs shipped in 4.2.", clock()) == []
     db.session.commit()
     assert db.session.scalar(select(func.count(NeedNotice.id))) == 0
     pages += [client.get("/triage/needs").text, client.get(f"/triage/needs/{need.id}").text]
@@ -128,9 +130,9 @@ def test_no_page_or_api_answer_names_a_confidential_writer(app, signed_in_client
 
 def test_an_open_confidential_round_keeps_its_comments_out_of_the_inbox(app, clock, signed_in_client):
     _data, _round, writers = _confidential(status="open")
-    assert service.inbox(service.InboxFilters(state="all"))["total"] == 0
+    assert read_inbox(InboxFilters(state="all"))["total"] == 0
     db.session.commit()
-    token = db.session.scalar(select(service.TriageItem.token))
+    token = db.session.scalar(select(TriageItem.token))
     client = signed_in_client(roles=("pm",))
     page = client.get("/triage/")
     assert "Confidential remark" not in page.text

@@ -6,14 +6,16 @@ from sqlalchemy import func, select
 
 from surveys.audit import AuditEvent
 from surveys.extensions import db
-from surveys.triage import service
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.inputs import TriageError
+from surveys.triage.needs import announce, change_status, create_need, heard_back, link_item, merge_needs
 from surveys.triage.models import Evidence, Need, NeedNotice
 from tests.conftest import run_worker
 from tests.builders.triage import attributed_round
 
 
 def _items(filters=None):
-    return service.inbox(filters or service.InboxFilters())["items"]
+    return read_inbox(filters or InboxFilters())["items"]
 
 
 def _actions():
@@ -28,17 +30,17 @@ def test_linking_marks_the_comment_triaged_and_refuses_a_duplicate(app, clock, m
     assert [i["text"] for i in items] == ["Globex undercut us on reporting", "Banks keep asking for SAML SSO"]
     sso = next(i for i in items if "SSO" in i["text"])
     assert sso["writer"] == "Ana Rep" and sso["region"] == "EMEA"
-    need = service.create_need(pm, "SAML SSO for banks", now=clock())
-    item = service.item_by_token(sso["id"])
-    evidence = service.link_item(pm, item, need, 3, clock())
+    need = create_need(pm, "SAML SSO for banks", now=clock())
+    item = item_by_token(sso["id"])
+    evidence = link_item(pm, item, need, 3, clock())
     db.session.commit()
     assert evidence.person_id == ana.id and not evidence.confidential and evidence.importance == 3
     assert [i["text"] for i in _items()] == ["Globex undercut us on reporting"]
-    with pytest.raises(service.TriageError) as error:
-        service.link_item(pm, item, need, 2, clock())
+    with pytest.raises(TriageError) as error:
+        link_item(pm, item, need, 2, clock())
     assert "already" in error.value.errors["need_id"]
-    with pytest.raises(service.TriageError) as error:
-        service.link_item(pm, item, need, 4, clock())
+    with pytest.raises(TriageError) as error:
+        link_item(pm, item, need, 4, clock())
     assert "importance" in error.value.errors
     assert _actions() == ["need.created", "need.evidence_linked"]
 
@@ -47,15 +49,15 @@ def test_merging_moves_evidence_without_duplicates_and_is_audited(app, clock, ma
     pm = make_person()
     _data, _round, _people = attributed_round([("Ana Rep", "SSO please"), ("Bo Rep", "Okta single sign-on"),
                                                ("Cy Rep", "SAML for the bank")])
-    items = {i["text"]: service.item_by_token(i["id"]) for i in _items()}
-    a = service.create_need(pm, "SSO", now=clock())
-    b = service.create_need(pm, "Single sign-on", now=clock())
-    service.link_item(pm, items["SSO please"], a, 1, clock())
-    service.link_item(pm, items["Okta single sign-on"], a, 1, clock())
-    service.link_item(pm, items["Okta single sign-on"], b, 3, clock())
-    service.link_item(pm, items["SAML for the bank"], b, 2, clock())
+    items = {i["text"]: item_by_token(i["id"]) for i in _items()}
+    a = create_need(pm, "SSO", now=clock())
+    b = create_need(pm, "Single sign-on", now=clock())
+    link_item(pm, items["SSO please"], a, 1, clock())
+    link_item(pm, items["Okta single sign-on"], a, 1, clock())
+    link_item(pm, items["Okta single sign-on"], b, 3, clock())
+    link_item(pm, items["SAML for the bank"], b, 2, clock())
     db.session.commit()
-    moved = service.merge_needs(pm, a, b)
+    moved = merge_needs(pm, a, b)
     db.session.commit()
     assert moved == 1
     assert db.session.get(Need, a.id) is None
@@ -64,24 +66,24 @@ def test_merging_moves_evidence_without_duplicates_and_is_audited(app, clock, ma
     assert rows == [("Okta single sign-on", 3), ("SAML for the bank", 2), ("SSO please", 1)]
     assert db.session.scalar(select(func.count(Evidence.id))) == 3
     assert "need.merged" in _actions()
-    with pytest.raises(service.TriageError):
-        service.merge_needs(pm, b, b)
+    with pytest.raises(TriageError):
+        merge_needs(pm, b, b)
 
 
 def test_planned_and_shipped_send_one_message_per_rep_by_rq_and_smtp(app, clock, make_person, smtp):
     pm = make_person()
     _data, _round, reps = attributed_round([("Ana Rep", "SSO please"), ("Bo Rep", "Okta SSO"),
                                             ("Cy Rep", "We lost Initech on SSO")])
-    need = service.create_need(pm, "SSO", now=clock())
+    need = create_need(pm, "SSO", now=clock())
     for item in _items():
-        service.link_item(pm, service.item_by_token(item["id"]), need, 2, clock())
+        link_item(pm, item_by_token(item["id"]), need, 2, clock())
     db.session.commit()
-    with pytest.raises(service.TriageError) as error:
-        service.change_status(pm, need, "planned", "", clock())
+    with pytest.raises(TriageError) as error:
+        change_status(pm, need, "planned", "", clock())
     assert "public_note" in error.value.errors
-    ids = service.change_status(pm, need, "planned", "SAML SSO is planned for Q1.", clock())
+    ids = change_status(pm, need, "planned", "SAML SSO is planned for Q1.", clock())
     db.session.commit()
-    service.announce(ids)
+    announce(ids)
     assert len(ids) == 3
     run_worker(app)
     assert smtp.wait_for(3) == 3
@@ -92,17 +94,17 @@ def test_planned_and_shipped_send_one_message_per_rep_by_rq_and_smtp(app, clock,
     assert all("What you wrote" in m.get_body(preferencelist=("plain",)).get_content() for m in smtp.messages)
     assert all("SAML SSO is planned for Q1." in m.get_body().get_content() for m in smtp.messages)
     # Planned again (a note edit) sends nothing more.
-    again = service.change_status(pm, need, "planned", "Now in beta.", clock())
+    again = change_status(pm, need, "planned", "Now in beta.", clock())
     assert again == []
     db.session.commit()
     assert db.session.scalar(select(func.count(NeedNotice.id)).where(NeedNotice.state == "sent")) == 3
     assert _actions().count("need.rep_notified") == 3 and "need.status_changed" in _actions()
-    assert service.heard_back()["share"] == 100.0
+    assert heard_back()["share"] == 100.0
 
 
 def test_a_round_that_holds_its_results_shows_no_comment_until_it_closes(app, clock):
     _data, round_, _people = attributed_round([("Ana Rep", "SSO please")], status="open", hold=True)
-    assert service.inbox(service.InboxFilters(state="all"))["total"] == 0
+    assert read_inbox(InboxFilters(state="all"))["total"] == 0
     round_.status = "closed"
     db.session.commit()
     assert [i["text"] for i in _items()] == ["SSO please"]

@@ -6,7 +6,9 @@ import re
 from sqlalchemy import select
 
 from surveys.extensions import db
-from surveys.triage import service
+from surveys.triage.areas import area_rollup, areas_tree, create_area
+from surveys.triage.inbox import InboxFilters, item_by_token, read_inbox
+from surveys.triage.needs import create_need, link_item
 from surveys.triage.models import Evidence, Need, TriageItem
 from tests.conftest import csrf_token_from
 from tests.builders.triage import attributed_round
@@ -60,7 +62,7 @@ def test_the_inbox_triages_without_javascript_and_shows_field_errors(app, signed
     other = client.post(f"/triage/comments/{second}/link", data={"csrf_token": token, "importance": "1",
                                                                  "use_other": "1", "other_need_id": str(need.id)})
     assert other.status_code == 302
-    duplicate = service.create_need(None, "SSO (duplicate)", now=clock())
+    duplicate = create_need(None, "SSO (duplicate)", now=clock())
     db.session.commit()
     refused = client.post(f"/triage/needs/{duplicate.id}/merge", data={"csrf_token": token, "target_id": ""})
     assert refused.status_code == 422 and "Pick the need" in refused.text
@@ -89,14 +91,14 @@ def test_areas_and_mappings_roll_up_option_counts(app, signed_in_client, make_pe
     refused = client.post("/triage/areas", data={"csrf_token": token, "name": ""})
     assert refused.status_code == 422 and "Name the area" in refused.text
     client.post("/triage/areas", data={"csrf_token": token, "name": "Platform"})
-    platform = service.areas_tree()[0]
+    platform = areas_tree()[0]
     client.post("/triage/areas", data={"csrf_token": token, "name": "Security", "parent_id": platform["id"]})
-    security = next(a for a in service.areas_tree() if a["name"] == "Security")
+    security = next(a for a in areas_tree() if a["name"] == "Security")
     assert security["path"] == "Platform / Security"
     mapped = client.post("/triage/areas/mappings", data={"csrf_token": token, "area_id": security["id"],
                                                          "question": f"{data.question_set.id}:gaps:sso"})
     assert mapped.status_code == 302
-    rollup = {r["path"]: (r["own"], r["total"]) for r in service.area_rollup()}
+    rollup = {r["path"]: (r["own"], r["total"]) for r in area_rollup()}
     assert rollup == {"Platform": (0, 3), "Platform / Security": (3, 3)}
     assert "Mapped options per area" in client.get("/triage/needs").text
     # "My areas": the comments of questions mapped to the areas this PM owns (here: none, then Security).
@@ -117,10 +119,10 @@ def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_p
     attributed_round(COMMENTS)
     headers = api_token()
     pm = make_person(email="pm2@example.com")
-    area = service.create_area(pm, "Security")
-    need = service.create_need(pm, "SAML SSO", area.id, clock())
+    area = create_area(pm, "Security")
+    need = create_need(pm, "SAML SSO", area.id, clock())
     db.session.commit()
-    token = service.inbox(service.InboxFilters())["items"][-1]["id"]
+    token = read_inbox(InboxFilters())["items"][-1]["id"]
     db.session.commit()
     client = app.test_client()
     assert client.get("/api/v1/areas", headers=headers).get_json()[0]["path"] == "Security"
@@ -165,9 +167,9 @@ def test_the_api_lists_areas_and_needs_and_links_evidence(app, api_token, make_p
 def test_a_comment_a_spreadsheet_would_run_is_neutralised_in_the_csv(app, api_token, make_person, clock):
     attributed_round([("Eve Rep", '=HYPERLINK("http://evil.example","click")')])
     pm = make_person(email="pm2@example.com")
-    need = service.create_need(pm, "-2+3 formula-looking need", now=clock())
-    item = service.item_by_token(service.inbox(service.InboxFilters())["items"][0]["id"])
-    service.link_item(pm, item, need, 1, clock())
+    need = create_need(pm, "-2+3 formula-looking need", now=clock())
+    item = item_by_token(read_inbox(InboxFilters())["items"][0]["id"])
+    link_item(pm, item, need, 1, clock())
     db.session.commit()
     headers = api_token()
     evidence = app.test_client().get(f"/api/v1/needs/{need.id}?format=csv", headers=headers).text
