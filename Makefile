@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test test-calendar bench clean
+.PHONY: run test test-calendar screenshots bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: $(VENV)/.installed-dev
 # year (tests/conftest.py: CALENDAR_SWEEP); .ci/run runs it after the suite.
 test-calendar: $(VENV)/.installed-dev
 	$(BIN)/pytest -q --calendar-sweep tests/cadence tests/test_loop.py
+
+# The browser journeys, saving their pictures to docs/screenshots.
+screenshots: $(VENV)/.installed-dev
+	CANARY_SCREENSHOTS=1 $(BIN)/pytest -q -m browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
