@@ -3,7 +3,8 @@
 A benchmark is a module `bench/b<N>_<name>.py` with a function
 `run(database_url: str) -> list[Result]`. `python -m bench [IDS...]` runs them
 (all by default) on SQLite and, when BENCH_DATABASE_URL is set, on that
-database too, and writes docs/benchmarks.md. A module may also define
+database too, and writes docs/benchmarks.md: the rows of the benchmarks run
+replace theirs, the others are kept with the day they were measured. A module may also define
 `PROFILE_NOTES`, lines recording a target once missed and how it was fixed.
 """
 

@@ -4,6 +4,7 @@ import argparse
 import importlib
 import os
 import platform
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,41 +38,81 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown benchmark {unknown[0]}; have {', '.join(available)}")
     databases = ["sqlite"] + (["postgresql"] if os.environ.get("BENCH_DATABASE_URL") else [])
+    history = [(bench_id, line) for bench_id, name in available.items()
+               for line in getattr(importlib.import_module(f"bench.{name}"), "PROFILE_NOTES", [])]
+    kept = last_report(OUTPUT, exclude=set(wanted))
     results = []
-    history = []
     for bench_id in wanted:
         module = importlib.import_module(f"bench.{available[bench_id]}")
-        history += [(bench_id, line) for line in getattr(module, "PROFILE_NOTES", [])]
         for database in databases:
             print(f"running {bench_id} on {database}...", flush=True)
             results.extend(module.run(database))
-            write_report(results, history)  # after each run, so a later failure loses nothing
+            write_report(OUTPUT, results, history, kept)  # after each run, so a later failure loses nothing
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
     return 0 if all(r.met for r in results) else 1
 
 
-def write_report(results, history=()):
+ROW = re.compile(r"^\| (B\d+) \|")
+NOTE = re.compile(r"^- (B\d+)\b")
+
+
+def last_report(path: Path, exclude: set) -> dict:
+    """The rows and notes of the last report for the benchmarks not run now,
+    so that `python -m bench B9` replaces B9's figures and keeps the others
+    (each row says the day it was measured)."""
+    kept = {"rows": [], "notes": []}
+    if not path.exists():
+        return kept
+    text = path.read_text()
+    stamp = re.search(r"^Measured (\d{4}-\d{2}-\d{2})", text, re.M)
+    section, keeping = None, False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            section = line
+        row = ROW.match(line)
+        if row and row.group(1) not in exclude:
+            cells = line.strip("|").split("|")
+            if len(cells) == 8 and stamp:  # a report written before rows carried their day
+                line = line + f" {stamp.group(1)} |"
+            kept["rows"].append(line)
+        note = NOTE.match(line)
+        if section == "## Notes":
+            if note:
+                keeping = note.group(1) not in exclude
+                if keeping:
+                    kept["notes"].append(line)
+            elif line.startswith("  ") and kept["notes"] and keeping:  # a note's next line
+                kept["notes"][-1] += "\n" + line
+    return kept
+
+
+def write_report(path: Path, results, history=(), kept=None):
+    kept = kept or {"rows": [], "notes": []}
+    today = f"{datetime.now(timezone.utc):%Y-%m-%d}"
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()} with `make bench`.",
-        "Each figure is compared with its floor measured in the same run.",
+        f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()} by `python -m bench`;",
+        "each row says the day it was measured. Each figure is compared with its floor measured in the same run.",
         "",
-        "| id | what | database | measured | floor | ratio | target | met |",
-        "|---|---|---|---|---|---|---|---|",
+        "| id | what | database | measured | floor | ratio | target | met | measured on |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in results:
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "–"
-        lines.append(f"| {r.id} | {r.title} | {r.database} | {r.measured} | {r.floor} | {ratio} | {r.target} | {'yes' if r.met else '**no**'} |")
-    notes = [(r.id, r.database, note) for r in results for note in r.notes]
+    rows = [(r.id, f"| {r.id} | {r.title} | {r.database} | {r.measured} | {r.floor} | "
+                   f"{f'{r.ratio:.2f}x' if r.ratio is not None else '–'} | {r.target} | "
+                   f"{'yes' if r.met else '**no**'} | {today} |") for r in results]
+    rows += [(ROW.match(line).group(1), line) for line in kept["rows"]]
+    lines += [line for _, line in sorted(rows, key=lambda row: int(row[0][1:]))]
+    notes = [(r.id, f"- {r.id} ({r.database}): {note}") for r in results for note in r.notes]
+    notes += [(NOTE.match(line).group(1), line) for line in kept["notes"]]
     if notes:
         lines += ["", "## Notes", ""]
-        lines += [f"- {bench_id} ({database}): {note}" for bench_id, database, note in notes]
+        lines += [line for _, line in sorted(notes, key=lambda note: int(note[0][1:]))]
     if history:
         lines += ["", "## Profiling history (targets once missed: what was found and fixed)", ""]
         lines += [f"- {bench_id}: {line}" for bench_id, line in history]
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_text("\n".join(lines) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
