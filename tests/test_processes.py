@@ -23,6 +23,7 @@ def flask_env(app, **extra):
     env.update(
         CANARY_ENV="development",
         DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        DATABASE_POOLER=app.config["DATABASE_POOLER"],
         REDIS_URL=app.config["REDIS_URL"],
         SECRET_KEY=app.config["SECRET_KEY"],
         BASE_URL=app.config["BASE_URL"],

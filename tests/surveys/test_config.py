@@ -41,6 +41,17 @@ def test_production_refuses_debug(tmp_path):
         create_app(Debugging)
 
 
+def test_behind_a_transaction_pooler_psycopg_prepares_no_statement(tmp_path):
+    settings = {"CANARY_ENV": "development", "SECRET_KEY": "x" * 40, "INSTANCE_DIR": str(tmp_path),
+                "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://canary@db.example/canary"}
+    direct = create_app(dict(settings, DATABASE_POOLER="none")).config["SQLALCHEMY_ENGINE_OPTIONS"]
+    pooled = create_app(dict(settings, DATABASE_POOLER="transaction")).config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert "prepare_threshold" not in direct.get("connect_args", {})
+    assert pooled["connect_args"]["prepare_threshold"] is None and pooled["pool_pre_ping"] is True
+    with pytest.raises(RuntimeError, match="DATABASE_POOLER"):
+        create_app(dict(settings, DATABASE_POOLER="session"))
+
+
 def test_security_headers_on_every_page(client):
     response = client.get("/sign-in")
     csp = response.headers["Content-Security-Policy"]
