@@ -347,6 +347,16 @@ UNLABELLED = """
 """
 
 
+def accessibility_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's violations of the given impacts on the page as it is now,
+    one line each ("rule (impact): first targets"); empty when it passes."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    violations = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']][:3]}"
+            for v in violations if v["impact"] in impacts]
+
+
 def signed_in_page(browser, live_server, email, **page_options):
     """A new browser page, signed in as `email` through the sign-in form."""
     page = browser.new_page(**page_options)
