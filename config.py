@@ -111,6 +111,9 @@ class Config:
     # installations (or test runs) share one Redis.
     RQ_QUEUE_PREFIX = env_str("RQ_QUEUE_PREFIX", "canary")
 
+    # How often the staff home page refreshes an open round's counts (its script; 0 turns it off).
+    HOME_REFRESH_SECONDS = env_int("HOME_REFRESH_SECONDS", 30)
+
     WTF_CSRF_TIME_LIMIT = 3600
     # A rep may keep the form open for a long time; their CSRF token lasts a week.
     REP_FORM_CSRF_TIME_LIMIT = 7 * 24 * 3600

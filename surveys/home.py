@@ -1,15 +1,19 @@
-"""The staff home page: what needs attention, by role."""
+"""The staff home page, by role: a leader sees what moved, participation by
+team and new replies; a PM sees their sets, the rounds that need attention
+and what waits for them. The numbers come from `surveys.dashboard`."""
 
-from flask import Blueprint, redirect, render_template, url_for
+from flask import Blueprint, current_app, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from cadence.models import Cadence, Invitation, Round
-from surveys.org.models import Person
+from cadence.clock import utcnow
+from cadence.models import Cadence
+from surveys import dashboard
 from surveys.auth.access import staff_required
-from surveys.disclosure import round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet
+from surveys.scorecard_text import describe_change
+from surveys.org.models import Person
 
 staff_bp = Blueprint("staff", __name__)
 
@@ -24,25 +28,34 @@ def root():
 @staff_bp.get("/home")
 @staff_required
 def home():
-    rows = db.session.execute(
-        select(Round, Cadence.name, func.count(Invitation.id), func.count(Invitation.responded_at))
-        .join(Cadence, Cadence.id == Round.cadence_id)
-        .outerjoin(Invitation, Invitation.round_id == Round.id)
-        .where(Round.status == "open")
-        .group_by(Round.id, Cadence.name)
-        .order_by(Round.closes_at)
-    ).all()
-    open_rounds = [(round_, name, round_counts(round_, invited, responded)) for round_, name, invited, responded in rows]
-    recent_closed = db.session.execute(
-        select(Round, Cadence.name)
-        .join(Cadence, Cadence.id == Round.cadence_id)
-        .where(Round.status == "closed")
-        .order_by(Round.closes_at.desc())
-        .limit(5)
-    ).all()
-    counts = {
-        "question_sets": db.session.scalar(select(func.count(QuestionSet.id))),
-        "cadences": db.session.scalar(select(func.count(Cadence.id))),
-        "people": db.session.scalar(select(func.count(Person.id))),
+    now = utcnow()
+    open_rounds = dashboard.open_rounds()
+    page = {
+        "open_rounds": open_rounds,
+        "refresh_seconds": current_app.config["HOME_REFRESH_SECONDS"],
+        "counts": {
+            "question_sets": db.session.scalar(select(func.count(QuestionSet.id))),
+            "cadences": db.session.scalar(select(func.count(Cadence.id))),
+            "people": db.session.scalar(select(func.count(Person.id))),
+        },
     }
-    return render_template("staff/home.html", open_rounds=open_rounds, recent_closed=recent_closed, counts=counts)
+    if current_user.has_role("leader"):
+        page["leader"] = {
+            "moved": dashboard.what_moved(),
+            "teams": [(row, dashboard.team_participation(row["round"])) for row in open_rounds
+                      if not row["counts"]["withheld"]],
+            "replies": dashboard.recent_replies(now),
+            "alerts": dashboard.leader_alerts(),
+        }
+    if current_user.has_role("pm", "admin"):
+        page["attention"] = dashboard.rounds_needing_attention(open_rounds, now)
+    if current_user.has_role("pm"):
+        page["pm"] = {"sets": dashboard.owned_sets(current_user), "waiting": dashboard.waiting_for(current_user)}
+    return render_template("staff/home.html", describe_change=describe_change, **page)
+
+
+@staff_bp.get("/home/live")
+@staff_required
+def live():
+    """The open rounds' counts, for the home page to refresh without a reload."""
+    return {"rounds": dashboard.live_counts()}

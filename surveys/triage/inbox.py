@@ -218,8 +218,8 @@ def read_inbox(filters: InboxFilters, limit: int = INBOX_LIMIT) -> dict:
     chosen.sort(key=lambda pair: _order_key(*pair))
     total = len(chosen)
     chosen = chosen[:limit]
-    suggester = fit_suggester()
-    suggestions = suggester.top([row.text for row, _ in chosen])
+    # A count alone (limit 0, the home page) needs no suggestions: fitting them costs the most.
+    suggestions = fit_suggester().top([row.text for row, _ in chosen]) if chosen else []
     needs = {n.id: n for n in db.session.scalars(select(Need))}
     set_names = dict(db.session.execute(select(QuestionSet.id, QuestionSet.name)).all())
     items = []

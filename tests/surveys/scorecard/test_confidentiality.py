@@ -255,7 +255,7 @@ def test_a_held_round_shows_nothing_that_moves_with_answers(client, api_token, s
         home = staff.get("/home").text
         scorecards = staff.get(f"/scorecards/?cadence={org.data.cadence.id}").text
         return (rounds, _section(cadence_page, "<h2>Rounds</h2>", "</table>"),
-                _section(home, "<h2>Open rounds</h2>", "</div>"), _section(scorecards, "<tbody>", "</tbody>"))
+                _section(home, "<main", "</main>"), _section(scorecards, "<tbody>", "</tbody>"))
 
     before = everything()
     assert before[0][0]["responded"] is None
