@@ -90,40 +90,19 @@ def worker_command(burst):
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def dev_command(host, port):
-    """Start everything locally: web, worker, cron scheduler, embedded Redis."""
-    from cadence.redis_server import _answers, die_with_parent, start_redis_server
+    """Start everything locally: web, worker, cron scheduler, embedded Redis.
+
+    Each child runs in a process group of its own, so a terminal's Ctrl-C
+    reaches only this command, which then stops them in order: web, worker and
+    cron first (they release their RQ locks and registrations in Redis), the
+    embedded Redis last (it writes its append-only file), so the next start
+    finds no stale lock."""
+    from cadence.redis_server import _answers, start_redis_server
     from surveys.demo import DEMO_PASSWORD
 
     app = current_app._get_current_object()
-    children: list[subprocess.Popen] = []
-    env = dict(os.environ)
-    if not app.config.get("REDIS_URL"):
-        socket_path = app.config["EMBEDDED_REDIS_SOCKET"]
-        if not _answers(socket_path):
-            children.append(start_redis_server(socket_path))
-            deadline = time.monotonic() + 10
-            while not _answers(socket_path):
-                if time.monotonic() > deadline:
-                    raise click.ClickException("the embedded Redis did not start; see instance/redis.log")
-                time.sleep(0.05)
-        env["REDIS_URL"] = f"unix://{socket_path}"
-    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
-    commands = {
-        "web": flask + ["run", "--host", host, "--port", str(port), "--no-reload"],
-        "worker": flask + ["worker"],
-        "cron": flask + ["cadence", "cron"],
-    }
-    for command in commands.values():
-        children.append(subprocess.Popen(command, env=env, preexec_fn=die_with_parent))
-    base = f"http://{host}:{port}"
-    click.echo("")
-    click.echo(f"Canary is running at {base}")
-    click.echo(f"  sign in as the demo PM:     aroha.nguyen@example.com / {DEMO_PASSWORD}")
-    click.echo(f"  sign in as the demo leader: ava.sato@example.com / {DEMO_PASSWORD}")
-    click.echo(f"  sign in as the demo admin:  lena.okafor@example.com / {DEMO_PASSWORD}")
-    click.echo(f"  the outbox (rep links; sign in as the admin): {base}/cadences/outbox")
-    click.echo("Press Ctrl-C to stop everything.")
-    click.echo("")
+    redis_process: subprocess.Popen | None = None
+    services: dict[str, subprocess.Popen] = {}
 
     def stop(*_):
         raise KeyboardInterrupt
@@ -133,22 +112,75 @@ def dev_command(host, port):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        while all(child.poll() is None for child in children):
+        env = dict(os.environ)
+        if not app.config.get("REDIS_URL"):
+            socket_path = app.config["EMBEDDED_REDIS_SOCKET"]
+            if not _answers(socket_path):
+                redis_process = start_redis_server(socket_path)
+                deadline = time.monotonic() + 10
+                while not _answers(socket_path):
+                    if time.monotonic() > deadline or redis_process.poll() is not None:
+                        raise click.ClickException("the embedded Redis did not start; see instance/redis.log")
+                    time.sleep(0.05)
+            env["REDIS_URL"] = f"unix://{socket_path}"
+        flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+        commands = {
+            "web": flask + ["run", "--host", host, "--port", str(port), "--no-reload"],
+            "worker": flask + ["worker"],
+            "cron": flask + ["cadence", "cron"],
+        }
+        for name, command in commands.items():
+            services[name] = _start_child(command, env)
+        base = f"http://{host}:{port}"
+        click.echo("")
+        click.echo(f"Canary is running at {base}")
+        click.echo(f"  sign in as the demo PM:     aroha.nguyen@example.com / {DEMO_PASSWORD}")
+        click.echo(f"  sign in as the demo leader: ava.sato@example.com / {DEMO_PASSWORD}")
+        click.echo(f"  sign in as the demo admin:  lena.okafor@example.com / {DEMO_PASSWORD}")
+        click.echo(f"  the outbox (rep links; sign in as the admin): {base}/cadences/outbox")
+        click.echo("Press Ctrl-C to stop everything.")
+        click.echo("")
+        while True:
+            exited = [name for name, child in services.items() if child.poll() is not None]
+            if redis_process is not None and redis_process.poll() is not None:
+                exited.append("redis")
+            if exited:
+                click.echo(f"stopping: a process exited ({', '.join(exited)})", err=True)
+                break
             time.sleep(0.5)
-        failed = [" ".join(c.args[3:5]) if isinstance(c.args, list) else "redis" for c in children if c.poll() is not None]
-        click.echo(f"stopping: a process exited ({', '.join(failed)})", err=True)
     except KeyboardInterrupt:
         click.echo("\nstopping…")
     finally:
-        for child in reversed(children):
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # A second Ctrl-C while stopping must not cut the order short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _stop_children(list(services.values()))
+        if redis_process is not None:
+            _stop_children([redis_process])
 
+
+def _start_child(command: list[str], env: dict) -> subprocess.Popen:
+    """A child of `dev` in its own process group (out of reach of the
+    terminal's Ctrl-C), killed by the kernel if `dev` itself is killed."""
+    from cadence.redis_server import die_with_parent
+
+    return subprocess.Popen(command, env=env, preexec_fn=die_with_parent, process_group=0)
+
+
+def _stop_children(children: list[subprocess.Popen], timeout: float = 15) -> None:
+    """SIGTERM to each child still running (a warm shutdown for RQ's worker
+    and cron scheduler), then wait for all; kill what is still there after
+    `timeout` seconds."""
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
 
 
 def register_cadence_commands(app):

@@ -67,7 +67,9 @@ def ensure_embedded_redis(socket_path: str, timeout: float = 10.0) -> None:
 
 def start_redis_server(socket_path: str, daemonize: bool = False) -> subprocess.Popen | None:
     """Start redis-server on a unix socket only (no TCP port), no persistence
-    beyond an append-only file in the socket's folder."""
+    beyond an append-only file in the socket's folder. Not daemonised, it runs
+    in a process group of its own: a terminal's Ctrl-C reaches the process
+    that started it, which stops it after the processes that use it."""
     directory = str(Path(socket_path).parent)
     args = [
         embedded_redis_binary(),
@@ -85,7 +87,7 @@ def start_redis_server(socket_path: str, daemonize: bool = False) -> subprocess.
     if daemonize:
         subprocess.run(args, check=True)
         return None
-    return subprocess.Popen(args, preexec_fn=die_with_parent)
+    return subprocess.Popen(args, preexec_fn=die_with_parent, process_group=0)
 
 
 def die_with_parent():

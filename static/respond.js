@@ -41,6 +41,43 @@
   form.addEventListener("change", refresh);
   form.addEventListener("input", refresh);
   refresh();
+
+  // Character counts: a text field's limit stops being a silent cut (the
+  // browser truncates a long paste at maxlength); the rep sees the count and
+  // how far over it is, and the server still refuses too long an answer.
+  function characterCount(field) {
+    var limit = Number(field.getAttribute("maxlength"));
+    if (!field.id || !(limit > 0)) { return; }
+    field.removeAttribute("maxlength");
+    var counter = document.createElement("p");
+    counter.id = field.id + "-count";
+    counter.className = "char-count";
+    var status = document.createElement("span");  // spoken only when the field crosses its limit
+    status.className = "visually-hidden";
+    status.setAttribute("role", "status");
+    field.insertAdjacentElement("afterend", counter);
+    counter.insertAdjacentElement("afterend", status);
+    var hint = field.parentNode.querySelector(".length-hint");  // the count says it now
+    if (hint) { hint.hidden = true; }
+    var described = field.getAttribute("aria-describedby");
+    field.setAttribute("aria-describedby", (described ? described + " " : "") + counter.id);
+    var wasOver = false;
+    function update() {
+      var length = field.value.length;
+      var over = length > limit;
+      counter.textContent = length + " of " + limit + " characters" + (over ? ": " + (length - limit) + " too many" : "");
+      counter.classList.toggle("over", over);
+      if (over !== wasOver) {
+        status.textContent = over ? "Too long: " + (length - limit) + " characters over the limit of " + limit + "."
+                                  : "Within the limit of " + limit + " characters.";
+        wasOver = over;
+      }
+    }
+    field.addEventListener("input", update);
+    update();
+  }
+  Array.prototype.forEach.call(form.querySelectorAll("textarea[maxlength], input[type=text][maxlength]"), characterCount);
+
   var summary = document.getElementById("error-summary");
   if (summary) { summary.focus(); }
 })();

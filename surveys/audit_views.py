@@ -5,6 +5,7 @@ from sqlalchemy import select
 
 from surveys import limits
 from surveys.audit import AuditEvent
+from surveys.audit_text import readable_events
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys.permissions import ADMINS
@@ -34,7 +35,7 @@ def index():
     actions = list(db.session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action)))
     return render_template(
         "admin/audit.html",
-        events=events[:PAGE_SIZE],
+        events=readable_events(events[:PAGE_SIZE]),
         actions=actions,
         action=action,
         actor=actor,

@@ -154,7 +154,7 @@ class RoundPlan:
 
     numbers: dict = field(default_factory=dict)
     questions: dict = field(default_factory=dict)  # question key -> {group: reason}
-    comments: dict = field(default_factory=dict)  # text question key -> {group: reason}
+    comments: dict = field(default_factory=dict)  # key of a question with comments -> {group: reason}
     participation: dict = field(default_factory=dict)
     published: list = field(default_factory=list)  # numbers, in plan order
     published_questions: dict = field(default_factory=dict)
@@ -174,10 +174,15 @@ class RoundPlan:
         return self.numbers.get(group) or self.questions.get(key, {}).get(group)
 
     def comment_reason(self, key, kind, value):
+        """Why comments to `key` are withheld for (kind, value), or None. A
+        question the plan has no comment plan for (a plan stored before its
+        "Other" texts counted as comments) publishes none."""
         if self.held:
             return self.reason(kind, value)
+        if key not in self.comments:
+            return SMALL_GROUP
         group = _group(kind, value)
-        return self.question_reason(key, kind, value) or self.comments.get(key, {}).get(group)
+        return self.question_reason(key, kind, value) or self.comments[key].get(group)
 
     def participation_reason(self, kind, value):
         return self.participation.get(_group(kind, value))
@@ -272,8 +277,9 @@ def plan_round(atoms: RoundAtoms, lineage, specs, min_size, comment_min_size, na
     1. groups: candidates are every group with an invitee, units the
        respondents and, at the same time, the invitees;
     2. each question: candidates the groups published in 1, units its answerers;
-    3. each free-text question's comments: candidates the groups published
-       for it in 2, units its writers, threshold the comment threshold;
+    3. each free-text question's comments, and each multi-choice question's
+       "Other" texts: candidates the groups published for it in 2, units its
+       writers, threshold the comment threshold;
     Participation is published for exactly the groups of 1, which are chosen
     so that the invitees' cells also hold at least the minimum."""
     membership = {atom: set(groups_of_atom(atom, lineage)) for atom in atoms.invited}
@@ -305,8 +311,11 @@ def plan_round(atoms: RoundAtoms, lineage, specs, min_size, comment_min_size, na
         published, withheld = planned[same]
         published, withheld = list(published), dict(withheld)
         plan.published_questions[spec.key], plan.questions[spec.key] = published, withheld
-        if spec.type == "text":
-            published, withheld = plan_groups(answered, membership, published, comment_min_size)
+        if spec.has_comments:
+            # A text question's writers are its answerers; a multi-choice
+            # question's are those who typed an "Other" text.
+            writers = answered if spec.type == "text" else atoms.other_writers.get(spec.key, {})
+            published, withheld = plan_groups(writers, membership, published, comment_min_size)
             plan.published_comments[spec.key], plan.comments[spec.key] = published, withheld
     return plan
 

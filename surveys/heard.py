@@ -45,7 +45,8 @@ def headline_of(question: dict) -> str | None:
         return f"{metrics['yes_pct']:.0f} % said yes"
     if kind in ("single_choice", "multi_choice") and metrics.get("option_pct"):
         key, share = max(metrics["option_pct"].items(), key=lambda item: item[1])
-        return f"most chosen: {key.replace('_', ' ')} ({share:.0f} %)"
+        labels = {option["key"]: option["label"] for option in question.get("options", [])}
+        return f"most chosen: {labels.get(key, key)} ({share:.0f} %)"
     if kind == "number" and metrics.get("mean") is not None:
         return f"average {metrics['mean']:.1f}"
     return None

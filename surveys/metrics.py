@@ -92,6 +92,13 @@ class QuestionSpec:
         return cls(question.key, question.type, question.prompt, scale_max, favorable_min, option_keys, unit, low, high)
 
     @property
+    def has_comments(self) -> bool:
+        """Whether reps write free text here: a text question, or a
+        multi-choice question with an "Other" option (its text, stored in
+        `Answer.detail`, is a comment like any other)."""
+        return self.type == "text" or (self.type == "multi_choice" and OTHER_OPTION_KEY in self.option_keys)
+
+    @property
     def measure(self) -> tuple:
         """Changing any of these breaks the trend: no delta across the break.
         Option order is presentation, not measure, so keys compare as a set;

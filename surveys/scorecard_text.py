@@ -15,6 +15,9 @@ METRIC_LABELS = {
 }
 # Heatmap shading steps, in points on the common 0-100 footing of `change_size`.
 HEAT_STEPS = (5.0, 10.0)
+# The mark of a change on a tested metric with fewer answers than
+# surveys.metrics.MIN_N_FOR_TESTING in either round.
+TOO_FEW_TO_TEST = "too few answers to test"
 
 
 def withheld_text(reason, min_size):
@@ -63,7 +66,7 @@ def change_text(entry, name, option=None, against="previous"):
     if name not in tests:
         verdict = None
     elif significant is None:
-        verdict = "too few answers to test"
+        verdict = TOO_FEW_TO_TEST
     else:
         verdict = "significant" if significant else "not significant"
     direction = "up" if delta > 0 else "down" if delta < 0 else "flat"
@@ -72,7 +75,8 @@ def change_text(entry, name, option=None, against="previous"):
 
 
 def describe_change(change) -> str:
-    """One line for a mover or a choice shift: "Lost to: Globex 42.0 %, +15.0 pts (significant)"."""
+    """One line for a mover or a choice shift: "Lost to: Globex 42.0 %, +15.0 pts (significant)";
+    a change too small to test says so, as `change_text` does."""
     subject = change["prompt"]
     if change.get("option") is not None:
         subject = f"{subject} {change['label']}"
@@ -83,6 +87,8 @@ def describe_change(change) -> str:
         verdict = " (significant)"
     elif change.get("significant") is False:
         verdict = " (not significant)"
+    elif change.get("tested"):
+        verdict = f" ({TOO_FEW_TO_TEST})"
     return f"{subject}: {format_metric(change['metric'], change['value'])}, {delta_text(change['metric'], change['delta'])}{verdict}"
 
 

@@ -171,45 +171,131 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_dev_starts_web_worker_cron_and_redis_and_ctrl_c_stops_them_all(app, tmp_path):
-    import signal
+def _start_dev(env, port):
+    """`flask dev` in a session of its own, as a terminal runs a foreground
+    command, once its web server answers."""
     import time
     import urllib.request
 
+    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dev", "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2) as response:
+                assert response.status == 200
+                return process
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "the web server did not come up"
+            time.sleep(0.3)
+
+
+def _ctrl_c(process) -> str:
+    """What a terminal does on Ctrl-C: SIGINT to the whole foreground process
+    group. Returns everything `dev` and its children printed."""
+    import signal
+
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    return output
+
+
+def _scheduler_pids(redis_client) -> tuple[dict, list]:
+    """({queue: pid of the worker scheduler holding its lock}, [pids of the
+    registered cron schedulers]), read from RQ's own keys."""
+    locks = {}
+    for key in redis_client.keys("rq:scheduler-lock:*"):
+        owner = redis_client.get(key)
+        pid = redis_client.hget(f"rq:scheduler:{owner.decode()}", "pid") if owner else None
+        locks[key.decode().split(":", 2)[2]] = int(pid) if pid else None
+    crons = []
+    for name in redis_client.zrange("rq:cron_schedulers", 0, -1):
+        pid = redis_client.hget(f"rq:cron_scheduler:{name.decode()}", "pid")
+        crons.append(int(pid) if pid else None)
+    return locks, crons
+
+
+def test_dev_starts_web_worker_cron_and_redis_and_ctrl_c_stops_them_all_cleanly(app, tmp_path):
+    import time
+
     import psutil
+    import redis
+
+    from cadence.queues import PURPOSES, queue_name
+    from cadence.redis_server import start_redis_server
 
     port = _free_port()
+    prefix = "canary-dev-test"
     env = flask_env(app, DATABASE_URL=f"sqlite:///{tmp_path / 'dev.sqlite3'}", MAIL_BACKEND="outbox",
-                    CANARY_INSTANCE_DIR=str(tmp_path), RQ_QUEUE_PREFIX="canary-dev-test")
+                    CANARY_INSTANCE_DIR=str(tmp_path), RQ_QUEUE_PREFIX=prefix)
     del env["REDIS_URL"]  # dev starts the embedded Redis itself
     assert flask(env, "db", "upgrade").returncode == 0
-    process = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "dev", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    socket_path = str(tmp_path / "redis.sock")
+    queues = {queue_name(purpose, prefix) for purpose in PURPOSES}
+    process = _start_dev(env, port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/sign-in", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the web server did not come up"
-                time.sleep(0.3)
         children = psutil.Process(process.pid).children(recursive=True)
         commands = " ".join(" ".join(child.cmdline()) for child in children)
         for part in ("redis-server", " run ", " worker", "cadence cron"):
             assert part in commands, f"{part!r} not started: {commands}"
-        # The cron scheduler enqueues a tick at once and the worker runs it.
-        redis_client = __import__("redis").Redis(unix_socket_path=str(tmp_path / "redis.sock"))
+        # The cron scheduler enqueues a tick at once and the worker runs it;
+        # the worker's scheduler holds the lock of each of its queues.
+        redis_client = redis.Redis(unix_socket_path=socket_path)
         deadline = time.monotonic() + 20
-        while not redis_client.keys("rq:results:*") and not redis_client.keys("rq:job:*"):
-            assert time.monotonic() < deadline, "no tick job appeared"
+        while not (redis_client.keys("rq:results:*") or redis_client.keys("rq:job:*")) \
+                or set(_scheduler_pids(redis_client)[0]) != queues:
+            assert time.monotonic() < deadline, f"no tick job or no scheduler locks: {_scheduler_pids(redis_client)}"
             time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        redis_client.close()
+        output = _ctrl_c(process)
         assert "Canary is running at" in output
+        assert "Traceback" not in output, output
         gone, alive = psutil.wait_procs(children, timeout=15)
         assert alive == [], f"still running after Ctrl-C: {[c.cmdline() for c in alive]}"
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, 9)
+
+    # What the append-only file kept: no lock, no live worker, no cron scheduler.
+    inspector = start_redis_server(socket_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                redis_client = redis.Redis(unix_socket_path=socket_path)
+                redis_client.ping()
+                break
+            except (redis.ConnectionError, FileNotFoundError):
+                assert time.monotonic() < deadline, "the inspecting Redis did not start"
+                time.sleep(0.05)
+        assert redis_client.dbsize() > 0  # the file was written: the tick's job and result are there
+        assert redis_client.keys("rq:scheduler-lock:*") == []
+        assert redis_client.zrange("rq:cron_schedulers", 0, -1) == []
+        assert redis_client.smembers("rq:workers") == set()
+        redis_client.close()
+    finally:
+        inspector.terminate()
+        inspector.wait(timeout=10)
+
+    # A restart schedules at once: the new worker's scheduler holds every lock
+    # and the one registered cron scheduler is the new one.
+    process = _start_dev(env, port)
+    try:
+        started = {child.pid for child in psutil.Process(process.pid).children(recursive=True)}
+        redis_client = redis.Redis(unix_socket_path=socket_path)
+        deadline = time.monotonic() + 15
+        while True:
+            locks, crons = _scheduler_pids(redis_client)
+            pids = {child.pid for child in psutil.Process(process.pid).children(recursive=True)} | started
+            if set(locks) == queues and set(locks.values()) <= pids and crons and set(crons) <= pids:
+                break
+            assert time.monotonic() < deadline, f"stale locks after a restart: {locks}, cron {crons}"
+            time.sleep(0.3)
+        redis_client.close()
+        output = _ctrl_c(process)
+        assert "Traceback" not in output, output
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, 9)

@@ -44,6 +44,8 @@ def _changes(entries):
         for metric in MOVER_METRICS.get(entry["type"], ()):
             value, delta = entry["metrics"].get(metric), entry["delta"].get(metric)
             significant = (entry.get("significant") or {}).get(metric)
+            # A tested metric whose verdict is None had too few answers to test.
+            tested = metric in (entry.get("significant") or {})
             previous = (entry.get("previous") or {}).get(metric)
             if isinstance(delta, dict):
                 labels = {o["key"]: o["label"] for o in entry.get("options", [])}
@@ -51,13 +53,14 @@ def _changes(entries):
                     yield {
                         "key": entry["key"], "prompt": entry["prompt"], "type": entry["type"], "metric": metric,
                         "option": option, "label": labels.get(option, option), "value": (value or {}).get(option),
-                        "delta": option_delta, "significant": (significant or {}).get(option),
+                        "delta": option_delta, "significant": (significant or {}).get(option), "tested": tested,
                         "size": change_size(entry, metric, option_delta, (previous or {}).get(option)),
                     }
             else:
                 yield {
                     "key": entry["key"], "prompt": entry["prompt"], "type": entry["type"], "metric": metric,
                     "option": None, "label": None, "value": value, "delta": delta, "significant": significant,
+                    "tested": tested,
                     "size": change_size(entry, metric, delta, previous),
                 }
 

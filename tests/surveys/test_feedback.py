@@ -86,3 +86,27 @@ def test_a_pm_replies_on_the_scorecard_page_and_leaders_read_it(rounds, signed_i
     reply_id = db.session.scalar(select(Reply.id))
     removed = pm.post(f"/scorecards/rounds/{january.id}/replies/{reply_id}/delete", data={"csrf_token": token})
     assert removed.status_code == 302 and db.session.scalar(select(func.count(Reply.id))) == 0
+
+
+def test_the_thank_you_page_names_the_most_chosen_option_by_its_label_not_its_key(app, client):
+    from cadence.links import invitation_token
+
+    data = ScorecardData(confidentiality="attributed")
+    options = [{"key": "globex", "label": "Globex Corp."}, {"key": "initech", "label": "Initech"}]
+    areas = [{"key": "reporting", "label": "Dashboards & reports"}, {"key": "sso", "label": "Single sign-on"}]
+    version = data.version([
+        {"key": "lost_to", "type": "single_choice", "settings": {"options": options}},
+        {"key": "gaps", "type": "multi_choice", "settings": {"options": areas}},
+    ])
+    january = data.round("2026-01", version, 0)
+    february = data.round("2026-02", version, 1, status="open")
+    for lost_to, gaps in (("globex", ["reporting"]), ("globex", ["reporting", "sso"]), ("initech", ["reporting"])):
+        data.respond(january, data.person(), {"lost_to": lost_to, "gaps": gaps})
+    answered = data.respond(february, data.person(), {"lost_to": "initech", "gaps": ["sso"]})
+    data.commit()
+    page = client.get(f"/r/{invitation_token(answered.invitation)}/thanks")
+    assert page.status_code == 200
+    heard = page.text[page.text.index('id="heard-title"'):]
+    assert "most chosen: Globex Corp. (67 %)" in heard
+    assert "most chosen: Dashboards &amp; reports (100 %)" in heard
+    assert "globex" not in heard and "reporting" not in heard

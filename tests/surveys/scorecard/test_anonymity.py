@@ -20,7 +20,7 @@ QUESTIONS = [
     {"key": "score", "type": "scale"},
     {"key": "recommend", "type": "nps", "required": False},
     {"key": "gaps", "type": "multi_choice", "required": False,
-     "settings": {"options": [{"key": "sso", "label": "SSO"}, {"key": "api", "label": "API"}]}},
+     "settings": {"options": [{"key": "sso", "label": "SSO"}, {"key": "api", "label": "API"}], "allow_other": True}},
     {"key": "why", "type": "text", "required": False},
 ]
 REGIONS = ["EMEA", "AMER", "APAC", "LATAM"]
@@ -31,6 +31,7 @@ def small_team_org(seed):
     """A confidential set, two rounds, teams of 1 to 9 people in a three-level
     tree (direct members at every level), optional questions answered by some."""
     rng = random.Random(seed)
+    others = random.Random(-seed)  # "Other" texts drawn apart: the rest of the org is as it always was
     data = ScorecardData(confidentiality="confidential", min_group_size=MIN_SIZE)
     data.question_set.comment_min_group_size = 6
     version = data.version(QUESTIONS)
@@ -49,6 +50,8 @@ def small_team_org(seed):
                     answers["recommend"] = rng.randint(0, 10)
                 if rng.random() < 0.6:
                     answers["gaps"] = rng.sample(["sso", "api"], k=rng.randint(1, 2))
+                    if others.random() < 0.6:
+                        answers["gaps"].append(("other", f"other {others.random():.6f}"))
                 if rng.random() < 0.5:
                     answers["why"] = f"comment {rng.random():.6f}"
                 data.respond(round_, person, answers)
@@ -168,6 +171,59 @@ def test_no_subtraction_reveals_a_small_group(app, seed):
                     assert before is not None and not before["suppressed"], (kind, key, name)
                     assert entry["previous"] == before["metrics"]
     assert checked > 0
+
+
+def assert_other_texts_protected(round_):
+    """Every list of a round's "Other" texts, for everyone or for any slice,
+    holds at least the comment threshold of writers, and no difference of
+    the list for everyone and shown sibling lists leaves fewer."""
+    threshold = round_.cadence.question_set.comment_min_group_size
+    try:
+        everyone = {item["text"] for item in comments(round_, "gaps")["items"]}
+    except CommentsWithheld:
+        everyone = None
+    assert everyone is None or len(everyone) >= threshold
+    for kind in SLICE_KINDS:
+        shown = {}
+        for name in [s["name"] for s in build_scorecard(round_, kind)["slices"]]:
+            try:
+                listed = comments(round_, "gaps", kind, name)["items"]
+            except CommentsWithheld:
+                continue
+            assert all(item["text"].startswith("other ") for item in listed)
+            assert len(listed) >= threshold, (kind, name, len(listed))
+            shown[name] = {item["text"] for item in listed}
+        if everyone is not None and kind != "team":
+            for size in range(1, len(shown) + 1):
+                for subset in itertools.combinations(shown, size):
+                    remainder = everyone - set().union(*(shown[name] for name in subset))
+                    assert not remainder or len(remainder) >= threshold, (kind, subset, len(remainder))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_other_texts_never_isolate_a_small_group(app, seed):
+    """A multi-choice question's "Other" texts are comments, under the comment
+    threshold like any other (issue 14)."""
+    _data, rounds = small_team_org(seed)
+    assert_other_texts_protected(rounds[1])
+
+
+def test_the_adversary_catches_other_texts_listed_without_the_cells_rule(app, monkeypatch):
+    """The check above can fail: with the primary rule alone some org's
+    "Other" texts leak through a difference of two lists."""
+    from surveys import disclosure
+    from tests.conftest import empty_all_tables
+
+    monkeypatch.setattr(disclosure, "plan_groups", primary_rule_only)
+    caught = 0
+    for seed in range(1, 7):
+        _data, rounds = small_team_org(seed)
+        try:
+            assert_other_texts_protected(rounds[1])
+        except AssertionError:
+            caught += 1
+        empty_all_tables()
+    assert caught > 0
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -982,3 +982,29 @@ def test_a_live_card_is_handed_out_again_only_while_nothing_it_reads_has_changed
     stricter = compute_scorecards(current, ("team",))
     assert all(s["suppressed"] for s in stricter["team"]["slices"]) and not all(
         s["suppressed"] for s in renamed["team"]["slices"])
+
+
+def test_choice_shifts_on_a_live_round_with_five_answers_are_marked_too_few_to_test(app, signed_in_client):
+    """A share moving on 5 answers is not tested; the shift says so, as the
+    numeric changes beside it do (issue 14)."""
+    import re
+
+    data = ScorecardData()
+    version = data.version([
+        {"key": "score", "type": "scale"},
+        {"key": "lost_to", "type": "single_choice",
+         "settings": {"options": [{"key": "acme", "label": "Acme"}, {"key": "globex", "label": "Globex"}]}},
+    ])
+    before, live = data.round("2026-01", version, 0), data.round("2026-02", version, 1, status="open")
+    for index in range(5):
+        data.respond(before, data.person(), {"score": 2, "lost_to": "acme" if index < 4 else "globex"})
+        data.respond(live, data.person(), {"score": 5, "lost_to": "acme" if index < 1 else "globex"})
+    data.commit()
+    leader = signed_in_client(roles=("leader",), email="leader@example.com")
+    page = leader.get(f"/scorecards/rounds/{live.id}")
+    assert page.status_code == 200
+    assert "too few answers to test" in page.text  # the numeric metrics' mark
+    shifts = re.search(r'<ol class="shifts">(.*?)</ol>', page.text, re.S).group(1)
+    items = re.findall(r"<li>(.*?)</li>", shifts, re.S)
+    assert items == ["Lost to? Acme: 20.0 %, -60.0 pts (too few answers to test)",
+                     "Lost to? Globex: 80.0 %, +60.0 pts (too few answers to test)"]
