@@ -336,6 +336,17 @@ UNLABELLED = """
 """
 
 
+def axe_violations(page, impacts=("serious", "critical")) -> list[str]:
+    """axe-core's violations of the page at the given impacts, one line each
+    (rule, impact, the elements); axe-core as the axe-playwright-python
+    package ships it."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page).response
+    return [f"{v['id']} ({v['impact']}): {', '.join(str(n['target']) for n in v['nodes'][:5])}"
+            for v in results["violations"] if v["impact"] in impacts]
+
+
 def signed_in_page(browser, live_server, email, **page_options):
     """A new browser page, signed in as `email` through the sign-in form."""
     page = browser.new_page(**page_options)
