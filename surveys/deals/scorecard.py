@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Date, Float, Integer, String, and_, case, column, distinct, exists, func, literal, null, select, values
+from sqlalchemy import Date, Float, Integer, String, and_, case, column, distinct, func, literal, null, select, values
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -154,10 +154,15 @@ def _sums(moment_id: int, options: Options, specs: dict) -> dict:
     slice_name = _Bytewise(_slice_column(options.by, deals))
     amount = deals.c.amount
     multi = sorted(key for key, spec in specs.items() if spec.type == "multi_choice")
-    flags = [exists().where(answers.c.invitation_id == invitations.c.id, answers.c.question_key == key) for key in multi]
     source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
     if options.by == "product":
         source = source.outerjoin(products, products.c.deal_id == deals.c.id)
+    flags = []
+    for number, key in enumerate(multi):  # whether the deal answered this multi-choice question
+        answered = (select(answers.c.invitation_id).where(answers.c.moment_id == moment_id, answers.c.question_key == key)
+                    .group_by(answers.c.invitation_id).subquery(f"answered_{number}"))
+        source = source.outerjoin(answered, answered.c.invitation_id == invitations.c.id)
+        flags.append(answered.c.invitation_id.is_not(None))
     groups, respondents = {}, {}
     rows = db.session.execute(
         select(month, slice_name, *flags, func.count(), func.sum(amount), func.sum(amount * amount), func.max(amount))
