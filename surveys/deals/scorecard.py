@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Date, Float, Integer, String, and_, case, column, distinct, func, literal, null, select, values
+from sqlalchemy import Date, Float, String, case, column, distinct, func, literal, null, select, values
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -225,28 +225,31 @@ _IDS_PER_QUERY = 5000  # well under SQLite's limit of bound parameters
 
 def _over_the_cap(moment_id: int, options: Options, data: dict) -> list:
     """The deals weighing more than the cap of their group: (invitation id,
-    group, amount, its answers). At most 1/cap per group, found in SQL by a
-    join to the thresholds of the groups whose largest deal is over."""
+    group, amount, its answers). At most 1/cap per group, found in SQL
+    against the limits of the groups whose largest deal is over."""
     thresholds = []
     for (year, part, name), sums in data["groups"].items():
         limit = options.cap * sums.a
         if sums.top is not None and sums.top > limit:
-            thresholds.append((year, part, *_period_bounds(year, part, options.period), name, limit))
+            thresholds.append((*_period_bounds(year, part, options.period), name, limit))
     if not thresholds:
         return []
     deals, invitations, answers = Deal.__table__, MomentInvitation.__table__, DealAnswer.__table__
-    limits = values(column("year", Integer), column("part", Integer), column("first", Date), column("after", Date),
-                    column("slice", String), column("cap", Float), name="limits").data(thresholds).cte("limits")
+    limits = values(column("first", Date), column("after", Date), column("slice", String), column("cap", Float),
+                    name="limits").data(thresholds).cte("limits")
     slice_name = _slice_column(options.by, deals)
     source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
     if options.by == "product":
         source = source.outerjoin(DealProduct.__table__, DealProduct.__table__.c.deal_id == deals.c.id)
-    source = source.join(limits, and_(limits.c.slice == slice_name, deals.c.close_date >= limits.c.first,
-                                      deals.c.close_date < limits.c.after, deals.c.amount > limits.c.cap))
+    # Each deal's own group's limit, looked up only for the few deals above
+    # the lowest limit (a join would let the planner scan the deals once per group).
+    own_limit = (select(limits.c.cap).where(limits.c.slice == slice_name, limits.c.first <= deals.c.close_date,
+                                            deals.c.close_date < limits.c.after).scalar_subquery())
     found = db.session.execute(
-        select(invitations.c.id, limits.c.year, limits.c.part, limits.c.slice, deals.c.amount).select_from(source)
+        select(invitations.c.id, _Month(deals.c.close_date), slice_name, deals.c.amount).select_from(source)
         .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None),
-               deals.c.amount > min(row[-1] for row in thresholds))).all()
+               deals.c.close_date.is_not(None), deals.c.amount > min(row[-1] for row in thresholds),
+               deals.c.amount > own_limit)).all()
     text_keys = data["text_keys"]
     value_text = case((answers.c.question_key.in_(text_keys), null()), else_=answers.c.value_text) if text_keys else answers.c.value_text
     given, ids = {}, sorted({row[0] for row in found})
@@ -255,8 +258,8 @@ def _over_the_cap(moment_id: int, options: Options, data: dict) -> list:
                 select(answers.c.invitation_id, answers.c.question_key, answers.c.value_num, value_text)
                 .where(answers.c.invitation_id.in_(ids[start:start + _IDS_PER_QUERY]))):
             given.setdefault(invitation_id, []).append((key, num, text))
-    return [(invitation_id, (year, part, name), amount, given.get(invitation_id, []))
-            for invitation_id, year, part, name, amount in found]
+    return [(invitation_id, _group_of(month, name, options.period), amount, given.get(invitation_id, []))
+            for invitation_id, month, name, amount in found]
 
 
 def _weigh(data: dict, heavy: list, cap: float) -> dict:

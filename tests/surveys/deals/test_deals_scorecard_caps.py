@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from surveys.deals.scorecard import Options, deal_scorecard
+from surveys.deals.scorecard import SIZE_BANDS, Options, deal_scorecard
 from tests.builders.deal_scorecards import LOSS_REASONS, answered_deals, lost_moment
 
 Z = 1.959963984540054
@@ -113,6 +113,15 @@ def test_a_deal_over_its_slices_cap_but_not_its_periods_and_the_overall_view_add
     check_group(slices["SMB"], [d for d in made if d["segment"] == "SMB"])
     per_deal = deal_scorecard(moment, Options(period="quarter", by="segment"))
     assert per_deal["periods"][0]["deals"] == len(made) and per_deal["periods"][0]["n_eff"] == period["n_eff"]
+    # Every other cut partitions the deals too: the same overall view, each slice capped on its own total.
+    cuts = {"size": lambda d: next(label for upper, label in SIZE_BANDS if upper is None or d["amount"] < upper),
+            "region": lambda d: "NA", "competitor": lambda d: "(none)", "outcome": lambda d: "lost"}
+    for by, slice_of in cuts.items():
+        (period,) = deal_scorecard(moment, Options(period="quarter", by=by, weight="revenue"))["periods"]
+        check_group(period, made)
+        assert {s["name"] for s in period["slices"]} == {slice_of(d) for d in made}, by
+        for entry in period["slices"]:
+            check_group(entry, [d for d in made if slice_of(d) == entry["name"]])
 
 
 def test_a_deal_in_two_product_lines_is_capped_in_each_against_that_lines_total(app):
