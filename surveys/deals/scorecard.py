@@ -70,9 +70,9 @@ def _slice_column(by, deal_table):
         return size_band_expression(deal_table.c.amount)
     if by == "product":
         return func.coalesce(DealProduct.__table__.c.product, "(none)")
-    column = {"outcome": deal_table.c.outcome, "competitor": deal_table.c.competitor,
+    field = {"outcome": deal_table.c.outcome, "competitor": deal_table.c.competitor,
               "segment": deal_table.c.segment, "region": deal_table.c.region}[by]
-    return func.coalesce(column, "(none)")
+    return func.coalesce(field, "(none)")
 
 
 class _Month(FunctionElement):
