@@ -5,9 +5,15 @@ and revenue-weighted, by quarter, overall and cut by segment.
 Floor, measured in the same run: one hand-written GROUP BY producing the
 value counts, deal counts and (uncapped) revenue sums per (quarter, segment,
 question, value): the raw aggregate the scorecard is made from. The
-scorecard also computes capped weights (a join to the group totals), Kish's
-effective n, the respondent counts, the overall view and the calibration
-table. Target: at most 1.5x the floor. Medians of 5 runs after a warm-up.
+scorecard also computes the deal totals of every group (answered deals
+without answers count too), the capped weights (uncapped sums corrected for
+the deals over the cap), Kish's effective n, the respondent counts (multi-
+choice ones once per deal), the overall view and the calibration table.
+Target: at most 1.5x the floor. Medians of 5 runs after a warm-up.
+
+The generated amounts put no deal over the 10 % cap of its (quarter,
+segment) group, so the correction path is not part of the measured figure;
+the PROFILE_NOTES give its cost with a cap that binds.
 """
 
 from __future__ import annotations
@@ -28,11 +34,20 @@ PROFILE_NOTES = [
     "slice) ran three statements over answered invitations joined to deals and to their group totals, one "
     "counting distinct answers and one counting each question's respondents with DISTINCT. Respondents of "
     "single-valued questions now come from their value counts, squared weights from the same GROUP BY: "
-    "1.3 s, 5.8x. Not met. What remains: the capped weight needs each deal's group total, so the values "
-    "GROUP BY joins a totals subquery, and the overall view repeats the sliced one. Next: aggregate uncapped "
-    "sums (sum of amount and of its square) in the one floor-like GROUP BY, fetch only the deals above the "
-    "cap (at most 1/cap per group) and correct their weights in Python, and derive the overall view from the "
-    "slices when they partition the deals (every cut but product).",
+    "1.3 s, 5.8x (PostgreSQL 4.5x).",
+    "then: the capped weight no longer needs each deal's group total inside the GROUP BY. Two GROUP BYs by "
+    "month and slice sum uncapped amounts and their squares (deals per group, split by which multi-choice "
+    "questions each deal answered, through a LEFT JOIN to their answering invitations; values per question), "
+    "the deals over the cap (at most 1/cap per group) are fetched with their answers and corrected in Python, "
+    "and the overall view is the slices added up when they partition the deals (every cut but product lines). "
+    "The month is a prefix of SQLite's ISO date or PostgreSQL's date_trunc, text group keys compare bytewise "
+    "on PostgreSQL (COLLATE \"C\"), text answers are counted, not grouped by their words, and the calibration "
+    "table of a single-valued question counts rows without DISTINCT. In-process CPU time on SQLite: floor "
+    "about 350 ms, scorecard about 450 ms (groups 85, values 210, calibration 65, Python 25): 1.25-1.35x. "
+    "PostgreSQL's values GROUP BY still sorts (it estimates 150,000 groups for 1,152, so it does not hash). "
+    "With a cap that binds (0.005: 170 deals over their group's cap) the scorecard costs about the same; "
+    "a first version found them with a join SQLite ran as one scan of the deals per group (880 ms), now a "
+    "lookup of the deal's own group's limit for the deals above the lowest limit.",
 ]
 DEALS = 50_000
 QUARTERS = 8

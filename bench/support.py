@@ -23,6 +23,9 @@ def fresh_database_url(database: str, name: str, workdir: Path) -> str:
     from config import database_url
 
     base = database_url(os.environ["BENCH_DATABASE_URL"])
+    # Named after BENCH_DATABASE_URL's database too, so benchmarks run from
+    # several checkouts against one server do not drop each other's.
+    name = f"{base.rsplit('/', 1)[1].split('?')[0]}_{name}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))

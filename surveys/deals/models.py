@@ -91,7 +91,10 @@ class DealEvent(db.Model):
     status: Mapped[str] = mapped_column(String(12), default="received", index=True)
     error: Mapped[str | None] = mapped_column(Text)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
+    # Each claim by a worker counts one attempt and stamps its time: a claim
+    # not finished long after was abandoned by a worker that died.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

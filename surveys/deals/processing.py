@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 from flask import current_app
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from cadence import dispatch
@@ -76,12 +76,27 @@ def store_events(source: str, events: list[dict], raw: str, now: datetime, queue
 
 
 STALE_AFTER = timedelta(minutes=2)
+# A claimed event not finished this long after its claim was abandoned: its
+# worker died while applying it (or RQ killed it at the job's timeout, 300 s).
+REQUEUE_PROCESSING_AFTER = timedelta(minutes=10)
+# An event abandoned this many times is not tried again by itself: it fails,
+# for an admin to look at and replay.
+MAX_ATTEMPTS = 5
 
 
 def requeue_stale(now: datetime) -> int:
     """Queue again every event stored but still not applied a while after it
-    arrived (Redis lost the job, or was down when it was stored). Applying
-    claims the event first, so a job queued twice applies it once."""
+    arrived (Redis lost the job, or was down when it was stored), and every
+    event a dead worker left in `processing`. Applying claims the event
+    first, and only the latest claim's worker may finish it, so an event
+    queued twice, or whose first worker was only slow, is applied once."""
+    abandoned = and_(DealEvent.status == "processing", DealEvent.claimed_at < now - REQUEUE_PROCESSING_AFTER)
+    db.session.execute(update(DealEvent).where(abandoned, DealEvent.attempts >= MAX_ATTEMPTS).values(
+        status="failed", processed_at=now,
+        error=f"abandoned by {MAX_ATTEMPTS} workers that stopped while applying it (see the workers' logs)"))
+    db.session.execute(update(DealEvent).where(abandoned, DealEvent.attempts < MAX_ATTEMPTS).values(
+        status="received", claimed_at=None))
+    db.session.commit()
     ids = db.session.scalars(select(DealEvent.id).where(
         DealEvent.status == "received", DealEvent.received_at < now - STALE_AFTER).order_by(DealEvent.id).limit(10_000)).all()
     if ids:
@@ -105,28 +120,52 @@ class DealInvalid(Exception):
 def process_event(event_id: int, now: datetime) -> str:
     """Apply one stored event. Exactly once: the worker that moves it from
     `received` to `processing` applies it; any other finds nothing to do."""
-    claimed = db.session.execute(
-        update(DealEvent).where(DealEvent.id == event_id, DealEvent.status == "received")
-        .values(status="processing", attempts=DealEvent.attempts + 1)
-    ).rowcount
-    db.session.commit()
-    if not claimed:
+    attempt = claim_event(event_id, now)
+    if attempt is None:
         event = db.session.get(DealEvent, event_id)
         return event.status if event is not None else "missing"
+    return apply_claimed(event_id, attempt, now)
+
+
+def claim_event(event_id: int, now: datetime) -> int | None:
+    """Move a `received` event to `processing` in one statement, stamping the
+    claim; returns the claim's attempt number, or None when another worker
+    has it (or had it)."""
+    attempt = db.session.execute(
+        update(DealEvent).where(DealEvent.id == event_id, DealEvent.status == "received")
+        .values(status="processing", attempts=DealEvent.attempts + 1, claimed_at=now)
+        .returning(DealEvent.attempts)
+    ).scalar()
+    db.session.commit()
+    return attempt
+
+
+def apply_claimed(event_id: int, attempt: int, now: datetime) -> str:
+    """Apply an event this worker claimed (attempt `attempt`), in one
+    transaction with its outcome. The outcome is written only while the claim
+    is still this worker's: when the tick has handed an abandoned event to
+    another worker meanwhile, everything is rolled back ("superseded")."""
     event = db.session.get(DealEvent, event_id)
     try:
         deal, previous = apply_event(event, now)
     except DealInvalid as error:
         db.session.rollback()
-        event = db.session.get(DealEvent, event_id)
-        event.status, event.error, event.processed_at = "failed", str(error), now
-        db.session.commit()
-        return "failed"
-    event.status, event.error, event.deal_id, event.processed_at = "processed", None, deal.id, now
-    db.session.commit()
+        return "failed" if _finish(event_id, attempt, status="failed", error=str(error), processed_at=now) else "superseded"
+    if not _finish(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=now):
+        return "superseded"
     if previous is not False:  # the event changed the deal: the moments decide whom to ask
         moments.on_deal_changed(deal, previous, event.occurred_at or now, now)
     return "processed"
+
+
+def _finish(event_id: int, attempt: int, **outcome) -> bool:
+    done = db.session.execute(update(DealEvent).where(
+        DealEvent.id == event_id, DealEvent.status == "processing", DealEvent.attempts == attempt).values(**outcome)).rowcount
+    if not done:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True
 
 
 def apply_event(event: DealEvent, now: datetime) -> tuple[Deal, dict | None | bool]:

@@ -2,9 +2,10 @@
 cut by outcome, competitor, deal size, segment, region or product line; per
 deal and weighted by revenue; and the CRM's loss reason against the rep's.
 
-The database does the aggregation (GROUP BY over answered invitations joined
-to their deals); `surveys.metrics` turns the per-deal value counts into the
-metrics, intervals and period-over-period tests of a cadence scorecard.
+The database does the aggregation (GROUP BY month and slice over answered
+invitations joined to their deals, and over their answers); `surveys.metrics`
+turns the per-deal value counts into the metrics, intervals and
+period-over-period tests of a cadence scorecard.
 
 Revenue weights: within a group (one period, one slice), deal i weighs
 w_i = min(amount_i, cap x total), total being the amount of every answered
@@ -12,13 +13,20 @@ deal of the group and cap 10 % unless configured, so no single deal decides
 a share. Weighted shares and means come with the deal count and Kish's
 effective sample size n_eff = (sum w)^2 / sum w^2, which their intervals use
 (Wilson for shares, t for means, with n_eff in place of n).
+
+The GROUP BYs sum uncapped amounts and their squares, so they need no group
+total; a deal over the cap (at most 1/cap of a group's deals) is then fetched
+with its answers and its weight corrected in Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
-from sqlalchemy import Integer, and_, case, cast, distinct, extract, func, literal, select
+from sqlalchemy import Date, Float, String, case, column, distinct, func, literal, null, select, values
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from surveys import metrics
 from surveys.deals.models import Deal, DealAnswer, DealProduct, Moment, MomentInvitation
@@ -62,71 +70,247 @@ def _slice_column(by, deal_table):
         return size_band_expression(deal_table.c.amount)
     if by == "product":
         return func.coalesce(DealProduct.__table__.c.product, "(none)")
-    column = {"outcome": deal_table.c.outcome, "competitor": deal_table.c.competitor,
+    field = {"outcome": deal_table.c.outcome, "competitor": deal_table.c.competitor,
               "segment": deal_table.c.segment, "region": deal_table.c.region}[by]
-    return func.coalesce(column, "(none)")
+    return func.coalesce(field, "(none)")
 
 
-def _answered(moment_id: int, options: Options):
-    """One row per answered invitation (per product, when slicing by product):
-    its deal's amount, the period of its close date and its slice."""
-    deals = Deal.__table__
-    invitations = MomentInvitation.__table__
-    year = cast(extract("year", deals.c.close_date), Integer)
-    month = cast(extract("month", deals.c.close_date), Integer)
-    part = month if options.period == "month" else (month + 2) // 3
-    query = (select(invitations.c.id.label("invitation_id"), deals.c.amount.label("amount"),
-                    year.label("year"), part.label("part"), _slice_column(options.by, deals).label("slice"))
-             .select_from(invitations.join(deals, deals.c.id == invitations.c.deal_id)))
+class _Month(FunctionElement):
+    """The month of a date, the grain of the GROUP BYs: on SQLite a prefix of
+    its ISO text ('YYYY-MM'), on PostgreSQL date_trunc (a timestamp); both
+    cheaper per row than extracting the year and the month apart."""
+
+    type = String()
+    name = "deal_month"
+    inherit_cache = True
+
+
+@compiles(_Month)
+def _month_postgresql(element, compiler, **kw):
+    return f"date_trunc('month', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_Month, "sqlite")
+def _month_sqlite(element, compiler, **kw):
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 7)"
+
+
+class _Bytewise(FunctionElement):
+    """Text grouped byte by byte: PostgreSQL sorts group keys by the
+    database's collation otherwise, slower for the same groups (equality is
+    the same); SQLite compares bytes already."""
+
+    type = String()
+    name = "bytewise"
+    inherit_cache = True
+
+
+@compiles(_Bytewise)
+def _bytewise_postgresql(element, compiler, **kw):
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+@compiles(_Bytewise, "sqlite")
+def _bytewise_sqlite(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+def _group_of(month, slice_name: str, period: str) -> tuple:
+    year, number = (int(month[:4]), int(month[5:7])) if isinstance(month, str) else (month.year, month.month)
+    return (year, number if period == "month" else (number + 2) // 3, slice_name)
+
+
+def _period_bounds(year: int, part: int, period: str) -> tuple[date, date]:
+    first = part if period == "month" else 3 * part - 2
+    last = first + (1 if period == "month" else 3)
+    return date(year, first, 1), (date(year + 1, 1, 1) if last > 12 else date(year, last, 1))
+
+
+class _Sums:
+    """Uncapped sums of one group, question or value: deals, amount, amount squared."""
+
+    __slots__ = ("n", "a", "a2", "top")
+
+    def __init__(self):
+        self.n, self.a, self.a2, self.top = 0, 0.0, 0.0, None
+
+    def add(self, n, a, a2, top=None):
+        self.n += n
+        self.a += a or 0.0
+        self.a2 += a2 or 0.0
+        if top is not None and (self.top is None or top > self.top):
+            self.top = top
+
+
+def _sums(moment_id: int, options: Options, specs: dict) -> dict:
+    """The SQL part, two GROUP BYs by month and slice: per group the deals,
+    their amount and its square (and the largest amount), split by which
+    multi-choice questions each deal answered (so those questions' respondents
+    are counted once per deal); per question value the same sums. Everything
+    is uncapped; `_weigh` corrects the few deals above the cap."""
+    deals, invitations, answers = Deal.__table__, MomentInvitation.__table__, DealAnswer.__table__
+    products = DealProduct.__table__
+    month = _Month(deals.c.close_date)
+    slice_name = _Bytewise(_slice_column(options.by, deals))
+    amount = deals.c.amount
+    multi = sorted(key for key, spec in specs.items() if spec.type == "multi_choice")
+    source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
     if options.by == "product":
-        query = query.outerjoin(DealProduct.__table__, DealProduct.__table__.c.deal_id == deals.c.id)
-    return query.where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None),
-                       deals.c.close_date.is_not(None)).subquery("answered")
+        source = source.outerjoin(products, products.c.deal_id == deals.c.id)
+    flags = []
+    for number, key in enumerate(multi):  # whether the deal answered this multi-choice question
+        answered = (select(answers.c.invitation_id).where(answers.c.moment_id == moment_id, answers.c.question_key == key)
+                    .group_by(answers.c.invitation_id).subquery(f"answered_{number}"))
+        source = source.outerjoin(answered, answered.c.invitation_id == invitations.c.id)
+        flags.append(answered.c.invitation_id.is_not(None))
+    groups, respondents = {}, {}
+    rows = db.session.execute(
+        select(month, slice_name, *flags, func.count(), func.sum(amount), func.sum(amount * amount), func.max(amount))
+        .select_from(source)
+        .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None), deals.c.close_date.is_not(None))
+        .group_by(month, slice_name, *flags))
+    for row in rows:
+        key = _group_of(row[0], row[1], options.period)
+        n, a, a2, top = row[2 + len(multi):]
+        groups.setdefault(key, _Sums()).add(n, a, a2, top)
+        for question_key, answered in zip(multi, row[2:2 + len(multi)]):
+            if answered:
+                respondents.setdefault((*key, question_key), _Sums()).add(n, a, a2)
+    # Answers exist only for answered invitations (store_answers writes both
+    # in one transaction), so the values need no join to the invitations.
+    # A text answer's words are not aggregated: only its count is shown.
+    text_keys = sorted(key for key, spec in specs.items() if spec.type == "text")
+    value_text = case((answers.c.question_key.in_(text_keys), null()), else_=answers.c.value_text) if text_keys else answers.c.value_text
+    question_key, value_text = _Bytewise(answers.c.question_key), _Bytewise(value_text)
+    source = answers.join(deals, deals.c.id == answers.c.deal_id)
+    if options.by == "product":
+        source = source.outerjoin(products, products.c.deal_id == deals.c.id)
+    by_value = {}
+    rows = db.session.execute(
+        select(month, slice_name, question_key, answers.c.value_num, value_text,
+               func.count(), func.sum(amount), func.sum(amount * amount))
+        .select_from(source).where(answers.c.moment_id == moment_id, deals.c.close_date.is_not(None))
+        .group_by(month, slice_name, question_key, answers.c.value_num, value_text))
+    for row in rows:
+        key = (*_group_of(row[0], row[1], options.period), row[2])
+        by_value.setdefault(key, {}).setdefault((row[3], row[4]), _Sums()).add(row[5], row[6], row[7])
+    for key, counts in by_value.items():
+        if key[3] not in multi:  # one row per deal: the value counts add up to the respondents
+            total = respondents.setdefault(key, _Sums())
+            for sums in counts.values():
+                total.add(sums.n, sums.a, sums.a2)
+    return {"groups": groups, "respondents": respondents, "values": by_value, "text_keys": text_keys}
 
 
-def aggregate(moment_id: int, options: Options, multi_keys: frozenset = frozenset()) -> dict:
-    """The SQL part: per group (year, part, slice) the deal count, revenue and
-    the sums of capped weights; per question the respondents and the value
-    counts, with their weights. Returns plain dictionaries keyed by group."""
-    answered = _answered(moment_id, options)
-    group = (answered.c.year, answered.c.part, answered.c.slice)
-    totals = (select(*group, func.count().label("deals"), func.sum(answered.c.amount).label("revenue"))
-              .group_by(*group).subquery("totals"))
-    joined = answered.join(totals, and_(answered.c.year == totals.c.year, answered.c.part == totals.c.part,
-                                        answered.c.slice == totals.c.slice))
-    cap = totals.c.revenue * options.cap
-    weight = case((answered.c.amount > cap, cap), else_=answered.c.amount)
-    keyed = select(answered.c.invitation_id, *group, answered.c.amount, weight.label("w")).select_from(joined).subquery("weighted")
-    kgroup = (keyed.c.year, keyed.c.part, keyed.c.slice)
-    groups = {}
-    for row in db.session.execute(select(*kgroup, func.count(), func.sum(keyed.c.amount), func.sum(keyed.c.w),
-                                         func.sum(keyed.c.w * keyed.c.w)).group_by(*kgroup)):
-        groups[(row[0], row[1], row[2])] = {"deals": row[3], "revenue": row[4] or 0.0, "w": row[5] or 0.0, "w2": row[6] or 0.0}
-    answers = DealAnswer.__table__
-    vgroup = (*kgroup, answers.c.question_key, answers.c.value_num, answers.c.value_text)
-    values = {}
-    for row in db.session.execute(
-            select(*vgroup, func.count(), func.sum(keyed.c.w), func.sum(keyed.c.amount), func.sum(keyed.c.w * keyed.c.w))
-            .select_from(keyed.join(answers, answers.c.invitation_id == keyed.c.invitation_id)).group_by(*vgroup)):
-        values.setdefault(tuple(row[:4]), []).append((row[4], row[5], row[6], row[7] or 0.0, row[8] or 0.0, row[9] or 0.0))
-    # Who answered each question: a single-valued question has one row per
-    # deal, so its value counts add up; only multi-choice questions (one row
-    # per option chosen) need the deals counted once each.
-    respondents = {}
-    for key, rows in values.items():
-        if key[3] not in multi_keys:
-            respondents[key] = {"n": sum(r[2] for r in rows), "w": sum(r[3] for r in rows),
-                                "w2": sum(r[5] for r in rows), "revenue": sum(r[4] for r in rows)}
-    if multi_keys:
-        per_question = (select(keyed.c.invitation_id, *kgroup, keyed.c.amount, keyed.c.w, answers.c.question_key)
-                        .select_from(keyed.join(answers, answers.c.invitation_id == keyed.c.invitation_id))
-                        .where(answers.c.question_key.in_(sorted(multi_keys))).distinct().subquery("per_question"))
-        pgroup = (per_question.c.year, per_question.c.part, per_question.c.slice, per_question.c.question_key)
-        for row in db.session.execute(select(*pgroup, func.count(), func.sum(per_question.c.w),
-                                             func.sum(per_question.c.w * per_question.c.w),
-                                             func.sum(per_question.c.amount)).group_by(*pgroup)):
-            respondents[tuple(row[:4])] = {"n": row[4], "w": row[5] or 0.0, "w2": row[6] or 0.0, "revenue": row[7] or 0.0}
-    return {"groups": groups, "respondents": respondents, "values": values}
+def _overall(sliced: dict) -> dict:
+    """The overall view from slices that partition the deals: their sums added up."""
+    def fold(source):
+        folded = {}
+        for key, sums in source.items():
+            total = folded.setdefault((key[0], key[1], "", *key[3:]), _Sums())
+            total.add(sums.n, sums.a, sums.a2, sums.top)
+        return folded
+
+    folded_values = {}
+    for key, by_value in sliced["values"].items():
+        target = folded_values.setdefault((key[0], key[1], "", key[3]), {})
+        for value, sums in by_value.items():
+            target.setdefault(value, _Sums()).add(sums.n, sums.a, sums.a2)
+    return {"groups": fold(sliced["groups"]), "respondents": fold(sliced["respondents"]), "values": folded_values,
+            "text_keys": sliced["text_keys"]}
+
+
+_IDS_PER_QUERY = 5000  # well under SQLite's limit of bound parameters
+
+
+def _over_the_cap(moment_id: int, options: Options, data: dict) -> list:
+    """The deals weighing more than the cap of their group: (invitation id,
+    group, amount, its answers). At most 1/cap per group, found in SQL
+    against the limits of the groups whose largest deal is over."""
+    thresholds = []
+    for (year, part, name), sums in data["groups"].items():
+        limit = options.cap * sums.a
+        if sums.top is not None and sums.top > limit:
+            thresholds.append((*_period_bounds(year, part, options.period), name, limit))
+    if not thresholds:
+        return []
+    deals, invitations, answers = Deal.__table__, MomentInvitation.__table__, DealAnswer.__table__
+    limits = values(column("first", Date), column("after", Date), column("slice", String), column("cap", Float),
+                    name="limits").data(thresholds).cte("limits")
+    slice_name = _slice_column(options.by, deals)
+    source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
+    if options.by == "product":
+        source = source.outerjoin(DealProduct.__table__, DealProduct.__table__.c.deal_id == deals.c.id)
+    # Each deal's own group's limit, looked up only for the few deals above
+    # the lowest limit (a join would let the planner scan the deals once per group).
+    own_limit = (select(limits.c.cap).where(limits.c.slice == slice_name, limits.c.first <= deals.c.close_date,
+                                            deals.c.close_date < limits.c.after).scalar_subquery())
+    found = db.session.execute(
+        select(invitations.c.id, _Month(deals.c.close_date), slice_name, deals.c.amount).select_from(source)
+        .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None),
+               deals.c.close_date.is_not(None), deals.c.amount > min(row[-1] for row in thresholds),
+               deals.c.amount > own_limit)).all()
+    text_keys = data["text_keys"]
+    value_text = case((answers.c.question_key.in_(text_keys), null()), else_=answers.c.value_text) if text_keys else answers.c.value_text
+    given, ids = {}, sorted({row[0] for row in found})
+    for start in range(0, len(ids), _IDS_PER_QUERY):
+        for invitation_id, key, num, text in db.session.execute(
+                select(answers.c.invitation_id, answers.c.question_key, answers.c.value_num, value_text)
+                .where(answers.c.invitation_id.in_(ids[start:start + _IDS_PER_QUERY]))):
+            given.setdefault(invitation_id, []).append((key, num, text))
+    return [(invitation_id, _group_of(month, name, options.period), amount, given.get(invitation_id, []))
+            for invitation_id, month, name, amount in found]
+
+
+def _weigh(data: dict, heavy: list, cap: float) -> dict:
+    """Capped weights from the uncapped sums: each deal over its group's cap
+    weighs cap x total instead of its amount, so its group, the values it
+    answered and the questions it answered lose the difference (and the
+    difference of the squares)."""
+    corrections = {}
+    for invitation_id, key, amount, given in heavy:
+        limit = cap * data["groups"][key].a
+        if amount > limit:
+            corrections[(invitation_id, key)] = (limit - amount, limit * limit - amount * amount, given)
+    groups = {key: {"deals": s.n, "revenue": s.a, "w": s.a, "w2": s.a2} for key, s in data["groups"].items()}
+    respondents = {key: {"n": s.n, "w": s.a, "w2": s.a2, "revenue": s.a} for key, s in data["respondents"].items()}
+    weights = {key: {value: [s.a, s.a2] for value, s in by_value.items()} for key, by_value in data["values"].items()}
+    for (_invitation_id, key), (dw, dw2, given) in corrections.items():
+        groups[key]["w"] += dw
+        groups[key]["w2"] += dw2
+        for question_key in {question_key for question_key, _num, _text in given}:
+            respondents[(*key, question_key)]["w"] += dw
+            respondents[(*key, question_key)]["w2"] += dw2
+        for question_key, num, text in given:
+            weight = weights[(*key, question_key)][(num, text)]
+            weight[0] += dw
+            weight[1] += dw2
+    out_values = {}
+    for key, by_value in data["values"].items():
+        out_values[key] = [(num, text, s.n, weights[key][(num, text)][0], s.a, weights[key][(num, text)][1])
+                           for (num, text), s in by_value.items()]
+    return {"groups": groups, "respondents": respondents, "values": out_values}
+
+
+def aggregate(moment_id: int, options: Options, specs: dict) -> tuple[dict, dict | None]:
+    """The overall and the sliced groups with their capped weights: plain
+    dictionaries keyed by group (year, part, slice). Slices that partition the
+    deals (every cut but product lines) give the overall view by addition."""
+    unsliced = Options(options.period, None, options.weight, options.cap)
+    if options.by is None or options.by == "product":
+        data = _sums(moment_id, unsliced, specs)
+        overall = _weigh(data, _over_the_cap(moment_id, unsliced, data), options.cap)
+        if options.by is None:
+            return overall, None
+        data = _sums(moment_id, options, specs)
+        return overall, _weigh(data, _over_the_cap(moment_id, options, data), options.cap)
+    data = _sums(moment_id, options, specs)
+    heavy = _over_the_cap(moment_id, options, data)
+    # A deal over its period's cap is over its slice's (a smaller total), so
+    # the slices' heavy deals include every one the overall view corrects.
+    overall = _weigh(_overall(data), [(invitation_id, (key[0], key[1], ""), amount, given)
+                                      for invitation_id, key, amount, given in heavy], options.cap)
+    return overall, _weigh(data, heavy, options.cap)
 
 
 def period_key(year, part, period) -> str:
@@ -143,9 +327,7 @@ def deal_scorecard(moment: Moment, options: Options) -> dict:
     if not 0 < options.cap <= 1:
         raise ScorecardQueryInvalid("cap must be a fraction above 0 and at most 1")
     specs = _specs(moment)
-    multi = frozenset(key for key, spec in specs.items() if spec.type == "multi_choice")
-    overall = aggregate(moment.id, Options(options.period, None, options.weight, options.cap), multi)
-    sliced = aggregate(moment.id, options, multi) if options.by else None
+    overall, sliced = aggregate(moment.id, options, specs)
     keys = sorted({(y, p) for (y, p, _s) in overall["groups"]})
     periods, previous = [], None
     for year, part in keys:
@@ -163,7 +345,7 @@ def deal_scorecard(moment: Moment, options: Options) -> dict:
             question.pop("_result", None)
     return {"moment": {"id": moment.id, "name": moment.name}, "period": options.period, "by": options.by,
             "weight": options.weight, "weight_cap_pct": round(options.cap * 100, 1), "periods": periods,
-            "calibration": calibration(moment.id)}
+            "calibration": calibration(moment.id, single_valued=LOSS_QUESTION in specs and specs[LOSS_QUESTION].type != "multi_choice")}
 
 
 def _group_totals(data, key) -> dict:
@@ -259,15 +441,17 @@ def _normalized(reason: str | None) -> str | None:
     return "_".join(reason.strip().lower().replace("/", " ").replace("-", " ").split())
 
 
-def calibration(moment_id: int, question_key: str = LOSS_QUESTION) -> dict:
+def calibration(moment_id: int, question_key: str = LOSS_QUESTION, single_valued: bool = False) -> dict:
     """Per segment: the CRM's loss reason against the rep's answer, in deal
     counts, and how often they agree (the CRM's picklist value, normalized,
-    equals the rep's option key)."""
+    equals the rep's option key). A single-valued question has one answer
+    row per deal, so its rows are counted without DISTINCT."""
     deals, answers = Deal.__table__, DealAnswer.__table__
+    deal_count = func.count() if single_valued else func.count(distinct(deals.c.id))
     segment = func.coalesce(deals.c.segment, "(none)")
     crm = func.coalesce(deals.c.loss_reason, "(none)")
     rows = db.session.execute(
-        select(segment, crm, answers.c.value_text, func.count(distinct(deals.c.id)))
+        select(segment, crm, answers.c.value_text, deal_count)
         .select_from(answers.join(deals, deals.c.id == answers.c.deal_id))
         .where(answers.c.moment_id == moment_id, answers.c.question_key == question_key, deals.c.outcome == "lost")
         .group_by(segment, crm, answers.c.value_text).order_by(segment, crm, answers.c.value_text)).all()

@@ -29,6 +29,35 @@ def lost_moment(owner=None):
     return moment
 
 
+def answered_deals(moment, deals):
+    """Answered lost deals exactly as given: each a dict with amount,
+    close_date, segment, products and answers (as the rep form cleans them).
+    Returns them with their ids, for independent checks."""
+    rep = Person(email="fixed.rep@example.com", name="Fixed Rep", timezone="UTC")
+    rep.set_roles(["rep"])
+    db.session.add(rep)
+    db.session.flush()
+    version = moment.question_set.latest_published
+    now = datetime(2027, 1, 5, 12, tzinfo=timezone.utc)
+    made = []
+    for n, fields in enumerate(deals):
+        deal = Deal(source="api", external_id=f"FIXED-{n}", owner_id=rep.id, account=f"Fixed {n}", amount=fields["amount"],
+                    currency="USD", stage="Closed Lost", outcome="lost", close_date=fields["close_date"], competitor=None,
+                    segment=fields["segment"], region="NA", products=fields["products"], loss_reason="Price")
+        db.session.add(deal)
+        db.session.flush()
+        db.session.add_all([DealProduct(deal_id=deal.id, product=p) for p in fields["products"]])
+        invitation = MomentInvitation(moment_id=moment.id, deal_id=deal.id, person_id=rep.id, version_id=version.id,
+                                      trigger="closed_lost", status="sent", send_at=now, sent_at=now,
+                                      expires_at=now + timedelta(days=14), nonce=secrets.token_urlsafe(8))
+        db.session.add(invitation)
+        db.session.flush()
+        store_answers(invitation, fields["answers"], now)
+        made.append({**fields, "id": deal.id})
+    db.session.commit()
+    return made
+
+
 def seed(moment, count=80, seed_value=15, start=date(2026, 7, 1), days=180, huge=True):
     """`count` lost deals closed between `start` and `start + days`, each answered.
     Returns the list of (deal fields, answers) it made, for independent checks."""

@@ -289,3 +289,61 @@ def test_an_event_whose_job_was_lost_is_queued_again_by_the_tick(app, client, cl
     run_worker(app)
     db.session.expire_all()
     assert db.session.scalar(select(DealEvent.status)) == "processed" and _count(Deal) == 1
+
+
+def _tick(instant):
+    from cadence.jobs import tick
+
+    return tick(instant.isoformat())["deal_events_requeued"]
+
+
+def test_an_event_a_dead_worker_left_processing_is_queued_again_by_the_tick_and_applied_once(app, client, clock, make_person):
+    from cadence.queues import get_queue
+    from surveys.deals.processing import apply_claimed, claim_event
+
+    configure(app)
+    _rep(make_person)
+    assert post_signed(client, event_body("evt_dead_worker"), clock()).status_code == 202
+    event_id = db.session.scalar(select(DealEvent.id))
+    # A worker takes the job, claims the event and dies before applying it.
+    get_queue("cadence").empty()
+    claimed = clock()
+    assert claim_event(event_id, claimed) == 1
+    assert _tick(claimed + timedelta(minutes=9)) == 0  # a live worker may still be applying it
+    db.session.expire_all()
+    assert db.session.scalar(select(DealEvent.status)) == "processing" and _count(Deal) == 0
+    clock.set(claimed + timedelta(minutes=11))
+    assert _tick(clock()) == 1
+    assert _tick(clock()) == 1  # queued twice (until applied, every tick queues it): applied once
+    run_worker(app)
+    db.session.expire_all()
+    event = db.session.get(DealEvent, event_id)
+    assert (event.status, event.attempts, event.claimed_at, event.processed_at) == ("processed", 2, clock(), clock())
+    deal = db.session.scalar(select(Deal))
+    applied_at = deal.updated_at
+    # The first worker was only slow: it finishes its old claim, and nothing it did is kept.
+    assert apply_claimed(event_id, 1, clock() + timedelta(minutes=1)) == "superseded"
+    db.session.expire_all()
+    event, deal = db.session.get(DealEvent, event_id), db.session.scalar(select(Deal))
+    assert (event.status, event.attempts, event.processed_at) == ("processed", 2, clock())
+    assert _count(Deal) == 1 and deal.updated_at == applied_at
+
+
+def test_an_event_abandoned_by_five_workers_fails_for_an_admin_to_replay(app, client, clock, make_person):
+    from cadence.queues import get_queue
+    from surveys.deals.processing import MAX_ATTEMPTS, REQUEUE_PROCESSING_AFTER, claim_event
+
+    configure(app)
+    _rep(make_person)
+    assert post_signed(client, event_body("evt_poison"), clock()).status_code == 202
+    event_id = db.session.scalar(select(DealEvent.id))
+    instant = clock()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        get_queue("cadence").empty()
+        assert claim_event(event_id, instant) == attempt
+        instant += REQUEUE_PROCESSING_AFTER + timedelta(minutes=1)
+        assert _tick(instant) == (1 if attempt < MAX_ATTEMPTS else 0)
+    db.session.expire_all()
+    event = db.session.get(DealEvent, event_id)
+    assert event.status == "failed" and "abandoned by 5 workers" in event.error and event.processed_at == instant
+    assert _count(Deal) == 0

@@ -1,0 +1,142 @@
+"""Revenue-weighted deal scorecards when the cap binds, against an independent
+computation: several deals over the cap in one group (with a multi-choice and
+a text question among their answers), a deal over its slice's cap but not its
+period's (the overall view is added up from the slices), and a deal in two
+product lines capped in each against that line's own total (issue 15, B9)."""
+
+import math
+from datetime import date
+
+import pytest
+
+from surveys.deals.scorecard import SIZE_BANDS, Options, deal_scorecard
+from tests.builders.deal_scorecards import LOSS_REASONS, answered_deals, lost_moment
+
+Z = 1.959963984540054
+GAPS = ("integrations", "reporting", "security")
+
+
+def wilson(share, n):
+    denominator = 1 + Z * Z / n
+    centre = (share + Z * Z / (2 * n)) / denominator
+    half = Z * math.sqrt(share * (1 - share) / n + Z * Z / (4 * n * n)) / denominator
+    return [round(100 * max(0.0, centre - half), 1), round(100 * min(1.0, centre + half), 1)]
+
+
+def kish(weights):
+    return round(sum(weights) ** 2 / sum(w * w for w in weights), 2)
+
+
+def deal(amount, day, segment="SMB", products=("Platform",), reason="price", closeness=3, gaps=(), story=None):
+    answers = {"loss_reason": reason, "closeness": closeness}
+    if gaps:
+        answers["product_gap"] = list(gaps)
+    if story:
+        answers["save_story"] = story
+    return {"amount": float(amount), "close_date": day, "segment": segment, "products": list(products), "answers": answers}
+
+
+def check_group(group, deals, cap=0.10):
+    """Every weighted figure of one period or slice against weights computed
+    here: min(amount, cap x the group's total amount)."""
+    total = sum(d["amount"] for d in deals)
+    weight = {d["id"]: min(d["amount"], cap * total) for d in deals}
+    assert group["deals"] == len(deals)
+    assert group["revenue"] == pytest.approx(total, abs=0.01)
+    assert group["n_eff"] == kish(list(weight.values()))
+    questions = {q["key"]: q for q in group["questions"]}
+    block = questions["loss_reason"]["weighted"]
+    assert block["deals"] == len(deals) and block["n_eff"] == kish(list(weight.values()))
+    all_w = sum(weight.values())
+    n_eff = all_w ** 2 / sum(w * w for w in weight.values())
+    for option in LOSS_REASONS:
+        share = sum(weight[d["id"]] for d in deals if d["answers"]["loss_reason"] == option) / all_w
+        assert block["metrics"]["option_pct"][option] == round(100 * share, 1), option
+        assert block["ci95"]["option_pct"][option] == wilson(share, n_eff), option
+        assert block["metrics"]["option_revenue"][option] == pytest.approx(
+            sum(d["amount"] for d in deals if d["answers"]["loss_reason"] == option), abs=0.01)
+    mean = sum(weight[d["id"]] * d["answers"]["closeness"] for d in deals) / all_w
+    assert questions["closeness"]["weighted"]["metrics"]["mean"] == round(mean, 2)
+    gap_deals = [d for d in deals if "product_gap" in d["answers"]]
+    if gap_deals:
+        gap = questions["product_gap"]
+        gap_w = [weight[d["id"]] for d in gap_deals]
+        assert gap["n"] == len(gap_deals) and gap["weighted"]["deals"] == len(gap_deals)
+        assert gap["weighted"]["n_eff"] == kish(gap_w)
+        assert gap["weighted"]["revenue"] == pytest.approx(sum(d["amount"] for d in gap_deals), abs=0.01)
+        for option in GAPS:
+            share = sum(weight[d["id"]] for d in gap_deals if option in d["answers"]["product_gap"]) / sum(gap_w)
+            assert gap["weighted"]["metrics"]["option_pct"][option] == round(100 * share, 1), option
+    story_deals = [d for d in deals if "save_story" in d["answers"]]
+    if story_deals:
+        story = questions["save_story"]
+        assert story["n"] == len(story_deals) and story["metrics"]["count"] == len(story_deals)
+        assert story["weighted"]["n_eff"] == kish([weight[d["id"]] for d in story_deals])
+
+
+def test_several_deals_over_the_cap_in_one_quarter_each_weigh_the_cap(app):
+    moment = lost_moment()
+    q1 = [deal(900_000, date(2026, 1, 10), reason="price", closeness=5, gaps=("security", "reporting"), story="Cheaper rival"),
+          deal(700_000, date(2026, 2, 3), reason="missing_feature", closeness=2, gaps=("security",), story="No SSO"),
+          deal(500_000, date(2026, 3, 30), reason="missing_feature", closeness=4)]
+    q1 += [deal(20_000 + 1_000 * n, date(2026, 1 + n % 3, 5 + n), reason=LOSS_REASONS[n % 6], closeness=1 + n % 5,
+                gaps=GAPS[n % 3:n % 3 + 1] if n % 2 else (), story="Too late" if n % 4 == 0 else None) for n in range(17)]
+    # A quarter of equal deals: nobody over the cap, the weights are the amounts.
+    q2 = [deal(30_000, date(2026, 4, 1 + n), reason=LOSS_REASONS[n % 3], closeness=1 + n % 5) for n in range(12)]
+    made = answered_deals(moment, q1 + q2)
+    assert sum(1 for d in made[:20] if d["amount"] > 0.10 * sum(x["amount"] for x in made[:20])) == 3
+    card = deal_scorecard(moment, Options(period="quarter", weight="revenue"))
+    assert [p["key"] for p in card["periods"]] == ["2026-Q1", "2026-Q2"]
+    check_group(card["periods"][0], made[:20])
+    check_group(card["periods"][1], made[20:])
+    assert card["periods"][1]["n_eff"] == 12.0
+    monthly = deal_scorecard(moment, Options(period="month", weight="revenue"))
+    for period in monthly["periods"]:
+        check_group(period, [d for d in made if f"{d['close_date']:%Y-%m}" == period["key"]])
+
+
+def test_a_deal_over_its_slices_cap_but_not_its_periods_and_the_overall_view_added_up_from_the_slices(app):
+    moment = lost_moment()
+    enterprise = [deal(400_000 + 50_000 * n, date(2026, 7, 1 + n), segment="Enterprise", reason=LOSS_REASONS[n % 6],
+                       closeness=1 + n % 5, gaps=("integrations",) if n % 2 else ()) for n in range(10)]
+    enterprise.append(deal(3_000_000, date(2026, 8, 15), segment="Enterprise", reason="competitor", closeness=5, gaps=("security",)))
+    # 60k is over 10 % of the SMB total (about 0.2M) and far under 10 % of the quarter's.
+    smb = [deal(15_000, date(2026, 9, 1 + n), reason=LOSS_REASONS[n % 4], closeness=2) for n in range(9)]
+    smb.append(deal(60_000, date(2026, 9, 20), reason="timing", closeness=4, gaps=("reporting", "security")))
+    made = answered_deals(moment, enterprise + smb)
+    card = deal_scorecard(moment, Options(period="quarter", by="segment", weight="revenue"))
+    (period,) = card["periods"]
+    check_group(period, made)
+    slices = {s["name"]: s for s in period["slices"]}
+    assert set(slices) == {"Enterprise", "SMB"}
+    check_group(slices["Enterprise"], [d for d in made if d["segment"] == "Enterprise"])
+    check_group(slices["SMB"], [d for d in made if d["segment"] == "SMB"])
+    per_deal = deal_scorecard(moment, Options(period="quarter", by="segment"))
+    assert per_deal["periods"][0]["deals"] == len(made) and per_deal["periods"][0]["n_eff"] == period["n_eff"]
+    # Every other cut partitions the deals too: the same overall view, each slice capped on its own total.
+    cuts = {"size": lambda d: next(label for upper, label in SIZE_BANDS if upper is None or d["amount"] < upper),
+            "region": lambda d: "NA", "competitor": lambda d: "(none)", "outcome": lambda d: "lost"}
+    for by, slice_of in cuts.items():
+        (period,) = deal_scorecard(moment, Options(period="quarter", by=by, weight="revenue"))["periods"]
+        check_group(period, made)
+        assert {s["name"] for s in period["slices"]} == {slice_of(d) for d in made}, by
+        for entry in period["slices"]:
+            check_group(entry, [d for d in made if slice_of(d) == entry["name"]])
+
+
+def test_a_deal_in_two_product_lines_is_capped_in_each_against_that_lines_total(app):
+    moment = lost_moment()
+    deals = [deal(2_000_000, date(2026, 10, 2), products=("Platform", "SSO"), reason="price", closeness=5, gaps=("security",))]
+    deals += [deal(50_000 + 5_000 * n, date(2026, 10, 3 + n), products=("Platform",) if n % 3 else ("SSO",),
+                   reason=LOSS_REASONS[n % 6], closeness=1 + n % 5, gaps=("integrations",) if n % 2 else ()) for n in range(14)]
+    deals.append(deal(40_000, date(2026, 11, 1), products=(), reason="timing", closeness=3))
+    made = answered_deals(moment, deals)
+    card = deal_scorecard(moment, Options(period="quarter", by="product", weight="revenue"))
+    (period,) = card["periods"]
+    check_group(period, made)  # each deal once in the overall view
+    slices = {s["name"]: s for s in period["slices"]}
+    assert set(slices) == {"Platform", "SSO", "(none)"}
+    for name in ("Platform", "SSO"):
+        check_group(slices[name], [d for d in made if name in d["products"]])
+    check_group(slices["(none)"], [d for d in made if not d["products"]])
+    assert sum(s["deals"] for s in period["slices"]) == len(made) + 1  # the two-line deal in both
