@@ -63,15 +63,16 @@ def field_path(parts, root: str = "") -> str:
     return text or root
 
 
-def shape_errors(name: str, data, root: str = "body") -> dict[str, str]:
+def shape_errors(name: str, data, root: str = "body", depth: int | None = None) -> dict[str, str]:
     """What in `data` does not fit the payload `name`: {field path: message};
-    empty when it fits. `root` keys a problem with the whole payload."""
+    empty when it fits. `root` keys a problem with the whole payload; `depth`
+    keys deeper problems by their first `depth` path parts ("[2].roles")."""
     errors: dict[str, str] = {}
     for error in _validator(name).iter_errors(data):
         path = list(error.instance_path)
         schema = _subschema(error.schema_path)
         for extra, message in _messages(error.kind, schema):
-            key = field_path(path + extra, root)
+            key = field_path((path + extra)[:depth], root)
             errors[key] = f"{errors[key]}; {message}" if key in errors and message not in errors[key] else message
     return errors
 
