@@ -70,7 +70,7 @@ def validate_cadence(data: dict, today: date) -> dict:
         raise CadenceInvalid(errors)
 
     def fits(field):
-        return not any(key == field or key.startswith((f"{field}.", f"{field}[")) for key in errors)
+        return payloads.fits(errors, field)
 
     name = data.get("name", "")
     if fits("name") and not name.strip():

@@ -14,13 +14,20 @@ them: "name", "audience.teams", "questions[0].type", "[3].timezone".
 
 from __future__ import annotations
 
+import re
+
 import jsonschema_rs
 
 SCHEMAS: dict[str, dict] = {}
 
-# A `pattern` for one line of text: no line break nor other control character.
+_SENTENCES: set[str] = set()
+
+# `pattern`s for text without control characters: one line (a line break in a
+# name breaks every email subject it reaches), or several lines and tabs.
 ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 ONE_LINE_TITLE = "one line of text, without a line break or another control character"
+MULTILINE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+MULTILINE_TITLE = "text without control characters (line breaks and tabs are fine)"
 _validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
 
 # Email addresses are checked by email-validator in the services (its rules,
@@ -37,11 +44,31 @@ _TYPE_WORDS = {
 }
 
 
-def declare(name: str, schema: dict) -> dict:
-    """Register `schema` as the payload `name` (#/components/schemas/<name>)."""
+def declare(name: str, schema: dict, *, sentences: bool = False) -> dict:
+    """Register `schema` as the payload `name` (#/components/schemas/<name>).
+    `sentences`: its messages read "Must be text." rather than "must be text",
+    as the question-set errors always have."""
     SCHEMAS[name] = schema
+    if sentences:
+        _SENTENCES.add(name)
     _validators.clear()
     return schema
+
+
+def fits(errors: dict, field: str) -> bool:
+    """No error in `errors` concerns `field` or anything inside it."""
+    return not any(key == field or key.startswith((f"{field}.", f"{field}[")) for key in errors)
+
+
+def stripped(value):
+    """`value` with every text in it stripped of surrounding white space."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, dict):
+        return {key: stripped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [stripped(item) for item in value]
+    return value
 
 
 def ref(name: str) -> dict:
@@ -63,18 +90,36 @@ def field_path(parts, root: str = "") -> str:
     return text or root
 
 
-def shape_errors(name: str, data, root: str = "body", depth: int | None = None) -> dict[str, str]:
+def shape_errors(name: str, data, root: str = "body", depth: int | None = None, skip: str | None = None) -> dict[str, str]:
     """What in `data` does not fit the payload `name`: {field path: message};
     empty when it fits. `root` keys a problem with the whole payload; `depth`
-    keys deeper problems by their first `depth` path parts ("[2].roles")."""
+    keys deeper problems by their first `depth` path parts ("[2].roles");
+    problems in the field `skip` are left out (the caller checks it)."""
     errors: dict[str, str] = {}
-    for error in _validator(name).iter_errors(data):
+    try:
+        found = list(_validator(name).iter_errors(data))
+    except ValueError:  # a value JSON cannot hold (bytes, a date object...)
+        found = []
+        errors[root] = "must be JSON data: text, numbers, true or false, null, lists and objects"
+    for error in found:
         path = list(error.instance_path)
         schema = _subschema(error.schema_path)
-        for extra, message in _messages(error.kind, schema):
+        for extra, message in _messages(error.kind, schema, brief=name in _SENTENCES):
             key = field_path((path + extra)[:depth], root)
             errors[key] = f"{errors[key]}; {message}" if key in errors and message not in errors[key] else message
+    if skip:
+        errors = {key: message for key, message in errors.items() if fits({key: message}, skip)}
+    if name in _SENTENCES:
+        errors = {key: f"{message[:1].upper()}{message[1:]}." for key, message in errors.items()}
     return errors
+
+
+def in_path_order(errors: dict[str, str]) -> dict[str, str]:
+    """`errors` sorted by field path, "options[2]" before "options[10]"."""
+    def order(item):
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"[\[\].]+", item[0])]
+
+    return dict(sorted(errors.items(), key=order))
 
 
 def _subschema(schema_path) -> dict:
@@ -85,15 +130,15 @@ def _subschema(schema_path) -> dict:
     return node if isinstance(node, dict) else {}
 
 
-def _messages(kind, schema: dict):
+def _messages(kind, schema: dict, brief: bool):
     """(extra path parts, message) pairs for one jsonschema-rs error."""
     name = type(kind).__name__
     details = kind.as_dict()
     if name == "Required":
         return [([details["property"]], "is required")]
     if name in ("AdditionalProperties", "UnevaluatedProperties"):
-        accepted = ", ".join(sorted(schema.get("properties", {})))
-        return [([extra], f"unknown field (accepted: {accepted})") for extra in details["unexpected"]]
+        accepted = "" if brief else f" (accepted: {', '.join(sorted(schema.get('properties', {})))})"
+        return [([extra], f"unknown field{accepted}") for extra in details["unexpected"]]
     if name == "FalseSchema":
         return [([], "unknown field")]
     return [([], _message(name, details, schema))]
@@ -104,13 +149,13 @@ def _message(name: str, details: dict, schema: dict) -> str:
     if name == "Type":
         return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in details["types"])
     if name == "Enum":
-        return "must be one of: " + ", ".join(str(option) for option in details["options"])
+        return "must be one of: " + ", ".join(str(option) for option in details["options"] if option is not None)
     if name == "Constant":
         return f"must be {details.get('expected_value')}"
     if name == "MaxLength":
         return f"at most {limit} characters"
     if name == "MinLength":
-        return "must not be empty" if limit == 1 else f"at least {limit} characters"
+        return "required" if limit == 1 else f"at least {limit} characters"  # text is stripped: blank is missing
     if name in ("Minimum", "Maximum") and "minimum" in schema and "maximum" in schema:
         return f"must be from {schema['minimum']} to {schema['maximum']}"
     if name == "Minimum":
