@@ -3,10 +3,11 @@
 The service that accepts a payload declares its shape here (`declare`); the
 OpenAPI document serves these declarations as its components/schemas, and
 `shape_errors` checks a payload against the same declaration with
-jsonschema-rs (Draft 2020-12, the dialect of OpenAPI 3.1). The API, the HTML
-forms, the CLI and imports all pass through it, so a shape is written in one
-place; services keep only the checks a schema cannot express (a time zone
-that exists, a rule that parses, rows that exist, rules across fields).
+jsonschema-rs (Draft 2020-12, the dialect of OpenAPI 3.1). The API, and the
+staff pages and imports that share its services, pass through it, so a shape
+is written in one place; services keep only the checks a schema cannot
+express (a time zone that exists, a rule that parses, rows that exist, rules
+across fields).
 
 Errors are plain words keyed by field path, as the API has always answered
 them: "name", "audience.teams", "questions[0].type", "[3].timezone".
@@ -19,8 +20,8 @@ import re
 import jsonschema_rs
 
 SCHEMAS: dict[str, dict] = {}
-
 _SENTENCES: set[str] = set()
+_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
 
 # `pattern`s for text without control characters: one line (a line break in a
 # name breaks every email subject it reaches), or several lines and tabs.
@@ -28,7 +29,6 @@ ONE_LINE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 ONE_LINE_TITLE = "one line of text, without a line break or another control character"
 MULTILINE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
 MULTILINE_TITLE = "text without control characters (line breaks and tabs are fine)"
-_validators: dict[str, jsonschema_rs.Draft202012Validator] = {}
 
 # Email addresses are checked by email-validator in the services (its rules,
 # its messages); the schema's `format: email` documents them.
@@ -136,11 +136,9 @@ def _messages(kind, schema: dict, brief: bool):
     details = kind.as_dict()
     if name == "Required":
         return [([details["property"]], "is required")]
-    if name in ("AdditionalProperties", "UnevaluatedProperties"):
+    if name == "AdditionalProperties":
         accepted = "" if brief else f" (accepted: {', '.join(sorted(schema.get('properties', {})))})"
         return [([extra], f"unknown field{accepted}") for extra in details["unexpected"]]
-    if name == "FalseSchema":
-        return [([], "unknown field")]
     return [([], _message(name, details, schema))]
 
 
@@ -150,8 +148,6 @@ def _message(name: str, details: dict, schema: dict) -> str:
         return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in details["types"])
     if name == "Enum":
         return "must be one of: " + ", ".join(str(option) for option in details["options"] if option is not None)
-    if name == "Constant":
-        return f"must be {details.get('expected_value')}"
     if name == "MaxLength":
         return f"at most {limit} characters"
     if name == "MinLength":
