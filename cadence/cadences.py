@@ -8,8 +8,6 @@ hand out what is due, so the page and the API do exactly the same thing.
 
 from __future__ import annotations
 
-import unicodedata
-
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import delete, func, select
@@ -19,13 +17,14 @@ from cadence.models import Cadence, Invitation, Round, RoundOverride
 from surveys.org.models import Team
 from cadence.planner import hand_out_due_deliveries, nudge_non_responders, occurrences_to_plan, refresh_next_open
 from cadence.recurrence import MAX_MOVE_DAYS, RECIPIENT, RecurrenceError, parse_send_time, validate_rule, zone_for
-from surveys import audit
+from surveys import audit, payloads
 from surveys.disclosure import effective_policy, round_counts
 from surveys.extensions import db
 from surveys.models import QuestionSet
+from surveys.limits import MAX_ID
+from surveys.payloads import ONE_LINE, ONE_LINE_TITLE
 
 MAX_OPEN_DAYS = 90
-MAX_ID = 2**31 - 1  # the largest id an integer column holds
 
 
 class CadenceInvalid(ValueError):
@@ -34,131 +33,101 @@ class CadenceInvalid(ValueError):
         self.errors = errors
 
 
-def _parse_date(value, field, errors):
-    if value in (None, ""):
-        return None
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        errors[field] = "must be a date as YYYY-MM-DD"
-        return None
+_NAMES = {"type": "array", "items": {"type": "string", "pattern": r"\S", "title": "a name, not blank"}}
+payloads.declare("CadenceInput", {
+    "type": "object",
+    "required": ["name", "question_set_id", "rrule"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "maxLength": 200, "pattern": ONE_LINE, "title": ONE_LINE_TITLE},
+        "question_set_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        "rrule": {"type": "string", "maxLength": 500,
+                  "description": "RFC 5545 RRULE without DTSTART, e.g. FREQ=MONTHLY;BYDAY=+1MO"},
+        "send_time": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+                      "title": "a time as HH:MM (24-hour clock)", "default": "09:00"},
+        "timezone": {"type": "string", "maxLength": 64, "description": "IANA zone name, or 'recipient'", "default": "UTC"},
+        "open_days": {"type": "integer", "minimum": 1, "maximum": MAX_OPEN_DAYS, "default": 5},
+        "reminder_days": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                          "description": "Days after opening, each before the round closes; at most 5 distinct days."},
+        "grace_days": {"type": "integer", "minimum": 0, "maximum": 30, "default": 0},
+        "add_late_joiners": {"type": "boolean", "default": False},
+        "audience": {"type": "object", "additionalProperties": False,
+                     "properties": {"teams": _NAMES, "regions": _NAMES, "segments": _NAMES}},
+        "starts_on": {"type": "string", "format": "date"},
+        "ends_on": {"type": ["string", "null"], "format": "date"},
+    },
+})
 
 
 def validate_cadence(data: dict, today: date) -> dict:
-    """Check an API-shaped cadence payload; raise CadenceInvalid with a message
-    per field, or return the model's fields."""
-    errors: dict[str, str] = {}
-    fields: dict = {}
+    """Check a cadence payload: its shape against CadenceInput, then what a
+    schema cannot say (the set exists and is published, the rule parses, the
+    zone exists, the teams exist, reminders fall inside the round, the dates
+    are in order). Raise CadenceInvalid with a message per field, or return
+    the model's fields."""
+    errors = payloads.shape_errors("CadenceInput", data)
+    if "body" in errors:
+        raise CadenceInvalid(errors)
 
-    name = data.get("name") or ""
-    name = name.strip() if isinstance(name, str) else None
-    if name is None:
-        errors["name"] = "must be text"
-    elif not name:
+    def fits(field):
+        return payloads.fits(errors, field)
+
+    name = data.get("name", "")
+    if fits("name") and not name.strip():
         errors["name"] = "give the cadence a name"
-    elif any(unicodedata.category(char) == "Cc" for char in name):
-        errors["name"] = "contains a line break or another control character: keep it to one line"
-    elif len(name) > 200:
-        errors["name"] = "at most 200 characters"
-    fields["name"] = name
 
-    question_set = None
     set_id = data.get("question_set_id")
-    if not isinstance(set_id, int) or isinstance(set_id, bool):
-        errors["question_set_id"] = "the id of a question set is required"
-    elif not 1 <= set_id <= MAX_ID:
-        errors["question_set_id"] = f"no question set with id {set_id}"
-    else:
+    if fits("question_set_id"):
         question_set = db.session.get(QuestionSet, set_id)
         if question_set is None:
             errors["question_set_id"] = f"no question set with id {set_id}"
         elif question_set.latest_published is None:
             errors["question_set_id"] = "publish the question set before scheduling it"
-    fields["question_set_id"] = set_id
 
-    rule = (data.get("rrule") or "").strip()
+    rule = data.get("rrule", "").strip()
     if rule.upper().startswith("RRULE:"):
         rule = rule[6:]
-    try:
-        validate_rule(rule)
-    except RecurrenceError as error:
-        errors["rrule"] = str(error)
-    fields["rrule"] = rule
+    if fits("rrule"):
+        try:
+            validate_rule(rule)
+        except RecurrenceError as error:
+            errors["rrule"] = str(error)
 
-    send_time = data.get("send_time") or "09:00"
-    try:
-        parsed = parse_send_time(send_time)
-        send_time = f"{parsed.hour:02d}:{parsed.minute:02d}"
-    except RecurrenceError as error:
-        errors["send_time"] = str(error)
-    fields["send_time"] = send_time
-
-    tz_name = data.get("timezone") or "UTC"
-    if tz_name != RECIPIENT:
+    tz_name = data.get("timezone", "UTC")
+    if fits("timezone") and tz_name != RECIPIENT:
         try:
             zone_for(tz_name)
         except RecurrenceError as error:
             errors["timezone"] = f"{error}; use an IANA name such as Europe/Berlin, or \"recipient\""
-    fields["timezone"] = tz_name
 
     open_days = data.get("open_days", 5)
-    if not isinstance(open_days, int) or isinstance(open_days, bool) or not 1 <= open_days <= MAX_OPEN_DAYS:
-        errors["open_days"] = f"a whole number of days from 1 to {MAX_OPEN_DAYS}"
-    fields["open_days"] = open_days
-
-    grace_days = data.get("grace_days", 0)
-    if not isinstance(grace_days, int) or isinstance(grace_days, bool) or not 0 <= grace_days <= 30:
-        errors["grace_days"] = "a whole number of days from 0 to 30"
-    fields["grace_days"] = grace_days
-
-    add_late_joiners = data.get("add_late_joiners", False)
-    if not isinstance(add_late_joiners, bool):
-        errors["add_late_joiners"] = "true or false"
-    fields["add_late_joiners"] = add_late_joiners
-
-    reminder_days = data.get("reminder_days") or []
-    if not isinstance(reminder_days, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) for d in reminder_days
-    ):
-        errors["reminder_days"] = "a list of whole numbers of days after opening"
-    else:
-        if isinstance(open_days, int) and any(d < 1 or d >= open_days for d in reminder_days):
+    reminder_days = sorted(set(data.get("reminder_days", [])))
+    if fits("reminder_days") and fits("open_days"):
+        if any(day >= open_days for day in reminder_days):
             errors["reminder_days"] = "each reminder must fall after opening and before the round closes"
-        elif len(set(reminder_days)) > 5:
+        elif len(reminder_days) > 5:
             errors["reminder_days"] = "at most 5 reminders"
-        reminder_days = sorted(set(reminder_days))
-    fields["reminder_days"] = reminder_days
 
-    audience = data.get("audience") or {}
-    if not isinstance(audience, dict) or set(audience) - {"teams", "regions", "segments"}:
-        errors["audience"] = 'an object with "teams", "regions" and/or "segments" lists'
-    else:
-        cleaned = {}
-        for key in ("teams", "regions", "segments"):
-            values = audience.get(key) or []
-            if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
-                errors[f"audience.{key}"] = "a list of names"
-                continue
-            cleaned[key] = [v.strip() for v in values]
-        known = set(db.session.scalars(select(Team.path).where(Team.path.in_(cleaned.get("teams", [])))))
-        unknown = [t for t in cleaned.get("teams", []) if t not in known]
+    audience = {key: [v.strip() for v in values] for key, values in data.get("audience", {}).items()}
+    if fits("audience.teams"):
+        known = set(db.session.scalars(select(Team.path).where(Team.path.in_(audience.get("teams", [])))))
+        unknown = [t for t in audience.get("teams", []) if t not in known]
         if unknown:
             errors["audience.teams"] = f"unknown team {unknown[0]!r} (use the full path, e.g. 'Sales / EMEA')"
-        audience = cleaned
-    fields["audience"] = audience
 
-    starts_on = _parse_date(data.get("starts_on"), "starts_on", errors) or today
-    ends_on = _parse_date(data.get("ends_on"), "ends_on", errors)
+    starts_on = date.fromisoformat(data["starts_on"]) if fits("starts_on") and "starts_on" in data else today
+    ends_on = date.fromisoformat(data["ends_on"]) if fits("ends_on") and data.get("ends_on") else None
     if ends_on and ends_on < starts_on:
         errors["ends_on"] = "must not be before the start date"
-    fields["starts_on"] = starts_on
-    fields["ends_on"] = ends_on
 
     if errors:
         raise CadenceInvalid(errors)
-    return fields
+    return {
+        "name": name.strip(), "question_set_id": set_id, "rrule": rule, "send_time": data.get("send_time", "09:00"),
+        "timezone": tz_name, "open_days": open_days, "grace_days": data.get("grace_days", 0),
+        "add_late_joiners": data.get("add_late_joiners", False), "reminder_days": reminder_days,
+        "audience": audience, "starts_on": starts_on, "ends_on": ends_on,
+    }
 
 
 def create_cadence(data: dict, created_by, now: datetime) -> Cadence:

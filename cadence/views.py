@@ -56,13 +56,14 @@ def _fill_choices(form: CadenceForm):
 
 
 def _payload(form: CadenceForm) -> dict:
+    """The form as a CadenceInput payload (what the API accepts)."""
     rule = form.rrule.data if form.preset.data == CUSTOM else PRESETS[form.preset.data][1]
     reminders = []
     for part in (form.reminder_days.data or "").split(","):
         part = part.strip()
         if part:
             reminders.append(int(part) if part.isdigit() else part)
-    return {
+    payload = {
         "name": form.name.data,
         "question_set_id": form.question_set_id.data,
         "rrule": rule,
@@ -73,13 +74,20 @@ def _payload(form: CadenceForm) -> dict:
         "grace_days": form.grace_days.data or 0,
         "add_late_joiners": bool(form.add_late_joiners.data),
         "audience": {"teams": form.teams.data, "regions": form.regions.data, "segments": form.segments.data},
-        "starts_on": form.starts_on.data,
-        "ends_on": form.ends_on.data,
     }
+    for field in ("starts_on", "ends_on"):
+        if form[field].data:
+            payload[field] = form[field].data.isoformat()
+    return payload
 
 
-ERROR_FIELDS = {"question_set_id": "question_set_id", "audience.teams": "teams", "audience.regions": "regions",
-                "audience.segments": "segments", "audience": "teams"}
+def _form_field(error_key: str, form: CadenceForm) -> str:
+    """The form field that shows an error keyed like the API's: "reminder_days[1]"
+    is the reminder_days field, "audience.teams" the teams field."""
+    parts = re.split(r"[.\[]", error_key)
+    if parts[0] == "audience":
+        return parts[1] if len(parts) > 1 and parts[1] in form else "teams"
+    return parts[0] if parts[0] in form else "name"
 
 
 @cadences_bp.get("/")
@@ -105,7 +113,7 @@ def new():
             except service.CadenceInvalid as invalid:
                 db.session.rollback()
                 for field, message in invalid.errors.items():
-                    target = ERROR_FIELDS.get(field, field if field in form else "name")
+                    target = _form_field(field, form)
                     if field == "rrule" and form.preset.data != CUSTOM:
                         target = "preset"
                     form[target].errors = list(form[target].errors) + [message]

@@ -34,6 +34,7 @@ from surveys.org.models import Person, PersonRole
 from surveys.alert_chart import chart_svg
 from surveys.alert_models import Alert, AlertNotification, AlertWebhook
 from surveys.alerts import METRIC_LABELS, alert_dict, chart_history, published, watch_round
+from surveys import payloads
 from surveys.extensions import db
 from surveys.models import QuestionSet
 
@@ -228,16 +229,23 @@ class WebhookInvalid(ValueError):
         self.errors = errors
 
 
+payloads.declare("AlertWebhookInput", {
+    "type": "object", "required": ["url", "secret"],
+    "properties": {"url": {"type": "string", "format": "uri", "maxLength": 2000, "description": "An http(s) address."},
+                   "format": {"type": "string", "enum": list(WEBHOOK_FORMATS), "default": "json"},
+                   "secret": {"type": "string", "minLength": 16, "maxLength": 200}},
+}, sentences=True)
+payloads.declare("QuestionSetOwner", {
+    "type": "object", "required": ["email"], "additionalProperties": False,
+    "properties": {"email": {"type": "string", "maxLength": 320, "description": "An active person with the pm role."}},
+}, sentences=True)
+
+
 def add_webhook(question_set: QuestionSet, url, webhook_format, secret) -> AlertWebhook:
     """A new webhook for the set (the caller commits). Raises WebhookInvalid with field errors."""
-    errors = {}
-    if not isinstance(url, str) or urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname \
-            or len(url) > 2000:
-        errors["url"] = "Give an http(s) address of at most 2,000 characters."
-    if webhook_format not in WEBHOOK_FORMATS:
-        errors["format"] = f"Use one of: {', '.join(WEBHOOK_FORMATS)}."
-    if not isinstance(secret, str) or not 16 <= len(secret) <= 200:
-        errors["secret"] = "Use a secret of 16 to 200 characters."
+    errors = payloads.shape_errors("AlertWebhookInput", {"url": url, "format": webhook_format, "secret": secret})
+    if "url" not in errors and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname):
+        errors["url"] = "Give an http(s) address."
     if errors:
         raise WebhookInvalid(errors)
     webhook = AlertWebhook(question_set_id=question_set.id, url=url, format=webhook_format, secret=secret)
@@ -256,11 +264,10 @@ def webhook_dict(webhook: AlertWebhook) -> dict:
             "active": webhook.active, "created_at": isoformat_z(webhook.created_at)}
 
 
-def set_owner(question_set: QuestionSet, email) -> int | None:
-    """Name an active PM as the set's owner (the caller commits); returns the previous owner's id."""
-    person = None
-    if isinstance(email, str) and email.strip():
-        person = db.session.scalar(select(Person).where(Person.email == email.strip().lower()))
+def set_owner(question_set: QuestionSet, email: str) -> int | None:
+    """Name an active PM as the set's owner (a QuestionSetOwner's email; the
+    caller commits); returns the previous owner's id."""
+    person = db.session.scalar(select(Person).where(Person.email == email.strip().lower())) if email.strip() else None
     if person is None or not person.active or not person.has_role("pm"):
         raise WebhookInvalid({"email": "Name an active person with the pm role."})
     before = question_set.owner_id

@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from cadence.clock import isoformat_z, utcnow
 from cadence.models import Round
 from surveys import control_charts as charts
-from surveys import metrics
+from surveys import metrics, payloads
 from surveys.alert_models import ALERT_STATES, OPEN_STATES, Alert, AlertPoints
 from surveys.audit import record
 from surveys.extensions import db
@@ -345,21 +345,22 @@ TRANSITIONS = {
     "false_alarm": set(),
 }
 NOTE_MAX = 2000
+payloads.declare("AlertStateChange", {
+    "type": "object", "required": ["state"], "additionalProperties": False,
+    "properties": {"state": {"type": "string", "enum": sorted(TRANSITIONS["new"])},
+                   "note": {"type": ["string", "null"], "maxLength": NOTE_MAX,
+                            "description": "Required to explain an alert; stripped of surrounding white space."}},
+}, sentences=True)
 
 
 def change_state(alert: Alert, actor, state, note=None, now=None) -> Alert:
     """Move an alert on (audited, in the caller's transaction: the caller commits).
     An explanation needs a note; a finished alert does not move again."""
-    errors = {}
-    if state not in ALERT_STATES or state == "new":
-        errors["state"] = "Use one of: acknowledged, explained, false_alarm."
-    elif state not in TRANSITIONS[alert.state]:
+    change = payloads.stripped({field: value for field, value in (("state", state), ("note", note)) if value is not None})
+    errors = payloads.shape_errors("AlertStateChange", change, root="state")
+    if "state" not in errors and state not in TRANSITIONS[alert.state]:
         errors["state"] = f"An alert that is {alert.state.replace('_', ' ')} cannot become {state.replace('_', ' ')}."
-    if note is not None and not isinstance(note, str):
-        errors["note"] = "The note must be text."
-    note = (note or "").strip() if isinstance(note, str) or note is None else ""
-    if len(note) > NOTE_MAX:
-        errors["note"] = f"Keep the note under {NOTE_MAX} characters."
+    note = change.get("note", "") if "note" not in errors else ""
     if state == "explained" and not note and "state" not in errors:
         errors["note"] = "Say what explains the change (e.g. a pricing change in October)."
     if errors:

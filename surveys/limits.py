@@ -18,8 +18,10 @@ import json
 
 MAX_JSON_DEPTH = 32
 MAX_INT_DIGITS = 18
-# Above any id our tables hold (32-bit on PostgreSQL) and any page worth asking for.
-MAX_QUERY_NUMBER = 2**31 - 1
+# The largest id an integer column holds (32-bit on PostgreSQL): a larger one
+# is an error there, not merely unknown. Also above any page worth asking for.
+MAX_ID = 2**31 - 1
+MAX_QUERY_NUMBER = MAX_ID
 
 
 class HostileInput(ValueError):

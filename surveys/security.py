@@ -31,6 +31,9 @@ from limits import parse as parse_limit
 from limits.errors import StorageError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from surveys.limits import MAX_ID
+
+
 # -- Secrets in URLs ----------------------------------------------------------
 
 # A rep link or a password-reset link is a credential: whoever holds it can
@@ -179,14 +182,13 @@ def wait_in_words(seconds: int) -> str:
 # -- Identifiers in URLs ------------------------------------------------------
 
 # The widest id our tables hold: ids are INTEGER columns, 32-bit on PostgreSQL.
-LARGEST_DATABASE_ID = 2**31 - 1
 
 
 def refuse_out_of_range_ids(endpoint, values) -> None:
     """An `<int:...>` URL value no database could hold names nothing: 404,
     rather than a driver overflow (a 500) deep inside the view."""
     for value in (values or {}).values():
-        if isinstance(value, int) and not -LARGEST_DATABASE_ID <= value <= LARGEST_DATABASE_ID:
+        if isinstance(value, int) and not -MAX_ID <= value <= MAX_ID:
             abort(404)
 
 

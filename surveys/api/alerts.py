@@ -9,6 +9,7 @@ from surveys.alert_routing import (
 from surveys.alerts import AlertStateError, alert_dict, change_state, list_alerts, published
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
 from surveys.audit import record
+from surveys import payloads
 from surveys.extensions import db
 from surveys.models import QuestionSet
 from surveys.problems import ApiProblem, validation_problem
@@ -44,7 +45,7 @@ def _published_or_404(alert_id):
 @api_roles(*STAFF)
 def alert_state(alert_id):
     alert = _published_or_404(alert_id)
-    body = json_body()
+    body = json_body(schema="AlertStateChange")
     try:
         change_state(alert, g.api_user, body.get("state"), body.get("note"))
     except AlertStateError as error:
@@ -86,9 +87,9 @@ def alert_routing_show(set_id):
 @api_roles(*EDITORS)
 def question_set_owner(set_id):
     question_set = get_or_404(QuestionSet, set_id, "question set")
-    body = json_body()
+    body = json_body(schema="QuestionSetOwner")
     try:
-        before = set_owner(question_set, body.get("email"))
+        before = set_owner(question_set, body["email"])
     except WebhookInvalid as error:
         db.session.rollback()
         raise validation_problem(error.errors) from None
@@ -162,8 +163,7 @@ OPENAPI_PATHS = {
             "summary": "Name the set's owner (a PM), who receives its alerts",
             "description": "Roles pm, admin. Audited.",
             "parameters": [_SET_ID],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["email"], "properties": {"email": {"type": "string"}}}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("QuestionSetOwner")}}},
             "responses": {"200": {"description": "The routing", "content": {"application/json": {"schema": _ROUTING}}},
                           **problem_responses(400, 401, 403, 404, 422)},
         }
@@ -182,10 +182,7 @@ OPENAPI_PATHS = {
             "HMAC-SHA256 of \"<t>.<raw body>\" under the secret>'; format json (Canary's alert objects), slack "
             "(an incoming-webhook message with Block Kit sections) or teams (a message with an Adaptive Card).",
             "parameters": [_SET_ID],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["url", "secret"], "properties": {
-                    "url": {"type": "string"}, "format": {"type": "string", "enum": list(WEBHOOK_FORMATS)},
-                    "secret": {"type": "string", "minLength": 16, "maxLength": 200}}}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("AlertWebhookInput")}}},
             "responses": {"201": {"description": "The webhook", "content": {"application/json": {"schema": _WEBHOOK}}},
                           **problem_responses(400, 401, 403, 404, 422)},
         },
@@ -221,10 +218,7 @@ OPENAPI_PATHS = {
             "summary": "Move an alert on: new -> acknowledged -> explained (with a note) or false_alarm",
             "description": "Roles pm, leader, admin. Recorded in the audit log.",
             "parameters": [_ALERT_ID],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["state"], "properties": {
-                    "state": {"type": "string", "enum": ["acknowledged", "explained", "false_alarm"]},
-                    "note": {"type": "string", "maxLength": 2000}}}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("AlertStateChange")}}},
             "responses": {
                 "200": {"description": "The alert", "content": {"application/json": {"schema": {
                     "$ref": "#/components/schemas/Alert"}}}},

@@ -6,10 +6,10 @@ from functools import wraps
 
 from flask import Blueprint, g, request
 
-from surveys import limits
+from surveys import limits, payloads
 from surveys.auth.service import person_for_api_token
 from surveys.extensions import db
-from surveys.problems import ApiProblem
+from surveys.problems import ApiProblem, validation_problem
 
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -39,8 +39,9 @@ def api_roles(*roles):
     return decorator
 
 
-def json_body(expected=dict):
-    """The request's JSON body, which must be an object (or a list)."""
+def json_body(expected=dict, schema: str | None = None):
+    """The request's JSON body, which must be an object (or a list) and, given
+    `schema`, fit that payload declaration (422 with an error per field)."""
     data = None
     if request.is_json:
         try:
@@ -52,6 +53,8 @@ def json_body(expected=dict):
     if not isinstance(data, expected):
         kind = "an object" if expected is dict else "a list"
         raise ApiProblem(400, "Bad request", f"The body must be JSON: {kind}.")
+    if schema and (errors := payloads.shape_errors(schema, data)):
+        raise validation_problem(errors)
     return data
 
 

@@ -1,5 +1,7 @@
 """Cadences in the API: create, read, pause, resume, preview, rounds."""
 
+from datetime import date
+
 from flask import g, jsonify, request
 from sqlalchemy import select
 
@@ -9,7 +11,7 @@ from cadence.models import Cadence, Round
 from cadence.planner import NudgeRefused
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
 from surveys.extensions import db
-from surveys import limits
+from surveys import limits, payloads
 from surveys.problems import ApiProblem, validation_problem
 from surveys.permissions import EDITORS, STAFF
 
@@ -76,11 +78,8 @@ def change_occurrence(cadence_id, period_key):
     """Skip one upcoming round or move it: {"action": "skip"} or
     {"action": "move", "opens_on": "YYYY-MM-DD"}."""
     cadence = get_or_404(Cadence, cadence_id, "cadence")
-    body = json_body()
-    errors = {}
-    opens_on = service._parse_date(body.get("opens_on"), "opens_on", errors)
-    if errors:
-        raise validation_problem(errors)
+    body = json_body(schema="OccurrenceChange")
+    opens_on = date.fromisoformat(body["opens_on"]) if "opens_on" in body else None
     try:
         service.change_occurrence(cadence, period_key, body.get("action"), opens_on, g.api_user, utcnow())
     except service.CadenceInvalid as invalid:
@@ -109,29 +108,15 @@ def nudge_round(round_id):
     return jsonify({"nudged": count})
 
 
+payloads.declare("OccurrenceChange", {
+    "type": "object", "required": ["action"], "additionalProperties": False,
+    "properties": {"action": {"type": "string", "enum": ["skip", "move"]}, "opens_on": {"type": "string", "format": "date"}},
+})
 _AUDIENCE = {
     "type": "object",
     "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("teams", "regions", "segments")},
 }
 OPENAPI_SCHEMAS = {
-    "CadenceInput": {
-        "type": "object",
-        "required": ["name", "question_set_id", "rrule"],
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "question_set_id": {"type": "integer"},
-            "rrule": {"type": "string", "description": "RFC 5545 RRULE without DTSTART, e.g. FREQ=MONTHLY;BYDAY=+1MO"},
-            "send_time": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$", "default": "09:00"},
-            "timezone": {"type": "string", "description": "IANA zone name, or 'recipient'", "default": "UTC"},
-            "open_days": {"type": "integer", "minimum": 1, "maximum": 90, "default": 5},
-            "reminder_days": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-            "grace_days": {"type": "integer", "minimum": 0, "maximum": 30, "default": 0},
-            "add_late_joiners": {"type": "boolean", "default": False},
-            "audience": _AUDIENCE,
-            "starts_on": {"type": "string", "format": "date"},
-            "ends_on": {"type": ["string", "null"], "format": "date"},
-        },
-    },
     "Cadence": {
         "type": "object",
         "properties": {
@@ -181,7 +166,7 @@ OPENAPI_PATHS = {
     "/cadences": {
         "post": {
             "summary": "Create a cadence",
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CadenceInput"}}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("CadenceInput")}}},
             "responses": {"201": {"description": "Created", "content": _CADENCE}, **problem_responses(400, 401, 403, 422)},
         },
         "get": {
@@ -238,10 +223,7 @@ OPENAPI_PATHS = {
         "put": {
             "summary": "Skip or move one upcoming round",
             "parameters": _ID + [{"name": "period_key", "in": "path", "required": True, "schema": {"type": "string"}}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                "type": "object", "required": ["action"],
-                "properties": {"action": {"type": "string", "enum": ["skip", "move"]}, "opens_on": {"type": "string", "format": "date"}},
-            }}}},
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("OccurrenceChange")}}},
             "responses": {"200": {"description": "The next occurrences"}, **problem_responses(400, 401, 403, 404, 422)},
         },
         "delete": {

@@ -10,6 +10,7 @@ from surveys.audit import record
 from surveys.deals.models import Moment
 from surveys.deals.moments import MomentInvalid, create_moment, moment_dict, update_moment
 from surveys.deals.scorecard import CSV_COLUMNS, DEFAULT_CAP, Options, ScorecardQueryInvalid, csv_rows, deal_scorecard
+from surveys import payloads
 from surveys.extensions import db
 from surveys.problems import ApiProblem, validation_problem
 
@@ -108,7 +109,7 @@ _ONE = {"200": {"description": "The moment", "content": {"application/json": {"s
 OPENAPI_PATHS = {
     "/moments": {
         "post": {"summary": "Define a deal moment (attributed question sets only)", "description": "Roles pm, admin. Audited.",
-                 "requestBody": {"required": True, "content": {"application/json": {"schema": _MOMENT}}},
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("MomentInput")}}},
                  "responses": {"201": {"description": "Created", "content": {"application/json": {"schema": _MOMENT}}},
                                **problem_responses(400, 401, 403, 422)}},
         "get": {"summary": "Every moment", "description": "Roles pm, leader, admin.",
@@ -119,7 +120,7 @@ OPENAPI_PATHS = {
         "get": {"summary": "One moment", "description": "Roles pm, leader, admin.", "parameters": _ID,
                 "responses": {**_ONE, **problem_responses(401, 403, 404)}},
         "patch": {"summary": "Change a moment's fields", "description": "Roles pm, admin. Audited.", "parameters": _ID,
-                  "requestBody": {"required": True, "content": {"application/json": {"schema": _MOMENT}}},
+                  "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("MomentChange")}}},
                   "responses": {**_ONE, **problem_responses(400, 401, 403, 404, 422)}},
     },
     "/moments/{moment_id}/scorecard": {"get": {

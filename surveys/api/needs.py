@@ -4,10 +4,11 @@ from flask import g, jsonify, request
 
 from cadence.clock import utcnow
 from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
+from surveys import payloads
 from surveys.extensions import db
 from surveys.problems import ApiProblem, validation_problem
 from surveys.tabular import csv_text, download
-from surveys.limits import record_id
+from surveys.limits import MAX_ID, record_id
 from surveys.triage.areas import areas_tree
 from surveys.triage.inbox import item_by_token
 from surveys.triage.inputs import TriageError
@@ -83,19 +84,17 @@ def get_need(need_id):
 @api_roles(*WRITE_ROLES)
 def add_evidence(need_id):
     need = get_or_404(Need, need_id, "need")
-    body = json_body()
+    body = json_body(schema="EvidenceInput")
     comment_id, answer_id = body.get("comment_id"), body.get("answer_id")
     if (comment_id is None) == (answer_id is None):
         raise validation_problem({"comment_id": "Send exactly one of comment_id (from the inbox) or answer_id."})
     try:
         if comment_id is not None:
-            item = item_by_token(str(comment_id))
+            item = item_by_token(comment_id)
             if item is None:
                 raise TriageError({"comment_id": "No comment with that id is in the inbox."})
             evidence = link_item(g.api_user, item, need, body.get("importance"), utcnow())
         else:
-            if not isinstance(answer_id, int) or isinstance(answer_id, bool):
-                raise TriageError({"answer_id": "answer_id is an integer."})
             evidence = link_option_answer(g.api_user, answer_id, need, body.get("importance"), utcnow())
     except TriageError as error:
         db.session.rollback()
@@ -113,6 +112,13 @@ _NEED = {"type": "object", "properties": {
     "revenue": {"type": ["number", "null"], "description": "deal amounts at stake (null until deals exist)"},
     "confidential": {"type": "integer", "description": "pieces of evidence from confidential sets"},
     "public_note": {"type": "string"}, "heard_back": {"type": ["object", "null"]}}}
+payloads.declare("EvidenceInput", {
+    "type": "object", "required": ["importance"], "additionalProperties": False,
+    "description": "Exactly one of comment_id and answer_id.",
+    "properties": {"comment_id": {"type": "string"}, "answer_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                   "importance": {"type": "integer", "minimum": 1, "maximum": 3,
+                                  "description": "1 (nice to have), 2 (important) or 3 (deal-breaker)"}},
+}, sentences=True)
 _NEED_ID = {"name": "need_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 OPENAPI_SCHEMAS = {"Need": _NEED}
@@ -155,10 +161,7 @@ OPENAPI_PATHS = {
         "description": "Roles pm, admin. Audited. answer_id: attributed sets only (confidential choices are "
         "counted through area mappings). A comment already linked to the need is refused (422).",
         "parameters": [_NEED_ID],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["importance"], "properties": {
-                "comment_id": {"type": "string"}, "answer_id": {"type": "integer"},
-                "importance": {"type": "integer", "minimum": 1, "maximum": 3}}}}}},
+        "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("EvidenceInput")}}},
         "responses": {"201": {"description": "The evidence", "content": {"application/json": {"schema": {
             "type": "object", "properties": {"id": {"type": "integer"}, "need_id": {"type": "integer"},
                                              "kind": {"type": "string"}, "importance": {"type": "integer"},

@@ -1,10 +1,12 @@
 """The OpenAPI document at /api/v1/openapi.json, assembled from the paths each
 resource module declares in its OPENAPI_PATHS, so a route and its description
-live side by side."""
+live side by side, and the request payloads declared in surveys.payloads (the
+same schemas the requests are validated against)."""
 
 from flask import jsonify
 
 from surveys.api import alerts, cadences, deals, moments, needs, people, question_sets, rounds
+from surveys import payloads
 from surveys.api.base import PROBLEM_SCHEMA, api_bp
 
 # Every resource module of the API: importing this module registers their routes.
@@ -13,7 +15,7 @@ RESOURCES = (people, question_sets, cadences, rounds, alerts, needs, deals, mome
 
 def build_openapi_document():
     paths = {}
-    schemas = {"Problem": PROBLEM_SCHEMA}
+    schemas = {"Problem": PROBLEM_SCHEMA, **payloads.SCHEMAS}
     for module in RESOURCES:
         paths.update(module.OPENAPI_PATHS)
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))

@@ -13,14 +13,14 @@ from sqlalchemy.orm import selectinload
 
 from surveys.org.models import Person, Team
 from surveys.org.people import (
-    PEOPLE_COLUMNS,
+    PERSON_FIELDS,
     normalise_team_path,
     person_to_dict,
     team_and_subteams,
     upsert_people,
     validate_people,
 )
-from surveys import limits
+from surveys import limits, payloads
 from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
 from surveys import audit
@@ -30,9 +30,6 @@ from surveys.permissions import ADMINS, STAFF
 PER_PAGE = 50
 # One request stays one short transaction; larger syncs send several batches.
 MAX_ITEMS_PER_REQUEST = 5000
-# Fields a people object may carry: the CSV columns, `active`, and `id`
-# (ignored) so a client can send back what GET answered.
-ACCEPTED_FIELDS = frozenset(PEOPLE_COLUMNS) | {"active", "id"}
 
 
 @api_bp.get("/people")
@@ -66,28 +63,23 @@ def _page_number() -> int:
 MAX_PAGE = 1_000_000
 
 
+payloads.declare("PeopleInput", {"type": "array", "maxItems": MAX_ITEMS_PER_REQUEST, "items": payloads.ref("PersonInput")})
+
+
 @api_bp.post("/people")
 @api_roles(*ADMINS)
 def upsert_people_endpoint():
     items = json_body(list)
-    if len(items) > MAX_ITEMS_PER_REQUEST:
-        return validation_problem({"items": f"send at most {MAX_ITEMS_PER_REQUEST} people per request"}).get_response()
-    errors = {}
-    rows = []
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            errors[f"[{index}]"] = "each item must be a person object"
-            continue
-        for name in sorted(set(item) - ACCEPTED_FIELDS):
-            errors[f"[{index}].{name}"] = f"unknown field (accepted: {', '.join(sorted(ACCEPTED_FIELDS - {'id'}))})"
-        rows.append((index, item))
+    errors = payloads.shape_errors("PeopleInput", items, root="items", depth=2)
+    # The fields that fit their schema go on to the checks a schema cannot
+    # make (time zones, duplicates, managers), so one answer lists every fault.
+    rows = [(index, {name: value for name, value in item.items() if f"[{index}].{name}" not in errors})
+            for index, item in enumerate(items) if isinstance(item, dict)]
     good, row_errors = validate_people(rows, position_word="item")
     for error in row_errors:
-        key = f"[{error.line}].{error.field}" if error.field else f"[{error.line}]"
-        errors[key] = f"{errors[key]}; {error.reason}" if key in errors else error.reason
+        errors.setdefault(f"[{error.line}].{error.field}" if error.field else f"[{error.line}]", error.reason)
     if errors:
-        # Returned, not raised: the app's HTTPException handler would drop `errors`.
-        return validation_problem(errors, "Some people are invalid; nothing was stored.").get_response()
+        raise validation_problem(errors, "Some people are invalid; nothing was stored.")
     result = upsert_people(good, g.api_user)
     audit.record(g.api_user, "people.imported", None,
                  {"created": result.created, "updated": result.updated, "source": "api"})
@@ -95,40 +87,12 @@ def upsert_people_endpoint():
     return {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
 
 
-_PERSON_FIELDS = {
-    "email": {"type": "string", "format": "email", "description": "Unique, case-insensitive; stored lower-case."},
-    "name": {"type": "string", "maxLength": 200},
-    "roles": {
-        "type": "array",
-        "items": {"type": "string", "enum": ["rep", "pm", "leader", "admin"]},
-        "description": "Empty means rep.",
-    },
-    "team": {
-        "type": ["string", "null"],
-        "description": "A path from the top of the org, 'Sales / EMEA / Enterprise'; missing teams are created.",
-    },
-    "region": {"type": ["string", "null"], "maxLength": 100},
-    "segment": {"type": ["string", "null"], "maxLength": 100},
-    "manager_email": {
-        "type": ["string", "null"],
-        "description": "A person in the same request or already stored.",
-    },
-    "timezone": {"type": "string", "description": "An IANA time zone name; UTC when empty."},
-    "active": {"type": "boolean"},
-}
-
 OPENAPI_SCHEMAS = {
     "Person": {
         "type": "object",
         "required": ["id", "email", "name", "roles", "team", "region", "segment", "manager_email", "timezone", "active"],
-        "properties": {"id": {"type": "integer"}, **_PERSON_FIELDS},
-    },
-    "PersonInput": {
-        "type": "object",
-        "required": ["email", "name"],
-        "description": "Fields left out keep their stored value (or the default for a new person: "
-        "roles [rep], timezone UTC, active); fields sent as null or empty clear it. `id` is accepted and ignored.",
-        "properties": {"id": {"type": "integer"}, **_PERSON_FIELDS},
+        "properties": {"id": {"type": "integer"}, **PERSON_FIELDS, "roles": {"type": "array", "items": PERSON_FIELDS["roles"]["items"]},
+                       "timezone": {"type": "string"}},
     },
 }
 
@@ -166,9 +130,7 @@ OPENAPI_PATHS = {
             f"item. At most {MAX_ITEMS_PER_REQUEST} items per request.",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {
-                    "type": "array", "items": {"$ref": "#/components/schemas/PersonInput"},
-                }}},
+                "content": {"application/json": {"schema": payloads.ref("PeopleInput")}},
             },
             "responses": {
                 "200": {

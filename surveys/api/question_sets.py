@@ -8,8 +8,8 @@ from sqlalchemy.orm import selectinload
 
 from surveys.api.base import api_bp, api_roles, json_body, problem_responses
 from surveys.extensions import db
-from surveys import audit
-from surveys.models import QUESTION_TYPES, QuestionSet, QuestionSetVersion
+from surveys import audit, payloads
+from surveys.models import QuestionSet, QuestionSetVersion
 from surveys.permissions import EDITORS, STAFF
 from surveys.problems import ApiProblem, validation_problem
 from surveys.questions.drafts import create_question_set, publish, replace_draft_questions, update_settings
@@ -91,9 +91,8 @@ def replace_draft(question_set_id):
     published versions are never touched."""
     question_set = _load_with_questions(question_set_id)
     data = json_body()
-    unknown = sorted(set(data) - {"questions"})
-    if unknown:
-        return validation_problem({field: "Unknown field." for field in unknown}).get_response()
+    if errors := payloads.shape_errors("DraftInput", data, skip="questions"):  # the questions: below
+        raise validation_problem(errors)
     try:
         draft = replace_draft_questions(question_set, data.get("questions"))
     except QuestionSetInvalid as invalid:
@@ -111,14 +110,10 @@ def publish_question_set(question_set_id):
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiProblem(400, "Bad request", "The body, when given, must be a JSON object.")
-    unknown = sorted(set(body) - {"confirm_breaking"})
-    if unknown:
-        return validation_problem({field: "Unknown field." for field in unknown}).get_response()
-    confirm = body.get("confirm_breaking", False)
-    if not isinstance(confirm, bool):
-        return validation_problem({"confirm_breaking": "Must be true or false."}).get_response()
+    if errors := payloads.shape_errors("PublishInput", body):
+        raise validation_problem(errors)
     try:
-        version = publish(question_set, confirm_breaking=confirm)
+        version = publish(question_set, confirm_breaking=body.get("confirm_breaking", False))
     except NothingToPublish as refusal:
         db.session.rollback()
         return ApiProblem(409, "Nothing to publish", str(refusal)).get_response()
@@ -140,124 +135,20 @@ _ID_PARAMETER = {
     "schema": {"type": "integer"},
 }
 
+payloads.declare("PublishInput", {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "confirm_breaking": {
+            "type": "boolean",
+            "default": False,
+            "description": "Required (true) when the draft changes the measure (type, scale, favourable "
+            "threshold or option keys) of a question the last published version had: its trend breaks there.",
+        },
+    },
+}, sentences=True)
+
 OPENAPI_SCHEMAS = {
-    "QuestionOption": {
-        "type": "object",
-        "required": ["key", "label"],
-        "additionalProperties": False,
-        "properties": {
-            "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$"},
-            "label": {"type": "string", "maxLength": 200},
-        },
-    },
-    "Question": {
-        "type": "object",
-        "description": "One question. Only the fields its type uses may carry a value: scale uses scale_max, "
-        "favorable_min, low_label, high_label; nps low_label, high_label; single_choice options; multi_choice "
-        "options, allow_other; number min, max, unit; text max_length; yes_no none. show_if must name an earlier "
-        "question and `equals` must be one of its answers (an option key, \"yes\"/\"no\", or a number in range).",
-        "required": ["key", "type", "prompt"],
-        "additionalProperties": False,
-        "properties": {
-            "key": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,63}$", "description": "Stable across versions."},
-            "type": {"type": "string", "enum": list(QUESTION_TYPES)},
-            "prompt": {"type": "string", "maxLength": 500},
-            "help": {"type": ["string", "null"], "maxLength": 1000},
-            "required": {"type": "boolean", "default": True},
-            "scale_max": {"type": ["integer", "null"], "minimum": 3, "maximum": 10, "default": 5},
-            "favorable_min": {
-                "type": ["integer", "null"],
-                "minimum": 1,
-                "description": "Answers at or above it are favourable; default scale_max - 1 (top two boxes).",
-            },
-            "low_label": {"type": ["string", "null"], "maxLength": 100},
-            "high_label": {"type": ["string", "null"], "maxLength": 100},
-            "options": {
-                "type": ["array", "null"],
-                "minItems": 2,
-                "maxItems": 50,
-                "items": {"$ref": "#/components/schemas/QuestionOption"},
-            },
-            "allow_other": {"type": ["boolean", "null"], "default": False},
-            "min": {"type": ["number", "null"]},
-            "max": {"type": ["number", "null"]},
-            "unit": {"type": ["string", "null"], "maxLength": 40},
-            "max_length": {"type": ["integer", "null"], "minimum": 1, "maximum": 10000, "default": 2000},
-            "show_if": {
-                "type": ["object", "null"],
-                "required": ["question", "equals"],
-                "additionalProperties": False,
-                "properties": {
-                    "question": {"type": "string"},
-                    "equals": {"type": ["string", "number"]},
-                },
-            },
-        },
-    },
-    "QuestionSetInput": {
-        "type": "object",
-        "required": ["name", "questions"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "description": {"type": ["string", "null"], "maxLength": 2000},
-            "confidentiality": {"type": "string", "enum": ["attributed", "confidential"], "default": "confidential"},
-            "min_group_size": {"type": "integer", "minimum": 3, "default": 5},
-            "comment_min_group_size": {
-                "type": "integer",
-                "minimum": 3,
-                "description": "At least min_group_size; default the larger of 10 and min_group_size.",
-            },
-            "hold_until_close": {"type": "boolean", "default": False},
-            "questions": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"$ref": "#/components/schemas/Question"},
-                "description": "Keys must be unique within the set.",
-            },
-        },
-    },
-    "QuestionSetSettings": {
-        "type": "object",
-        "description": "A partial update of the set-level fields. Once any answer exists the promises made to "
-        "respondents can only become stricter: attributed -> confidential, group sizes only up, a hold until "
-        "close cannot be lifted (422 otherwise).",
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "description": {"type": ["string", "null"], "maxLength": 2000},
-            "confidentiality": {"type": "string", "enum": ["attributed", "confidential"]},
-            "min_group_size": {"type": "integer", "minimum": 3},
-            "comment_min_group_size": {"type": "integer", "minimum": 3},
-            "hold_until_close": {"type": "boolean"},
-        },
-    },
-    "DraftInput": {
-        "type": "object",
-        "required": ["questions"],
-        "additionalProperties": False,
-        "properties": {
-            "questions": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 100,
-                "items": {"$ref": "#/components/schemas/Question"},
-            },
-        },
-    },
-    "PublishInput": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "confirm_breaking": {
-                "type": "boolean",
-                "default": False,
-                "description": "Required (true) when the draft changes the measure (type, scale, favourable "
-                "threshold or option keys) of a question the last published version had: its trend breaks there.",
-            },
-        },
-    },
     "QuestionSetVersionSummary": {
         "type": "object",
         "required": ["id", "number", "status", "published_at"],

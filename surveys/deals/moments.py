@@ -27,7 +27,9 @@ from cadence.mail import mail_backend
 from surveys.org.models import Person
 from surveys import answers as rep_answers
 from surveys.deals.models import TRIGGERS, Deal, DealAnswer, DealDigest, Moment, MomentInvitation
+from surveys import payloads
 from surveys.extensions import db
+from surveys.limits import MAX_ID
 from surveys.models import QuestionSet
 
 LINK_SALT = "canary.deal-link.v1"
@@ -48,75 +50,60 @@ class MomentInvalid(Exception):
 # -- Defining moments ---------------------------------------------------------
 
 
+_NAMES = {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}}
+_MOMENT_FIELDS = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "question_set_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID,
+                        "description": "A published question set whose answers are attributed."},
+    "on": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(TRIGGERS)}},
+    "min_amount": {"type": ["number", "null"], "minimum": 0},
+    "segments": _NAMES, "regions": _NAMES, "products": _NAMES,
+    "delay_minutes": {"type": "integer", "minimum": 0, "maximum": 14 * 24 * 60, "default": 60,
+                      "description": "Minutes after the close (at most two weeks)."},
+    "working_hours": {"type": "string", "pattern": HOURS.pattern, "default": "09:00-18:00",
+                      "title": "'HH:MM-HH:MM' with the start before the end, e.g. '09:00-18:00'"},
+    "reminder_days": {"type": "array", "uniqueItems": True, "items": {"type": "integer", "minimum": 1},
+                      "description": "Days after sending, each before the expiry."},
+    "expire_days": {"type": "integer", "minimum": 1, "maximum": 60, "default": 7},
+}
+payloads.declare("MomentInput", {"type": "object", "required": ["name", "question_set_id", "on"],
+                                 "additionalProperties": False, "properties": _MOMENT_FIELDS}, sentences=True)
+payloads.declare("MomentChange", {"type": "object", "additionalProperties": False, "properties": _MOMENT_FIELDS,
+                                  "description": "The fields to change."}, sentences=True)
+
+
 def validate_moment(data: dict, partial: bool = False) -> dict:
-    errors, values = {}, {}
-
-    def present(name):
-        return name in data or not partial
-
-    if present("name"):
-        name = data.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
-            errors["name"] = "A name of 1 to 200 characters."
-        else:
-            values["name"] = name.strip()
-    if present("question_set_id"):
-        set_id = data.get("question_set_id")
-        question_set = db.session.get(QuestionSet, set_id) if isinstance(set_id, int) and not isinstance(set_id, bool) else None
+    """Check a MomentInput (a MomentChange when `partial`), then what a schema
+    cannot say; raise MomentInvalid (errors keyed by field) or return the
+    model's fields."""
+    data = payloads.stripped(data)
+    errors = payloads.shape_errors("MomentChange" if partial else "MomentInput", data, depth=1)
+    defaults = {} if partial else {"min_amount": None, "segments": None, "regions": None, "products": None,
+                                   "delay_minutes": 60, "working_hours": "09:00-18:00", "expire_days": 7,
+                                   "reminder_days": []}
+    values = {**defaults, **{name: value for name, value in data.items() if name not in errors}}
+    if "question_set_id" in values:
+        question_set = db.session.get(QuestionSet, values["question_set_id"])
         if question_set is None:
             errors["question_set_id"] = "No such question set."
         elif question_set.confidentiality != "attributed":
             errors["question_set_id"] = "A deal identifies its owner: moments ask attributed question sets only."
         elif question_set.latest_published is None:
             errors["question_set_id"] = "Publish the question set first."
-        else:
-            values["question_set_id"] = question_set.id
-    if present("on"):
-        on = data.get("on")
-        if not isinstance(on, list) or not on or any(t not in TRIGGERS for t in on):
-            errors["on"] = f"A non-empty list of: {', '.join(TRIGGERS)}."
-        else:
-            values["on"] = sorted(set(on), key=TRIGGERS.index)
-    if "min_amount" in data or not partial:
-        amount = data.get("min_amount")
-        if amount is not None and (not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount < 0):
-            errors["min_amount"] = "A non-negative number, or null."
-        else:
-            values["min_amount"] = float(amount) if amount is not None else None
+    if "on" in values:
+        values["on"] = sorted(set(values["on"]), key=TRIGGERS.index)
+    if values.get("min_amount") is not None:
+        values["min_amount"] = float(values["min_amount"])
     for name in ("segments", "regions", "products"):
-        if name in data or not partial:
-            items = data.get(name) or []
-            if not isinstance(items, list) or not all(isinstance(i, str) and i.strip() for i in items):
-                errors[name] = "A list of names."
-            else:
-                values[name] = [i.strip() for i in items]
-    if "delay_minutes" in data or not partial:
-        delay = data.get("delay_minutes", 60)
-        if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 14 * 24 * 60:
-            errors["delay_minutes"] = "Whole minutes from 0 to 20160 (two weeks)."
-        else:
-            values["delay_minutes"] = delay
-    if "working_hours" in data or not partial:
-        hours = data.get("working_hours", "09:00-18:00")
-        match = HOURS.match(hours) if isinstance(hours, str) else None
-        if not match or hours[:5] >= hours[6:]:
-            errors["working_hours"] = "'HH:MM-HH:MM' with the start before the end, e.g. '09:00-18:00'."
-        else:
-            values["working_hours"] = hours
-    if "expire_days" in data or not partial:
-        expire = data.get("expire_days", 7)
-        if not isinstance(expire, int) or isinstance(expire, bool) or not 1 <= expire <= 60:
-            errors["expire_days"] = "Whole days from 1 to 60."
-        else:
-            values["expire_days"] = expire
-    if "reminder_days" in data or not partial:
-        reminders = data.get("reminder_days", [])
-        limit = values.get("expire_days", 60)
-        if (not isinstance(reminders, list) or not all(isinstance(d, int) and not isinstance(d, bool) and 1 <= d < limit for d in reminders)
-                or len(set(reminders)) != len(reminders)):
+        if name in values:
+            values[name] = values[name] or []
+    hours = values.get("working_hours")
+    if hours and hours[:5] >= hours[6:]:
+        errors["working_hours"] = "'HH:MM-HH:MM' with the start before the end, e.g. '09:00-18:00'."
+    if "reminder_days" in values:
+        values["reminder_days"] = sorted(values["reminder_days"])
+        if "expire_days" not in errors and any(day >= values.get("expire_days", 60) for day in values["reminder_days"]):
             errors["reminder_days"] = "Distinct whole days after sending, each before the expiry."
-        else:
-            values["reminder_days"] = sorted(reminders)
     if errors:
         raise MomentInvalid(errors)
     return values

@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from surveys.org.models import Person, PersonRole, ROLES, TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
-from surveys import audit
+from surveys import audit, payloads
 from surveys.tabular import neutralise_formula, restore_formula
 
 # The CSV columns, in the order export writes them.
@@ -48,6 +48,33 @@ MAX_NAME = 200
 MAX_TEAM_PART = 200
 MAX_TEAM_PATH = 1000
 MAX_REGION_OR_SEGMENT = 100
+
+# The same records sent to the API as JSON: their shape is checked against
+# this declaration (surveys.payloads) before validate_people sees them; a CSV
+# row, text by nature, has only the checks below.
+_TEXT_OR_NULL = ["string", "null"]
+PERSON_FIELDS = {
+    "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL,
+              "description": "Unique, case-insensitive; stored lower-case."},
+    "name": {"type": "string", "maxLength": MAX_NAME},
+    "roles": {"type": ["array", "null"], "items": {"type": "string", "enum": list(ROLES)}, "description": "Empty means rep."},
+    "team": {"type": _TEXT_OR_NULL, "maxLength": MAX_TEAM_PATH,
+             "description": "A path from the top of the org, 'Sales / EMEA / Enterprise'; missing teams are created."},
+    "region": {"type": _TEXT_OR_NULL, "maxLength": MAX_REGION_OR_SEGMENT},
+    "segment": {"type": _TEXT_OR_NULL, "maxLength": MAX_REGION_OR_SEGMENT},
+    "manager_email": {"type": _TEXT_OR_NULL, "maxLength": MAX_EMAIL,
+                      "description": "A person in the same request or already stored."},
+    "timezone": {"type": _TEXT_OR_NULL, "description": "An IANA time zone name; UTC when empty."},
+    "active": {"type": "boolean"},
+}
+payloads.declare("PersonInput", {
+    "type": "object",
+    "required": ["email", "name"],
+    "additionalProperties": False,
+    "description": "Fields left out keep their stored value (or the default for a new person: "
+    "roles [rep], timezone UTC, active); fields sent as null or empty clear it. `id` is accepted and ignored.",
+    "properties": {"id": {"type": "integer"}, **PERSON_FIELDS},
+})
 
 # A row with more values than the header has columns: set by the parser,
 # reported by the validator (usually an unquoted comma inside a value).
@@ -265,8 +292,9 @@ def validate_people(rows, *, position_word: str = "line"):
     """Check raw rows; answer (clean rows, errors).
 
     `rows` are (position, dict) pairs: CSV line numbers from parse_people_csv,
-    or API item indexes (then pass position_word="item"). Values may be text
-    (CSV) or JSON values (API: `roles` a list, `active` a boolean).
+    or API item indexes (then pass position_word="item"). Values are text or
+    None (CSV), or the fields of a PersonInput that fit its schema (API:
+    `roles` a list, `active` a boolean).
 
     A clean row has `email` (lower-case) and `name`, and of the other fields
     only those the input had: `roles` (a sorted list; empty means rep), `team`
@@ -334,9 +362,6 @@ def _clean_row(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
         value = raw.get(name)
         if value is None:
             return ""
-        if not isinstance(value, str):
-            problems.append((name, f"{name} must be text"))
-            return ""
         value = value.strip()
         if any(unicodedata.category(char) == "Cc" for char in value):
             problems.append((name, f"{name} contains a line break or another control character"))
@@ -396,23 +421,13 @@ def _clean_row(raw: dict) -> tuple[dict, list[tuple[str, str]]]:
         clean["timezone"] = zone
 
     if "active" in raw:
-        if not isinstance(raw["active"], bool):
-            problems.append(("active", "active must be true or false"))
         clean["active"] = raw["active"]
 
     return clean, problems
 
 
 def _clean_roles(value, problems) -> list[str]:
-    if value is None:
-        items = []
-    elif isinstance(value, str):
-        items = value.split(ROLE_SEPARATOR)
-    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
-        items = value
-    else:
-        problems.append(("roles", "roles must be a list of role names"))
-        return list(DEFAULT_ROLES)
+    items = value.split(ROLE_SEPARATOR) if isinstance(value, str) else value or []
     roles = {item.strip().lower() for item in items if item.strip()}
     unknown = sorted(roles - set(ROLES))
     for role in unknown:

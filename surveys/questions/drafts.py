@@ -13,13 +13,13 @@ from sqlalchemy import exists, select
 
 from cadence.clock import utcnow
 from cadence.models import Invitation, Round
+from surveys import payloads
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion
 from surveys.version_diff import breaking_changes, diff_versions
 from surveys.questions.rules import (
     CONFIDENTIALITY_STRICTNESS,
     MAX_QUESTIONS,
-    SET_FIELDS,
     BreakingChangesNotConfirmed,
     NothingToPublish,
     QuestionSetInvalid,
@@ -380,12 +380,11 @@ def update_settings(question_set: QuestionSet, data) -> QuestionSet:
     """
     if not isinstance(data, Mapping):
         raise QuestionSetInvalid({"": "The settings must be an object."})
-    errors: dict[str, str] = {}
-    for field in data:
-        if field not in SET_FIELDS or field == "questions":
-            errors[field] = "Unknown field." if field != "questions" else "Edit questions through the draft."
+    data = payloads.stripped(dict(data))
+    errors = payloads.shape_errors("QuestionSetSettings", data, root="")
+    if "questions" in data:
+        errors["questions"] = "Edit questions through the draft."
     settings = validate_set_settings(data, errors, partial=True, current=question_set)
-    errors = {field: message for field, message in errors.items() if message}
     if not errors and has_invitations(question_set):
         reason = ("answers already exist, so this can only become stricter" if has_answers(question_set)
                   else "people were invited under this promise, so it can only become stricter")

@@ -38,7 +38,6 @@ DEFAULT_CONFIDENTIALITY = "confidential"
 # (see surveys.models), so that key cannot also name a regular option.
 OTHER_OPTION_KEY = "other"
 
-COMMON_FIELDS = ("key", "type", "prompt", "help", "required", "show_if")
 # The settings each type uses, in the order the API shows them.
 TYPE_FIELDS: dict[str, tuple[str, ...]] = {
     "scale": ("scale_max", "favorable_min", "low_label", "high_label"),
@@ -51,15 +50,6 @@ TYPE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 ALL_SETTING_FIELDS = tuple(dict.fromkeys(f for fields in TYPE_FIELDS.values() for f in fields))
 
-SET_FIELDS = (
-    "name",
-    "description",
-    "confidentiality",
-    "min_group_size",
-    "comment_min_group_size",
-    "hold_until_close",
-    "questions",
-)
 # Stricter first: the order confidentiality may move in once answers exist.
 CONFIDENTIALITY_STRICTNESS = {"attributed": 0, "confidential": 1}
 

@@ -1,19 +1,27 @@
 """Validation speaks the API's language: a question is the API object of
 docs/api.md, and errors are a flat map of field path to message
 ("options[1].key", "questions[2].show_if.equals"), which the API returns as
-its `errors` and the designer shows next to its fields."""
+its `errors` and the designer shows next to its fields.
+
+The shapes (types, required fields, lengths, ranges, choices, unknown fields)
+are the JSON Schemas declared here, which the OpenAPI document serves; every
+payload is checked against them (surveys.payloads), with its text stripped
+first, and then for what a schema cannot say: keys the form itself uses,
+settings a type does not use, unique keys, a favourable threshold within the
+scale, min <= max, a show_if naming an earlier question and one of its
+answers, a comment threshold at least the group size."""
 
 from __future__ import annotations
 
 import functools
 import math
-import unicodedata
 from collections.abc import Iterable, Mapping
 
-from surveys.models import CONFIDENTIALITY_LEVELS, MIN_GROUP_SIZE_FLOOR, QUESTION_TYPES, Question, QuestionSet
+from surveys import payloads
+from surveys.models import CONFIDENTIALITY_LEVELS, MIN_GROUP_SIZE_FLOOR, QUESTION_TYPES, Question
+from surveys.payloads import MULTILINE, MULTILINE_TITLE, ONE_LINE, ONE_LINE_TITLE
 from surveys.questions.rules import (
     ALL_SETTING_FIELDS,
-    COMMON_FIELDS,
     DEFAULT_COMMENT_MIN_GROUP_SIZE,
     DEFAULT_CONFIDENTIALITY,
     DEFAULT_MIN_GROUP_SIZE,
@@ -34,14 +42,105 @@ from surveys.questions.rules import (
     OTHER_OPTION_KEY,
     PROMPT_MAX_LENGTH,
     SCALE_MAX_RANGE,
-    SET_FIELDS,
     TEXT_MAX_LENGTH_RANGE,
     TYPE_FIELDS,
     UNIT_MAX_LENGTH,
 )
 
+# -- The shapes ------------------------------------------------------------------------
 
-# Each returns (value, error message or None). JSON booleans are not integers here.
+
+def _text(max_length, *, multiline=False, nullable=False, required=False) -> dict:
+    schema = {"type": ["string", "null"] if nullable else "string", "maxLength": max_length,
+              "pattern": MULTILINE if multiline else ONE_LINE, "title": MULTILINE_TITLE if multiline else ONE_LINE_TITLE}
+    return {**schema, "minLength": 1} if required else schema
+
+
+def _whole(low, high, **more) -> dict:
+    return {"type": ["integer", "null"], "minimum": low, "maximum": high, **more}
+
+
+_KEY = {"type": "string", "pattern": KEY_PATTERN.pattern,
+        "title": "a slug: a lowercase letter, then lowercase letters, digits or underscores (at most 64 characters)"}
+_QUESTIONS = {"type": "array", "minItems": 1, "maxItems": MAX_QUESTIONS, "items": payloads.ref("Question"),
+              "description": "Keys must be unique within the set."}
+
+payloads.declare("QuestionOption", {
+    "type": "object",
+    "required": ["key", "label"],
+    "additionalProperties": False,
+    "properties": {"key": _KEY, "label": _text(OPTION_LABEL_MAX_LENGTH, required=True)},
+}, sentences=True)
+payloads.declare("Question", {
+    "type": "object",
+    "description": "One question. Only the fields its type uses may carry a value: scale uses scale_max, "
+    "favorable_min, low_label, high_label; nps low_label, high_label; single_choice options; multi_choice "
+    "options, allow_other; number min, max, unit; text max_length; yes_no none. show_if must name an earlier "
+    "question and `equals` must be one of its answers (an option key, \"yes\"/\"no\", or a number in range). "
+    "Text is stripped of surrounding white space.",
+    "required": ["key", "type", "prompt"],
+    "additionalProperties": False,
+    "properties": {
+        "key": {**_KEY, "description": "Stable across versions."},
+        "type": {"type": "string", "enum": list(QUESTION_TYPES)},
+        "prompt": _text(PROMPT_MAX_LENGTH, multiline=True, required=True),
+        "help": _text(HELP_MAX_LENGTH, multiline=True, nullable=True),
+        "required": {"type": ["boolean", "null"], "default": True},
+        "scale_max": _whole(*SCALE_MAX_RANGE, default=DEFAULT_SCALE_MAX),
+        "favorable_min": {"type": ["integer", "null"], "minimum": 1, "description":
+                          "At most scale_max. Answers at or above it are favourable; default scale_max - 1 (top two boxes)."},
+        "low_label": _text(LABEL_MAX_LENGTH, nullable=True),
+        "high_label": _text(LABEL_MAX_LENGTH, nullable=True),
+        "options": {"type": ["array", "null"], "minItems": 2, "maxItems": MAX_OPTIONS,
+                    "items": payloads.ref("QuestionOption"), "description": "Keys must be unique within the question."},
+        "allow_other": {"type": ["boolean", "null"], "default": False},
+        "min": {"type": ["number", "null"], "minimum": -int(NUMBER_LIMIT), "maximum": int(NUMBER_LIMIT)},
+        "max": {"type": ["number", "null"], "minimum": -int(NUMBER_LIMIT), "maximum": int(NUMBER_LIMIT),
+                "description": "At least min."},
+        "unit": _text(UNIT_MAX_LENGTH, nullable=True),
+        "max_length": _whole(*TEXT_MAX_LENGTH_RANGE, default=DEFAULT_TEXT_MAX_LENGTH),
+        "show_if": {
+            "type": ["object", "null"],
+            "required": ["question", "equals"],
+            "additionalProperties": False,
+            "properties": {"question": {"type": "string"}, "equals": {"type": ["string", "number"]}},
+        },
+    },
+}, sentences=True)
+# The set's own fields; null (or leaving one out) means its default, or, in a
+# settings update, "unchanged".
+_SET_FIELDS = {
+    "name": _text(NAME_MAX_LENGTH, required=True),
+    "description": _text(DESCRIPTION_MAX_LENGTH, multiline=True, nullable=True),
+    "confidentiality": {"type": ["string", "null"], "enum": [*CONFIDENTIALITY_LEVELS, None], "default": DEFAULT_CONFIDENTIALITY},
+    "min_group_size": _whole(MIN_GROUP_SIZE_FLOOR, MAX_GROUP_SIZE, default=DEFAULT_MIN_GROUP_SIZE),
+    "comment_min_group_size": _whole(MIN_GROUP_SIZE_FLOOR, MAX_GROUP_SIZE, description=(
+        "At least min_group_size; default the larger of 10 and min_group_size.")),
+    "hold_until_close": {"type": ["boolean", "null"], "default": False},
+}
+payloads.declare("QuestionSetInput", {
+    "type": "object",
+    "required": ["name", "questions"],
+    "additionalProperties": False,
+    "properties": {**_SET_FIELDS, "questions": _QUESTIONS},
+}, sentences=True)
+payloads.declare("QuestionSetSettings", {
+    "type": "object",
+    "description": "A partial update of the set-level fields. Once any answer exists the promises made to "
+    "respondents can only become stricter: attributed -> confidential, group sizes only up, a hold until "
+    "close cannot be lifted (422 otherwise).",
+    "additionalProperties": False,
+    "properties": {**_SET_FIELDS, "name": {**_SET_FIELDS["name"], "type": ["string", "null"]}},
+}, sentences=True)
+payloads.declare("DraftInput", {
+    "type": "object",
+    "required": ["questions"],
+    "additionalProperties": False,
+    "properties": {"questions": _QUESTIONS},
+}, sentences=True)
+
+
+# -- What a schema cannot say ---------------------------------------------------------------
 
 
 def _is_number(value) -> bool:
@@ -51,54 +150,6 @@ def _is_number(value) -> bool:
         and math.isfinite(value)
         and abs(value) <= NUMBER_LIMIT
     )
-
-
-def _read_int(value, low, high, what="a whole number"):
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool):
-        return None, f"Must be {what} from {low} to {high}."
-    if not low <= value <= high:
-        return None, f"Must be from {low} to {high}."
-    return value, None
-
-
-# Control characters (a line break in a name breaks every email subject it
-# reaches: issue 13). Longer texts may hold line breaks and tabs, no others.
-_MULTILINE_ALLOWED = frozenset("\n\r\t")
-
-
-def control_character_problem(value: str, *, multiline: bool = False) -> str | None:
-    allowed = _MULTILINE_ALLOWED if multiline else frozenset()
-    if any(unicodedata.category(char) == "Cc" and char not in allowed for char in value):
-        if multiline:
-            return "Contains a control character: remove it."
-        return "Contains a line break or another control character: keep it to one line."
-    return None
-
-
-def _read_text(value, max_length, *, required=False, multiline=False):
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        return None, "Must be text."
-    value = value.strip()
-    problem = control_character_problem(value, multiline=multiline)
-    if problem:
-        return None, problem
-    if required and not value:
-        return None, "Required."
-    if len(value) > max_length:
-        return None, f"At most {max_length} characters (this has {len(value)})."
-    return value, None
-
-
-def _read_bool(value, default):
-    if value is None:
-        return default, None
-    if not isinstance(value, bool):
-        return None, "Must be true or false."
-    return value, None
 
 
 @functools.cache
@@ -113,15 +164,21 @@ def reserved_keys() -> frozenset[str]:
     return frozenset(name for name in dir(RepFormBase) if KEY_PATTERN.match(name)) | instance_attributes
 
 
+def _reserved_key_problem(key: str) -> str | None:
+    if key in reserved_keys():
+        return f"{key!r} is a name the form itself uses; choose another key."
+    return None
+
+
 def read_key(value):
+    """A key given on its own (a renamed question): (key, error or None)."""
     if not isinstance(value, str) or not value.strip():
         return None, "Required. " + KEY_RULE
     value = value.strip()
     if not KEY_PATTERN.match(value):
         return None, KEY_RULE
-    if value in reserved_keys():
-        return None, f"{value!r} is a name the form itself uses; choose another key."
-    return value, None
+    problem = _reserved_key_problem(value)
+    return (None, problem) if problem else (value, None)
 
 
 def _is_empty(value) -> bool:
@@ -133,8 +190,6 @@ def number_as_api_value(value: float | int):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
 
 
 def _definition_of(question) -> dict:
@@ -158,140 +213,93 @@ def validate_question(data: dict, earlier_keys: Iterable[str] | Mapping[str, obj
     """
     if not isinstance(data, Mapping):
         return {}, {"": "Each question must be an object."}
-    errors: dict[str, str] = {}
+    data = payloads.stripped(dict(data))
+    errors = payloads.shape_errors("Question", data, root="")
     earlier = earlier_keys if isinstance(earlier_keys, Mapping) else dict.fromkeys(earlier_keys)
 
-    key, errors["key"] = read_key(data.get("key"))
-    qtype = data.get("type")
-    if qtype not in QUESTION_TYPES:
-        errors["type"] = f"Must be one of: {', '.join(QUESTION_TYPES)}."
-        qtype = None
-    prompt, errors["prompt"] = _read_text(data.get("prompt"), PROMPT_MAX_LENGTH, required=True, multiline=True)
-    help_text, errors["help"] = _read_text(data.get("help"), HELP_MAX_LENGTH, multiline=True)
-    required, errors["required"] = _read_bool(data.get("required"), True)
+    def given(field, default=None):
+        value = data.get(field) if payloads.fits(errors, field) else None
+        return default if value is None else value
 
+    key = given("key")
+    if key and (problem := _reserved_key_problem(key)):
+        errors["key"] = problem
+    qtype = given("type")
     for field, value in data.items():
-        if field in COMMON_FIELDS:
-            continue
-        if field not in ALL_SETTING_FIELDS:
-            errors[field] = "Unknown field."
-        elif qtype and field not in TYPE_FIELDS[qtype] and not _is_empty(value):
+        if qtype and field in ALL_SETTING_FIELDS and field not in TYPE_FIELDS[qtype] and not _is_empty(value):
             errors[field] = f"Not used by {qtype} questions; leave it out."
 
-    settings = _validate_settings(qtype, data, errors) if qtype else {}
+    settings = _validate_settings(qtype, data, given, errors) if qtype else {}
 
     show_if_key = show_if_value = None
-    show_if = data.get("show_if")
-    if show_if is not None:
-        show_if_key, show_if_value = _validate_show_if(show_if, key, earlier, errors)
+    if given("show_if") is not None:
+        show_if_key, show_if_value = _validate_show_if(data["show_if"], key, earlier, errors)
 
-    errors = {field: message for field, message in errors.items() if message}
     kwargs = {
         "key": key,
         "type": qtype,
-        "prompt": prompt,
-        "help": help_text,
-        "required": required,
+        "prompt": given("prompt"),
+        "help": given("help", ""),
+        "required": given("required", True),
         "settings": settings,
         "show_if_key": show_if_key,
         "show_if_value": show_if_value,
     }
-    return kwargs, errors
+    return kwargs, payloads.in_path_order(errors)
 
 
-def _validate_settings(qtype: str, data: Mapping, errors: dict) -> dict:
+def _validate_settings(qtype: str, data: Mapping, given, errors: dict) -> dict:
+    labels = {"low_label": given("low_label") or None, "high_label": given("high_label") or None}
     if qtype == "scale":
-        return _scale_settings(data, errors)
+        scale_max = int(given("scale_max", DEFAULT_SCALE_MAX))
+        favorable_min = int(given("favorable_min", scale_max - 1))  # "top two boxes"
+        if favorable_min > scale_max and payloads.fits(errors, "scale_max"):
+            errors["favorable_min"] = f"Must be from 1 to {scale_max}."
+        return {"scale_max": scale_max, "favorable_min": favorable_min, **labels}
     if qtype == "nps":
-        return _labels(data, errors)
+        return labels
     if qtype in ("single_choice", "multi_choice"):
-        settings = {"options": _options(data.get("options"), errors)}
+        # A list of options goes on even when some are bad: each is checked below.
+        settings = {"options": _options(data.get("options") if "options" not in errors else [], errors)}
         if qtype == "multi_choice":
-            settings["allow_other"], errors["allow_other"] = _read_bool(data.get("allow_other"), False)
+            settings["allow_other"] = given("allow_other", False)
             if settings["allow_other"] and any(o["key"] == OTHER_OPTION_KEY for o in settings["options"]):
                 errors["options"] = (
                     f"The key '{OTHER_OPTION_KEY}' is reserved for the free-text answer when allow_other is on."
                 )
         return settings
     if qtype == "number":
-        return _number_settings(data, errors)
+        bounds = {"min": given("min"), "max": given("max")}
+        if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
+            errors["max"] = "Must be at least the minimum."
+        return {**bounds, "unit": given("unit") or None}
     if qtype == "text":
-        max_length = data.get("max_length")
-        if max_length is None:
-            return {"max_length": DEFAULT_TEXT_MAX_LENGTH}
-        value, errors["max_length"] = _read_int(max_length, *TEXT_MAX_LENGTH_RANGE)
-        return {"max_length": value}
+        return {"max_length": int(given("max_length", DEFAULT_TEXT_MAX_LENGTH))}
     return {}  # yes_no has no settings
 
 
-def _labels(data, errors) -> dict:
-    labels = {}
-    for field in ("low_label", "high_label"):
-        value, errors[field] = _read_text(data.get(field), LABEL_MAX_LENGTH)
-        labels[field] = value or None
-    return labels
-
-
-def _scale_settings(data, errors) -> dict:
-    scale_max = DEFAULT_SCALE_MAX
-    if data.get("scale_max") is not None:
-        scale_max, errors["scale_max"] = _read_int(data["scale_max"], *SCALE_MAX_RANGE)
-    favorable_min = None
-    if scale_max is not None:
-        # The default favourable threshold is "top two boxes".
-        favorable_min = scale_max - 1
-        if data.get("favorable_min") is not None:
-            favorable_min, errors["favorable_min"] = _read_int(data["favorable_min"], 1, scale_max)
-    return {"scale_max": scale_max, "favorable_min": favorable_min, **_labels(data, errors)}
-
-
 def _options(options, errors) -> list[dict]:
-    if not isinstance(options, list):
-        errors["options"] = "Give a list of at least 2 options, each {\"key\", \"label\"}."
+    if options is None:
+        errors.setdefault("options", "Give a list of at least 2 options, each {\"key\", \"label\"}.")
         return []
-    if not 2 <= len(options) <= MAX_OPTIONS:
-        errors["options"] = f"Give from 2 to {MAX_OPTIONS} options (this has {len(options)})."
     normalized, seen = [], {}
     for index, option in enumerate(options):
-        where = f"options[{index}]"
         if not isinstance(option, Mapping):
-            errors[where] = "Each option must be an object {\"key\", \"label\"}."
-            continue
-        unknown = sorted(set(option) - {"key", "label"})
-        if unknown:
-            errors[where] = f"Unknown field: {', '.join(unknown)}."
-        key, errors[f"{where}.key"] = read_key(option.get("key"))
-        label, errors[f"{where}.label"] = _read_text(option.get("label"), OPTION_LABEL_MAX_LENGTH, required=True)
+            continue  # reported with the shape
+        where = f"options[{index}]"
+        key = option.get("key") if payloads.fits(errors, f"{where}.key") else None
         if key is not None:
-            if key in seen:
+            if problem := _reserved_key_problem(key):
+                errors[f"{where}.key"] = problem
+            elif key in seen:
                 errors[f"{where}.key"] = f"Duplicate option key '{key}' (also option {seen[key] + 1})."
             seen.setdefault(key, index)
-        normalized.append({"key": key, "label": label})
+        normalized.append({"key": key, "label": option.get("label")})
     return normalized
 
 
-def _number_settings(data, errors) -> dict:
-    bounds = {}
-    for field in ("min", "max"):
-        value = data.get(field)
-        if value is not None and not _is_number(value):
-            errors[field] = f"Must be a number from {-NUMBER_LIMIT:,.0f} to {NUMBER_LIMIT:,.0f}."
-            value = None
-        bounds[field] = value
-    if bounds["min"] is not None and bounds["max"] is not None and bounds["min"] > bounds["max"]:
-        errors["max"] = "Must be at least the minimum."
-    unit, errors["unit"] = _read_text(data.get("unit"), UNIT_MAX_LENGTH)
-    return {**bounds, "unit": unit or None}
-
-
 def _validate_show_if(show_if, own_key, earlier: Mapping, errors) -> tuple[str | None, str | None]:
-    if not isinstance(show_if, Mapping) or set(show_if) != {"question", "equals"}:
-        errors["show_if"] = 'Must be {"question": KEY, "equals": VALUE} (or null).'
-        return None, None
     target = show_if["question"]
-    if not isinstance(target, str):
-        errors["show_if.question"] = "Must be the key of an earlier question."
-        return None, None
     if own_key is not None and target == own_key:
         errors["show_if.question"] = "A question cannot depend on itself."
         return None, None
@@ -302,7 +310,7 @@ def _validate_show_if(show_if, own_key, earlier: Mapping, errors) -> tuple[str |
     if definition is None:
         # Only keys were given: the value's shape is all that can be checked.
         value = show_if["equals"]
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value == "":
+        if value == "" or (not isinstance(value, str) and not _is_number(value)):
             errors["show_if.equals"] = "Must be an option key, yes or no, or a number."
             return None, None
         return target, str(number_as_api_value(value)) if _is_number(value) else value
@@ -372,28 +380,29 @@ def validate_question_set(data, *, require_questions: bool = True) -> tuple[dict
     """
     if not isinstance(data, Mapping):
         return {}, {"": "The question set must be an object."}
-    errors: dict[str, str] = {}
-    for field in data:
-        if field not in SET_FIELDS:
-            errors[field] = "Unknown field."
+    data = payloads.stripped(dict(data))
+    errors, questions = _with_questions("QuestionSetInput", data, require_questions)
     settings = validate_set_settings(data, errors, partial=False)
-    questions, question_errors = validate_questions(data.get("questions"), require_questions=require_questions)
-    errors.update(question_errors)
-    errors = {field: message for field, message in errors.items() if message}
     return {**settings, "questions": questions}, errors
+
+
+def _with_questions(name: str, data: Mapping, require_questions: bool) -> tuple[dict, list[dict]]:
+    """The errors of a payload holding "questions" (the list checked by
+    validate_questions, the rest against the schema `name`), and its questions."""
+    errors = payloads.shape_errors(name, data, root="", skip="questions")
+    questions, question_errors = validate_questions(data.get("questions"), require_questions=require_questions)
+    return {**errors, **question_errors}, questions
 
 
 def validate_questions(items, *, require_questions: bool = True) -> tuple[list[dict], dict]:
     """Validate an ordered list of questions (errors keyed `questions[i]...`)."""
-    if items is None:
+    if items is None or (not require_questions and items == []):
         return [], ({"questions": "Required: a list of at least one question."} if require_questions else {})
+    # The list itself (a list, 1 to MAX_QUESTIONS long); each question below.
+    errors = {field: message for field, message in payloads.shape_errors("DraftInput", {"questions": items}).items()
+              if field == "questions"}
     if not isinstance(items, list):
-        return [], {"questions": "Must be a list of questions."}
-    errors: dict[str, str] = {}
-    if require_questions and not items:
-        errors["questions"] = "Add at least one question."
-    if len(items) > MAX_QUESTIONS:
-        errors["questions"] = f"At most {MAX_QUESTIONS} questions (this has {len(items)})."
+        return [], errors
     normalized: list[dict] = []
     earlier: dict[str, dict] = {}
     first_use: dict[str, int] = {}
@@ -413,43 +422,22 @@ def validate_questions(items, *, require_questions: bool = True) -> tuple[list[d
     return normalized, errors
 
 
-def validate_set_settings(data: Mapping, errors: dict, *, partial: bool, current: QuestionSet | None = None) -> dict:
-    """The set-level fields. A full validation fills defaults; a `partial` one
-    (an update of `current`) only reads the fields given with a value."""
-
-    def wanted(field):
-        return not partial or data.get(field) is not None
-
-    settings: dict = {}
-    if wanted("name"):
-        settings["name"], errors["name"] = _read_text(data.get("name"), NAME_MAX_LENGTH, required=True)
-    if wanted("description"):
-        settings["description"], errors["description"] = _read_text(data.get("description"), DESCRIPTION_MAX_LENGTH, multiline=True)
-    if wanted("confidentiality"):
-        value = data.get("confidentiality")
-        if value is None:
-            value = DEFAULT_CONFIDENTIALITY
-        elif value not in CONFIDENTIALITY_LEVELS:
-            errors["confidentiality"] = f"Must be one of: {', '.join(CONFIDENTIALITY_LEVELS)}."
-        settings["confidentiality"] = value
-    if wanted("hold_until_close"):
-        settings["hold_until_close"], errors["hold_until_close"] = _read_bool(data.get("hold_until_close"), False)
-    if wanted("min_group_size"):
-        value = data.get("min_group_size")
-        if value is None:
-            value = DEFAULT_MIN_GROUP_SIZE
-        settings["min_group_size"], errors["min_group_size"] = _read_int(value, MIN_GROUP_SIZE_FLOOR, MAX_GROUP_SIZE)
-    if wanted("comment_min_group_size"):
-        value = data.get("comment_min_group_size")
-        if value is None:
-            # Comments need the larger group: follow a raised minimum rather than fail on the default.
-            value = max(DEFAULT_COMMENT_MIN_GROUP_SIZE, settings.get("min_group_size") or DEFAULT_MIN_GROUP_SIZE)
-        settings["comment_min_group_size"], errors["comment_min_group_size"] = _read_int(
-            value, MIN_GROUP_SIZE_FLOOR, MAX_GROUP_SIZE
-        )
-
+def validate_set_settings(data: Mapping, errors: dict, *, partial: bool, current=None) -> dict:
+    """The set-level fields, their shape already checked into `errors`. A full
+    validation fills defaults; a `partial` one (an update of `current`) only
+    reads the fields given with a value."""
+    given = {field: value for field, value in data.items()
+             if field in _SET_FIELDS and value is not None and payloads.fits(errors, field)}
+    settings = given if partial else {
+        "name": None, "description": "", "confidentiality": DEFAULT_CONFIDENTIALITY,
+        "min_group_size": DEFAULT_MIN_GROUP_SIZE, "hold_until_close": False, **given,
+    }
+    if not partial:
+        # Comments need the larger group: follow a raised minimum rather than fail on the default.
+        settings.setdefault("comment_min_group_size", max(DEFAULT_COMMENT_MIN_GROUP_SIZE, settings["min_group_size"]))
     min_group = settings.get("min_group_size", current.min_group_size if current else None)
     comment_min = settings.get("comment_min_group_size", current.comment_min_group_size if current else None)
-    if min_group is not None and comment_min is not None and comment_min < min_group:
+    if (min_group is not None and comment_min is not None and comment_min < min_group
+            and payloads.fits(errors, "min_group_size") and payloads.fits(errors, "comment_min_group_size")):
         errors["comment_min_group_size"] = f"Must be at least the minimum group size ({min_group})."
-    return settings
+    return {field: int(value) if field.endswith("group_size") else value for field, value in settings.items()}

@@ -158,10 +158,10 @@ def test_a_bad_question_shows_field_errors_keeps_input_and_stores_nothing(pm_cli
         show_if_question="lost_deal", show_if_equals="maybe",
     )
     assert answer.status_code == 422
-    assert field_errors(answer.text, "key")[0].startswith("Use a slug")
+    assert field_errors(answer.text, "key")[0].startswith("Must be a slug")
     assert field_errors(answer.text, "options") == [
         "Line 2: Duplicate option key 'acme' (also option 1).",
-        "Line 3: Use a slug: a lowercase letter, then lowercase letters, digits or underscores (at most 64 characters).",
+        "Line 3: Must be a slug: a lowercase letter, then lowercase letters, digits or underscores (at most 64 characters).",
     ]
     assert field_errors(answer.text, "show_if_equals") == ['Must be "yes" or "no".']
     assert 'id="error-summary"' in answer.text

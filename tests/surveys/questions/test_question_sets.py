@@ -138,7 +138,7 @@ def test_unknown_fields_are_rejected():
         ([{"key": "a", "label": ""}, {"key": "b", "label": "B"}], "options[0].label"),
         ([{"key": "a"}, {"key": "b", "label": "B"}], "options[0].label"),
         (["a", "b"], "options[0]"),
-        ([{"key": "a", "label": "A", "colour": "red"}, {"key": "b", "label": "B"}], "options[0]"),
+        ([{"key": "a", "label": "A", "colour": "red"}, {"key": "b", "label": "B"}], "options[0].colour"),
         ([{"key": f"o{i}", "label": "x"} for i in range(51)], "options"),
     ],
 )
@@ -241,7 +241,7 @@ def test_show_if_points_back_to_an_earlier_answer():
     [
         ({"question": "later_question", "equals": "yes"}, "show_if.question"),
         ({"question": "reasons", "equals": "price"}, "show_if.question"),  # itself
-        ({"question": "lost_deal"}, "show_if"),
+        ({"question": "lost_deal"}, "show_if.equals"),
         ("lost_deal", "show_if"),
         ({"question": ["lost_deal"], "equals": "yes"}, "show_if.question"),
         ({"question": "lost_deal", "equals": "maybe"}, "show_if.equals"),
