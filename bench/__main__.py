@@ -40,7 +40,7 @@ def main(argv=None):
     databases = ["sqlite"] + (["postgresql"] if os.environ.get("BENCH_DATABASE_URL") else [])
     history = [(bench_id, line) for bench_id, name in available.items()
                for line in getattr(importlib.import_module(f"bench.{name}"), "PROFILE_NOTES", [])]
-    kept = last_report(OUTPUT, exclude=set(wanted))
+    kept = last_report(OUTPUT, exclude={(bench_id, database) for bench_id in wanted for database in databases})
     results = []
     for bench_id in wanted:
         module = importlib.import_module(f"bench.{available[bench_id]}")
@@ -53,13 +53,15 @@ def main(argv=None):
 
 
 ROW = re.compile(r"^\| (B\d+) \|")
-NOTE = re.compile(r"^- (B\d+)\b")
+NOTE = re.compile(r"^- (B\d+)\b(?: \((\w+)\))?")
 
 
 def last_report(path: Path, exclude: set) -> dict:
-    """The rows and notes of the last report for the benchmarks not run now,
-    so that `python -m bench B9` replaces B9's figures and keeps the others
-    (each row says the day it was measured)."""
+    """The rows and notes of the last report except those of the (benchmark,
+    database) pairs in `exclude`, the ones run now: `python -m bench B9`
+    without BENCH_DATABASE_URL replaces B9's SQLite figures and keeps the
+    rest, B9 on PostgreSQL included (each row says the day it was measured).
+    A note that names no database goes with its benchmark's SQLite run."""
     kept = {"rows": [], "notes": []}
     if not path.exists():
         return kept
@@ -70,15 +72,16 @@ def last_report(path: Path, exclude: set) -> dict:
         if line.startswith("## "):
             section = line
         row = ROW.match(line)
-        if row and row.group(1) not in exclude:
+        if row:
             cells = line.strip("|").split("|")
-            if len(cells) == 8 and stamp:  # a report written before rows carried their day
-                line = line + f" {stamp.group(1)} |"
-            kept["rows"].append(line)
+            if (row.group(1), cells[2].strip()) not in exclude:
+                if len(cells) == 8 and stamp:  # a report written before rows carried their day
+                    line = line + f" {stamp.group(1)} |"
+                kept["rows"].append(line)
         note = NOTE.match(line)
         if section == "## Notes":
             if note:
-                keeping = note.group(1) not in exclude
+                keeping = (note.group(1), note.group(2) or "sqlite") not in exclude
                 if keeping:
                     kept["notes"].append(line)
             elif line.startswith("  ") and kept["notes"] and keeping:  # a note's next line
