@@ -14,7 +14,6 @@ that every accepted submission is stored (rows counted afterwards).
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import requests
 from sqlalchemy import func, select
 
 from bench import Result
-from bench.support import add_reps, bench_app, monthly_cadence, published_set
+from bench.support import add_reps, bench_app, free_port, monthly_cadence, published_set, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_WORKERS = 2
@@ -51,12 +50,6 @@ PROFILE_NOTES = [
     "(the floor: 1.0 ms). Through gunicorn: 0.60x on SQLite and 0.52x on PostgreSQL, where the submission "
     "still makes five round trips to the floor's two.",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _csrf_token(html: str) -> str:
@@ -121,7 +114,7 @@ def run(database: str) -> list[Result]:
         paths = [f"/r/{invitation_token(invitation)}" for invitation in db.session.scalars(select(Invitation).order_by(Invitation.id))]
         db.session.commit()
 
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, CANARY_ENV="development", DATABASE_URL=settings["SQLALCHEMY_DATABASE_URI"],
                    REDIS_URL=settings["REDIS_URL"], SECRET_KEY=settings["SECRET_KEY"],
@@ -132,7 +125,7 @@ def run(database: str) -> list[Result]:
              "--bind", f"127.0.0.1:{port}", "bench.b4_app:app"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            _wait_for_server(base, server)
+            wait_for_server(base, server)
             # Every rep opens the form first (not timed): its token and cookie.
             submissions = []
             with requests.Session() as opener:
@@ -181,17 +174,3 @@ def run(database: str) -> list[Result]:
                + "; floor: " + ", ".join(f"{r:,.0f}" for r in floor_rates) + " (req/s; the load client shares the 2 cores)."]
     )]
 
-
-def _wait_for_server(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError("gunicorn exited before answering")
-        try:
-            if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("gunicorn did not answer /healthz")
-        time.sleep(0.3)

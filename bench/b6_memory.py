@@ -3,7 +3,7 @@
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 
 from bench import Result

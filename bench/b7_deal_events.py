@@ -25,7 +25,7 @@ import requests
 from sqlalchemy import func, select
 
 from bench import Result
-from bench.support import add_reps, bench_app
+from bench.support import add_reps, bench_app, free_port, wait_for_server
 
 ROOT = Path(__file__).resolve().parent.parent
 GUNICORN_WORKERS = 2
@@ -41,14 +41,6 @@ PROFILE_NOTES = [
     "DO NOTHING RETURNING (no SELECT before it, no SAVEPOINT, no reload after): 0.60x on SQLite, 0.59x on "
     "PostgreSQL.",
 ]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _body(n: int, emails: list[str]) -> bytes:
@@ -110,7 +102,7 @@ def run(database: str) -> list[Result]:
         db.session.commit()
         bodies = [_body(n, emails) for n in range(EVENTS)]
         sent = bodies + bodies[:REPEATS]  # the CRM retries a tenth of them
-        port = _free_port()
+        port = free_port()
         base = f"http://127.0.0.1:{port}"
         env = dict(os.environ, CANARY_ENV="development", DATABASE_URL=settings["SQLALCHEMY_DATABASE_URI"],
                    REDIS_URL=settings["REDIS_URL"], SECRET_KEY=settings["SECRET_KEY"],
@@ -121,16 +113,7 @@ def run(database: str) -> list[Result]:
              "--bind", f"127.0.0.1:{port}", "bench.b7_app:app"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if requests.get(base + "/healthz", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not start")
-                time.sleep(0.3)
+            wait_for_server(base, server)
             floor_seconds, floor_statuses, floor_errors = load(base + "/bench/floor", bodies[:FLOOR_REQUESTS], sign=False)
             ours_seconds, statuses, errors = load(base + "/api/v1/deal-events", sent, sign=True)
         finally:

@@ -1,20 +1,46 @@
-"""Shared set-up for the cadence benchmarks (B3, B5, B6): a fresh database per
-benchmark (a SQLite file, or a new PostgreSQL database next to
-BENCH_DATABASE_URL), a private Redis, and bulk-inserted people."""
+"""Shared set-up for the benchmarks: a fresh database per benchmark (a SQLite
+file, or a new PostgreSQL database next to BENCH_DATABASE_URL), a private
+Redis, bulk-inserted people, and a free port and a wait for the gunicorn the
+HTTP benchmarks (B4, B7) start."""
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
+import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import requests
 from sqlalchemy import create_engine, insert, text
 
 UTC = timezone.utc
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_server(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    """Until the gunicorn at `base` answers /healthz (raises if it exits or never does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError("gunicorn exited before answering")
+        try:
+            if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("gunicorn did not answer /healthz")
+        time.sleep(0.3)
 
 
 def fresh_database_url(database: str, name: str, workdir: Path) -> str:
@@ -76,7 +102,7 @@ def _wait_for(condition, timeout=10):
 
 def add_reps(count: int, teams: int = 40) -> None:
     """`count` active reps in `teams` teams under "Sales", in bulk."""
-    from surveys.org.models import Person, PersonRole, Team
+    from surveys.org.models import Person, Team
     from surveys.extensions import db
 
     db.session.add(Team(name="Sales", path="Sales"))

@@ -14,6 +14,7 @@ from surveys.extensions import db
 from surveys.models import QuestionSet
 from surveys.scorecard_text import describe_change
 from surveys.org.models import Person
+from surveys.permissions import EDITORS
 
 staff_bp = Blueprint("staff", __name__)
 
@@ -47,7 +48,7 @@ def home():
             "replies": dashboard.recent_replies(now),
             "alerts": dashboard.leader_alerts(),
         }
-    if current_user.has_role("pm", "admin"):
+    if current_user.has_role(*EDITORS):
         page["attention"] = dashboard.rounds_needing_attention(open_rounds, now)
     if current_user.has_role("pm"):
         page["pm"] = {"sets": dashboard.owned_sets(current_user), "waiting": dashboard.waiting_for(current_user)}

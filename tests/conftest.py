@@ -91,7 +91,7 @@ class SmtpSink:
         return len(self.messages)
 
 
-def _free_port():
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -100,7 +100,7 @@ def _free_port():
 @pytest.fixture(scope="session")
 def smtp_server():
     sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield controller
     controller.stop()

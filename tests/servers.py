@@ -4,7 +4,6 @@ black-box suite, test_blackbox)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 
 def wait_until(condition, timeout: float, what: str, interval: float = 0.1):
@@ -66,12 +65,6 @@ def running(*commands: list[str], env: dict, supervise: bool = False, log: Path 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager

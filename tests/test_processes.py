@@ -12,7 +12,7 @@ from cadence.models import Delivery
 from surveys.org.models import Person
 from cadence.planner import tick
 from surveys.extensions import db
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.builders.loop import REPS, first_opening
 
 pytestmark = pytest.mark.slow
@@ -163,14 +163,6 @@ def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
     assert again.returncode == 0 and "left it as it is" in again.stdout
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_dev(env, port):
     """`flask dev` in a session of its own, as a terminal runs a foreground
     command, once its web server answers."""
@@ -226,7 +218,7 @@ def test_dev_starts_web_worker_cron_and_redis_and_ctrl_c_stops_them_all_cleanly(
     from cadence.queues import PURPOSES, queue_name
     from cadence.redis_server import start_redis_server
 
-    port = _free_port()
+    port = free_port()
     prefix = "canary-dev-test"
     env = flask_env(app, DATABASE_URL=f"sqlite:///{tmp_path / 'dev.sqlite3'}", MAIL_BACKEND="outbox",
                     CANARY_INSTANCE_DIR=str(tmp_path), RQ_QUEUE_PREFIX=prefix)

@@ -13,8 +13,7 @@ from surveys.deals.processing import event_dict, raw_text, replay, store_events
 from surveys.deals.queries import deal_dict, list_deals, list_events
 from surveys.extensions import db
 from surveys.problems import ApiProblem
-
-DEAL_ROLES = ("pm", "leader", "admin")
+from surveys.permissions import STAFF
 
 
 @api_bp.post("/deal-events")
@@ -80,7 +79,7 @@ def deal_events_hubspot():
 
 
 @api_bp.get("/deals")
-@api_roles(*DEAL_ROLES)
+@api_roles(*STAFF)
 def deals_index():
     outcome = request.args.get("outcome") or None
     if outcome is not None and outcome not in OUTCOMES:
@@ -93,7 +92,7 @@ def deals_index():
 
 
 @api_bp.get("/deals/<int:deal_id>")
-@api_roles(*DEAL_ROLES)
+@api_roles(*STAFF)
 def deal_show(deal_id):
     from surveys.deals.models import Deal
 
@@ -105,7 +104,7 @@ def deal_show(deal_id):
 
 
 @api_bp.get("/deal-events")
-@api_roles(*DEAL_ROLES)
+@api_roles(*STAFF)
 def deal_events_index():
     status = request.args.get("status") or None
     if status is not None and status not in EVENT_STATUSES:
@@ -114,7 +113,7 @@ def deal_events_index():
 
 
 @api_bp.get("/deal-events/<int:event_id>")
-@api_roles(*DEAL_ROLES)
+@api_roles(*STAFF)
 def deal_event_show(event_id):
     return jsonify(event_dict(get_or_404(DealEvent, event_id, "deal event")))
 

@@ -13,13 +13,11 @@ from surveys.deals.scorecard import CSV_COLUMNS, DEFAULT_CAP, Options, Scorecard
 from surveys import payloads
 from surveys.extensions import db
 from surveys.problems import ApiProblem, validation_problem
-
-MOMENT_ROLES = ("pm", "admin")
-READ_ROLES = ("pm", "leader", "admin")
+from surveys.permissions import EDITORS, STAFF
 
 
 @api_bp.post("/moments")
-@api_roles(*MOMENT_ROLES)
+@api_roles(*EDITORS)
 def moments_create():
     body = json_body()
     try:
@@ -33,19 +31,19 @@ def moments_create():
 
 
 @api_bp.get("/moments")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def moments_index():
     return jsonify([moment_dict(m) for m in db.session.scalars(select(Moment).order_by(Moment.id))])
 
 
 @api_bp.get("/moments/<int:moment_id>")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def moment_show(moment_id):
     return jsonify(moment_dict(get_or_404(Moment, moment_id, "moment")))
 
 
 @api_bp.patch("/moments/<int:moment_id>")
-@api_roles(*MOMENT_ROLES)
+@api_roles(*EDITORS)
 def moment_update(moment_id):
     moment = get_or_404(Moment, moment_id, "moment")
     body = json_body()
@@ -68,19 +66,19 @@ def _set_status(moment_id, status):
 
 
 @api_bp.post("/moments/<int:moment_id>/pause")
-@api_roles(*MOMENT_ROLES)
+@api_roles(*EDITORS)
 def moment_pause(moment_id):
     return _set_status(moment_id, "paused")
 
 
 @api_bp.post("/moments/<int:moment_id>/resume")
-@api_roles(*MOMENT_ROLES)
+@api_roles(*EDITORS)
 def moment_resume(moment_id):
     return _set_status(moment_id, "active")
 
 
 @api_bp.get("/moments/<int:moment_id>/scorecard")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def moment_scorecard(moment_id):
     moment = get_or_404(Moment, moment_id, "moment")
     try:

@@ -14,9 +14,8 @@ from surveys.triage.inbox import item_by_token
 from surveys.triage.inputs import TriageError
 from surveys.triage.needs import link_item, link_option_answer, need_evidence, ranked_needs
 from surveys.triage.models import NEED_STATUSES, Area, Need
+from surveys.permissions import EDITORS, STAFF
 
-READ_ROLES = ("pm", "leader", "admin")
-WRITE_ROLES = ("pm", "admin")
 EVIDENCE_COLUMNS = ("id", "kind", "text", "importance", "amount", "confidential", "question_set", "period_key",
                     "writer", "heard_at")
 CSV_COLUMNS = ("id", "name", "area", "status", "mentions", "this_period", "last_period", "trend", "importance",
@@ -29,7 +28,7 @@ def _csv(header, rows, filename):
 
 
 @api_bp.get("/areas")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def list_areas():
     areas = areas_tree()
     if request.args.get("format") == "csv":
@@ -59,7 +58,7 @@ def _need_json(row):
 
 
 @api_bp.get("/needs")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def list_needs():
     area_id, status = _need_filters()
     rows = ranked_needs(utcnow(), area_id, status)
@@ -69,7 +68,7 @@ def list_needs():
 
 
 @api_bp.get("/needs/<int:need_id>")
-@api_roles(*READ_ROLES)
+@api_roles(*STAFF)
 def get_need(need_id):
     need = get_or_404(Need, need_id, "need")
     row = next(r for r in ranked_needs(utcnow()) if r["id"] == need.id)
@@ -81,7 +80,7 @@ def get_need(need_id):
 
 
 @api_bp.post("/needs/<int:need_id>/evidence")
-@api_roles(*WRITE_ROLES)
+@api_roles(*EDITORS)
 def add_evidence(need_id):
     need = get_or_404(Need, need_id, "need")
     body = json_body(schema="EvidenceInput")

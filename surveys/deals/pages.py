@@ -21,10 +21,9 @@ from surveys.deals.scorecard import (
     CSV_COLUMNS, DEFAULT_CAP, PERIODS, SLICES, Options, ScorecardQueryInvalid, csv_rows, deal_scorecard,
 )
 from surveys.extensions import db
+from surveys.permissions import STAFF
 
 deal_pages_bp = Blueprint("deal_pages", __name__, url_prefix="/deals")
-
-STAFF = ("pm", "leader", "admin")
 
 
 class DealImportForm(FlaskForm):

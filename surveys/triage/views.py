@@ -28,7 +28,6 @@ from surveys.triage.needs import (
 from surveys.triage.models import IMPORTANCE_LABELS, NEED_STATUSES, STATUS_LABELS, Area, Need
 
 triage_bp = Blueprint("triage", __name__, url_prefix="/triage")
-TRIAGE_ROLES = EDITORS  # pm, admin
 FILTER_ARGS = ("area", "set", "team", "region", "segment", "state")
 
 
@@ -58,7 +57,7 @@ def _render_inbox(errors=None, kept=None, status=200):
 
 
 @triage_bp.get("/")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def inbox():
     return _render_inbox()
 
@@ -76,7 +75,7 @@ def _refused(token, error: TriageError):
 
 
 @triage_bp.post("/comments/<token>/link")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def link(token):
     item = _item_or_404(token)
     need_id = request.form.get("other_need_id") if request.form.get("use_other") else request.form.get("need_id")
@@ -93,7 +92,7 @@ def link(token):
 
 
 @triage_bp.post("/comments/<token>/new-need")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def new_need(token):
     item = _item_or_404(token)
     now = utcnow()
@@ -108,7 +107,7 @@ def new_need(token):
 
 
 @triage_bp.post("/comments/<token>/dismiss")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def dismiss(token):
     dismiss_item(current_user, _item_or_404(token), utcnow())
     db.session.commit()
@@ -117,7 +116,7 @@ def dismiss(token):
 
 
 @triage_bp.get("/needs")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def needs():
     area = request.args.get("area")
     status = request.args.get("status") if request.args.get("status") in NEED_STATUSES else None
@@ -139,13 +138,13 @@ def _render_need(need, errors=None, status=200):
 
 
 @triage_bp.get("/needs/<int:need_id>")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def need(need_id):
     return _render_need(db.get_or_404(Need, need_id))
 
 
 @triage_bp.post("/needs/<int:need_id>/status")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def need_status(need_id):
     need = db.get_or_404(Need, need_id)
     try:
@@ -162,7 +161,7 @@ def need_status(need_id):
 
 
 @triage_bp.post("/needs/<int:need_id>/merge")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def need_merge(need_id):
     source = db.get_or_404(Need, need_id)
     target_id = request.form.get("target_id")
@@ -199,13 +198,13 @@ def _render_areas(errors=None, status=200):
 
 
 @triage_bp.get("/areas")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def areas():
     return _render_areas()
 
 
 @triage_bp.post("/areas", endpoint="create_area")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def add_area():
     try:
         area = create_area(current_user, request.form.get("name"), request.form.get("parent_id") or None,
@@ -219,7 +218,7 @@ def add_area():
 
 
 @triage_bp.post("/areas/mappings")
-@roles_required(*TRIAGE_ROLES)
+@roles_required(*EDITORS)
 def map_area():
     area_id = request.form.get("area_id")
     area = get_by_id(Area, area_id)
