@@ -54,14 +54,19 @@ def create_user(email, name, roles, password):
 
 @users_cli.command("token")
 @click.option("--email", required=True)
-def create_token(email):
+@click.option("--name", default="Command line token", show_default=True,
+              help="What will use the token, as its owner's account page lists it.")
+def create_token(email, name):
     """Print a new API token for a user (shown once, stored hashed)."""
     person = find_person_by_email(email)
     if person is None:
         raise click.ClickException(f"no user with email {email}")
     if not person.is_staff:
         raise click.ClickException(f"{email} has no staff role (pm, leader or admin)")
-    token = issue_api_token(person)
+    try:
+        token = issue_api_token(person, name=name)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     db.session.commit()
     click.echo(token)
 

@@ -265,7 +265,7 @@ def test_csrf_variants_are_all_refused(probe, make_person):
     assert browser.post(f"/account/tokens?csrf_token={good}").status_code == 400  # in the query string
     assert browser.post("/account/tokens", json={"csrf_token": good}).status_code == 400  # as JSON
     assert tokens_count() == tokens_before
-    assert browser.post("/account/tokens", data={"csrf_token": good}).status_code == 201  # the real thing works
+    assert browser.post("/account/tokens", data={"csrf_token": good, "name": "probe"}).status_code == 201  # the real thing works
     # The sign-in form needs one too.
     assert stranger.post("/sign-in", data={"email": "pm@example.com", "password": PASSWORD}).status_code == 400
 

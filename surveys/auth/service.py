@@ -155,16 +155,29 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_api_token(person: Person, actor: Person | None = None) -> str:
-    """Create a token for `person` and return it; only its hash is stored.
+# A token starts "cny_" and its next characters are kept as its visible
+# prefix: enough to tell tokens apart in a list, far too few to guess the rest
+# (the remaining 35 characters carry over 200 random bits).
+TOKEN_PREFIX_LENGTH = 12
+TOKEN_NAME_MAX = 80
+DEFAULT_TOKEN_NAME = "API token"
+
+
+def issue_api_token(person: Person, actor: Person | None = None, name: str = DEFAULT_TOKEN_NAME) -> str:
+    """Create a token for `person`, named `name`, and return it; only its hash
+    and its visible prefix are stored.
 
     Audited as "token.created"; `actor` is who asked (None: the command line).
     The caller commits."""
+    name = " ".join(name.split())
+    if not name or len(name) > TOKEN_NAME_MAX:
+        raise ValueError(f"A token's name must have 1 to {TOKEN_NAME_MAX} characters.")
     token = "cny_" + secrets.token_urlsafe(32)
-    row = ApiToken(person_id=person.id, token_hash=token_digest(token), created_at=utcnow())
+    row = ApiToken(person_id=person.id, token_hash=token_digest(token), name=name,
+                   prefix=token[:TOKEN_PREFIX_LENGTH], created_at=utcnow())
     db.session.add(row)
     db.session.flush()
-    audit_log.record(actor, "token.created", row, {"owner": person.email})
+    audit_log.record(actor, "token.created", row, {"owner": person.email, "name": name, "prefix": row.prefix})
     return token
 
 
@@ -172,7 +185,8 @@ def revoke_api_token(row: ApiToken, actor: Person | None) -> None:
     """Revoke a token now (audited as "token.revoked"); the caller commits."""
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        audit_log.record(actor, "token.revoked", row, {"owner": row.person.email})
+        audit_log.record(actor, "token.revoked", row, {"owner": row.person.email, "name": row.name,
+                                                      "prefix": row.prefix})
 
 
 def person_for_api_token(token: str) -> Person | None:
@@ -185,10 +199,13 @@ def person_for_api_token(token: str) -> Person | None:
     return row.person
 
 
-def token_fingerprint(row: ApiToken) -> str:
-    """A short label for a token in lists: the start of its hash (the token
-    itself is never stored, so it cannot be shown again)."""
-    return row.token_hash[:10]
+def token_label(row: ApiToken) -> str:
+    """How a list shows a token: its visible prefix, as the owner saw it when it
+    was made (tokens made before prefixes were kept show the start of their
+    hash, marked as such)."""
+    if row.prefix:
+        return f"{row.prefix}…"
+    return f"hash {row.token_hash[:10]}…"
 
 
 # -- Password reset -----------------------------------------------------------

@@ -4,8 +4,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, PasswordField
-from wtforms.validators import EqualTo, InputRequired, Length
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 from cadence import dispatch
 from cadence.clock import utcnow
@@ -15,6 +15,7 @@ from surveys import security
 from surveys.auth.access import staff_required
 from surveys.auth.service import (
     MIN_PASSWORD_LENGTH,
+    TOKEN_NAME_MAX,
     current_staff_session,
     find_person_by_email,
     hash_password,
@@ -25,7 +26,7 @@ from surveys.auth.service import (
     safe_next,
     sign_out_everywhere,
     start_session,
-    token_fingerprint,
+    token_label,
     verify_password,
 )
 from surveys.extensions import db
@@ -175,14 +176,24 @@ def _tokens_of(person: Person) -> list[ApiToken]:
     )
 
 
-def _account_page(new_token: str | None = None):
+class TokenForm(FlaskForm):
+    name = StringField(
+        "Name", filters=[lambda value: " ".join(value.split()) if value else value],
+        validators=[DataRequired(message="Give the token a name."), Length(max=TOKEN_NAME_MAX)],
+        description="What uses it, so you know which one to revoke later (e.g. \"Salesforce sync\").",
+    )
+
+
+def _account_page(new_token: tuple[str, str] | None = None, form: TokenForm | None = None):
+    """The account page; `new_token` is (name, token) right after it was made, the one time it is shown."""
     person = current_user._get_current_object()
     return render_template(
         "auth/account.html",
         person=person,
         tokens=_tokens_of(person),
         new_token=new_token,
-        fingerprint=token_fingerprint,
+        form=form or TokenForm(formdata=None),
+        token_label=token_label,
     )
 
 
@@ -195,10 +206,13 @@ def account():
 @auth_bp.post("/account/tokens")
 @staff_required
 def create_token():
+    form = TokenForm()
+    if not form.validate():
+        return _account_page(form=form), 422
     person = current_user._get_current_object()
-    token = issue_api_token(person, actor=person)
+    token = issue_api_token(person, actor=person, name=form.name.data)
     db.session.commit()
-    return _account_page(new_token=token), 201
+    return _account_page(new_token=(form.name.data, token)), 201
 
 
 @auth_bp.post("/account/tokens/<int:token_id>/revoke")

@@ -96,13 +96,18 @@ class PersonRole(db.Model):
 
 
 class ApiToken(db.Model):
-    """A Bearer token for /api/v1. Only its SHA-256 is stored."""
+    """A Bearer token for /api/v1. Only its SHA-256 is stored, with the name
+    its owner gave it and the token's first characters (its visible prefix,
+    so a list can be matched against the token a program holds)."""
 
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(80), default="API token", server_default="API token")
+    # None for tokens made before prefixes were kept.
+    prefix: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from itsdangerous import URLSafeSerializer
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from cadence.links import invitation_token
 from surveys.org.models import ApiToken, Person
@@ -284,17 +284,21 @@ def test_api_token_page_shows_a_token_once_stores_its_hash_records_use_and_revok
     client = signed_in_client(roles=("pm",), email="pm@example.com")
     page = client.get("/account/")
     assert "No API tokens yet" in page.text
-    created = client.post("/account/tokens", data={"csrf_token": csrf_token_from(page.text)})
+    created = client.post("/account/tokens", data={"name": " Salesforce   sync ", "csrf_token": csrf_token_from(page.text)})
     assert created.status_code == 201 and created.headers["Cache-Control"] == "no-store"
     token = re.search(r'value="(cny_[A-Za-z0-9_\-]+)"', created.text).group(1)
     row = db.session.scalar(select(ApiToken))
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest() and row.last_used_at is None
+    assert row.name == "Salesforce sync" and row.prefix == token[:12]
 
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/question-sets", headers=headers).status_code == 200
     assert client.post("/api/v1/people", json=[], headers=headers).status_code == 403  # scoped to pm's roles
     listing = client.get("/account/")
     assert token not in listing.text and "never" not in listing.text  # last use is shown
+    # Listed by its name and the prefix its owner saw, never by a hash they did not.
+    assert "Salesforce sync" in listing.text and f"{token[:12]}…" in listing.text
+    assert row.token_hash[:10] not in listing.text
     db.session.expire_all()
     assert db.session.get(ApiToken, row.id).last_used_at is not None
 
@@ -339,7 +343,36 @@ def test_flask_users_token_still_prints_a_token_and_is_audited(app, make_person)
     assert token.startswith("cny_")
     assert app.test_client().get("/api/v1/question-sets", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "token.created"))
-    assert event.actor_email is None and event.details == {"owner": "pm@example.com"}
+    assert event.actor_email is None
+    assert event.details == {"owner": "pm@example.com", "name": "Command line token", "prefix": token[:12]}
+
+    named = app.test_cli_runner().invoke(args=["users", "token", "--email", "pm@example.com", "--name", "n8n flows"])
+    assert named.exit_code == 0 and db.session.scalar(select(ApiToken).where(ApiToken.name == "n8n flows"))
+    blank = app.test_cli_runner().invoke(args=["users", "token", "--email", "pm@example.com", "--name", "  "])
+    assert blank.exit_code != 0 and "name" in blank.output
+    assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 2
+
+
+def test_a_token_needs_a_name_and_the_form_keeps_what_was_typed(app, signed_in_client):
+    client = signed_in_client(roles=("leader",), email="leader@example.com")
+    page = client.get("/account/")
+    blank = client.post("/account/tokens", data={"name": "   ", "csrf_token": csrf_token_from(page.text)})
+    assert blank.status_code == 422 and "Give the token a name." in blank.text
+    assert 'id="error-summary"' in blank.text and 'aria-invalid="true"' in blank.text
+    too_long = client.post("/account/tokens", data={"name": "x" * 81, "csrf_token": csrf_token_from(page.text)})
+    assert too_long.status_code == 422 and 'value="' + "x" * 81 + '"' in too_long.text
+    assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 0
+    assert "token.created" not in audit_actions()
+
+
+def test_tokens_made_before_prefixes_were_kept_are_listed_by_a_marked_hash(app, signed_in_client):
+    client = signed_in_client(roles=("pm",), email="pm@example.com")
+    person = db.session.scalar(select(Person).where(Person.email == "pm@example.com"))
+    old = ApiToken(person_id=person.id, token_hash=hashlib.sha256(b"cny_old").hexdigest(), prefix=None)
+    db.session.add(old)
+    db.session.commit()
+    listing = client.get("/account/").text
+    assert "API token" in listing and f"hash {old.token_hash[:10]}…" in listing
 
 
 # -- Rep links --------------------------------------------------------------------
