@@ -17,6 +17,7 @@ from cadence.recurrence import PRESETS, describe
 from surveys.auth.access import roles_required
 from surveys.scorecard.detectable import detectable_changes
 from surveys.extensions import db
+from surveys.formatting import viewer_timezone
 from surveys import limits
 from surveys.models import QuestionSet
 from surveys.permissions import ADMINS, EDITORS
@@ -132,7 +133,10 @@ def show(cadence_id):
         cadence=cadence,
         rule_label=describe(cadence.rrule),
         upcoming=service.preview(cadence, utcnow(), 5),
-        zone_name="UTC" if cadence.uses_recipient_timezone else cadence.timezone,
+        # Times read in the viewer's zone; a cadence sent in a fixed zone of
+        # its own also shows that zone's time, since its rule is written in it.
+        cadence_zone=None if cadence.uses_recipient_timezone or cadence.timezone == viewer_timezone()
+        else cadence.timezone,
         parse=parse_instant,
         rounds=service.round_summaries(cadence),
         detectable=detectable_changes(cadence),

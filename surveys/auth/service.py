@@ -148,6 +148,15 @@ def safe_next(target):
     return target
 
 
+def set_own_timezone(person: Person, zone: str) -> None:
+    """A person chooses the zone their pages show times in (audited when it
+    changes; the caller validated the name and commits). A later people import
+    that names a zone for them sets it again."""
+    if zone != person.timezone:
+        audit_log.record(person, "person.timezone_changed", person, {"from": person.timezone, "to": zone})
+        person.timezone = zone
+
+
 # -- API tokens ---------------------------------------------------------------
 
 

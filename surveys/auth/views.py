@@ -1,10 +1,12 @@
 """The sign-in, sign-out, password-reset and account pages."""
 
+from zoneinfo import available_timezones
+
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, logout_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, PasswordField, StringField
+from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, InputRequired, Length
 
 from cadence import dispatch
@@ -24,6 +26,7 @@ from surveys.auth.service import (
     person_for_reset_token,
     revoke_api_token,
     safe_next,
+    set_own_timezone,
     sign_out_everywhere,
     start_session,
     token_label,
@@ -184,7 +187,16 @@ class TokenForm(FlaskForm):
     )
 
 
-def _account_page(new_token: tuple[str, str] | None = None, form: TokenForm | None = None):
+class TimeZoneForm(FlaskForm):
+    timezone = SelectField("Time zone", description="Every page shows times in it; invitations use it too.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = sorted(available_timezones() - {"localtime", "Factory"})
+
+
+def _account_page(new_token: tuple[str, str] | None = None, form: TokenForm | None = None,
+                  zone_form: TimeZoneForm | None = None):
     """The account page; `new_token` is (name, token) right after it was made, the one time it is shown."""
     person = current_user._get_current_object()
     return render_template(
@@ -193,6 +205,7 @@ def _account_page(new_token: tuple[str, str] | None = None, form: TokenForm | No
         tokens=_tokens_of(person),
         new_token=new_token,
         form=form or TokenForm(formdata=None),
+        zone_form=zone_form or TimeZoneForm(formdata=None, data={"timezone": person.timezone or "UTC"}),
         token_label=token_label,
     )
 
@@ -213,6 +226,19 @@ def create_token():
     token = issue_api_token(person, actor=person, name=form.name.data)
     db.session.commit()
     return _account_page(new_token=(form.name.data, token)), 201
+
+
+@auth_bp.post("/account/time-zone")
+@staff_required
+def change_time_zone():
+    form = TimeZoneForm()
+    if not form.validate():
+        return _account_page(zone_form=form), 422
+    person = current_user._get_current_object()
+    set_own_timezone(person, form.timezone.data)
+    db.session.commit()
+    flash(f"Times are now shown in {person.timezone}.", "success")
+    return redirect(url_for("auth.account"))
 
 
 @auth_bp.post("/account/tokens/<int:token_id>/revoke")
