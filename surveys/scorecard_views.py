@@ -20,7 +20,7 @@ from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
 from surveys.permissions import EDITORS, PMS, STAFF
 from surveys.scorecard.assembly import build_scorecard
-from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments
+from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments, group_comments
 from surveys.scorecard.detectable import detectable_changes
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
 from surveys.scorecard.groups import SLICE_KINDS
@@ -163,16 +163,19 @@ def comments_view(round_id):
     slice_value = request.args.get("slice") or ""
     slice_kind, _, slice_name = slice_value.partition(":")
     slice_kind = slice_kind or None
+    search = (request.args.get("q") or "").strip()[:200]
     result, refusal, status = None, None, 200
     try:
-        result = comments(round_, question_key, slice_kind, slice_name or None)
+        result = comments(round_, question_key, slice_kind, slice_name or None, search=search)
     except CommentsWithheld as withheld:
         refusal = str(withheld)
     except ValueError as error:
         refusal, status = str(error), 400
     return render_template(
         "scorecards/comments.html", round=round_, result=result, refusal=refusal, choices=comment_choices(round_),
-        question_key=question_key, slice_value=slice_value,
+        groups=group_comments(result["items"]) if result else [], question_key=question_key,
+        slice_value=slice_value, search=search,
+        can_reply=current_user.has_role("pm") and round_.status != "skipped",
     ), status
 
 

@@ -4,8 +4,11 @@ for a multi-choice question's "Other" option."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from difflib import SequenceMatcher
 
-from sqlalchemy import and_, case, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from cadence.clock import isoformat_z
 from cadence.models import Invitation
@@ -22,9 +25,9 @@ class CommentsWithheld(Exception):
     """The comments asked for would reveal a group under the comment threshold."""
 
 
-def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dict:
+def comments(round_, question_key=None, slice_kind=None, slice_name=None, search=None) -> dict:
     """The free-text answers of a round (and its "Other" texts), filtered by
-    question and slice.
+    question, slice and words they contain (`search`, any case).
 
     Attributed sets: each comment with its author's name, team, region and
     segment. Confidential sets: no names or slice attributes, in a neutral
@@ -82,6 +85,9 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
         statement = statement.where(Invitation.region == group)
     elif slice_kind == "segment":
         statement = statement.where(Invitation.segment == group)
+    if search and search.strip():
+        # Narrows the published list, never widens it: the plan was checked above.
+        statement = statement.where(func.lower(text).contains(search.strip().lower(), autoescape=True))
     attributed = policy.min_size is None
     items = []
     for key, text, name, team, region, segment, submitted_at in db.session.execute(
@@ -94,6 +100,79 @@ def comments(round_, question_key=None, slice_kind=None, slice_name=None) -> dic
     if not attributed:
         items.sort(key=lambda item: (keys.index(item["question_key"]), item["text"].lower()))
     return {"attributed": attributed, "questions": keys, "items": items}
+
+
+# Comments this alike (difflib's ratio over their normalized words) are one
+# group: "Pricing too high!" and "pricing is too high" read as the same point.
+NEAR_IDENTICAL = 0.85
+# Past this many distinct texts per question only exact matches (after
+# normalizing) are grouped: the pairwise comparison grows with its square.
+MAX_FUZZY_TEXTS = 400
+
+
+def normalized(text: str) -> str:
+    """Case, accents, punctuation and spacing removed: what makes two comments "identical"."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().casefold()
+    return " ".join(re.findall(r"[a-z0-9]+", text))
+
+
+def group_comments(items: list[dict]) -> list[dict]:
+    """Identical or near-identical comments of one question as one group:
+    [{"question_key", "prompt", "text" (the group's first comment), "count",
+    "variants" (the other wordings), "items"}], most repeated first."""
+    groups: list[dict] = []
+    by_question: dict[str, dict[str, dict]] = {}
+    for item in items:
+        exact = by_question.setdefault(item["question_key"], {})
+        key = normalized(item["text"]) or item["text"]
+        group = exact.get(key)
+        if group is None:
+            group = {"question_key": item["question_key"], "prompt": item["prompt"], "text": item["text"],
+                     "count": 0, "variants": [], "items": [], "_keys": [key]}
+            exact[key] = group
+            groups.append(group)
+        elif item["text"] != group["text"] and item["text"] not in group["variants"]:
+            group["variants"].append(item["text"])
+        group["count"] += 1
+        group["items"].append(item)
+    merged = []
+    for question_key in by_question:
+        merged.extend(_merge_near(g for g in groups if g["question_key"] == question_key))
+    for group in merged:
+        del group["_keys"]
+    # Most repeated first; otherwise the list's own order (time for attributed
+    # sets, question then text for confidential ones).
+    first_seen = {id(item): index for index, item in enumerate(items)}
+    return sorted(merged, key=lambda g: (-g["count"], first_seen[id(g["items"][0])]))
+
+
+def _merge_near(groups) -> list[dict]:
+    groups = list(groups)
+    if len(groups) > MAX_FUZZY_TEXTS:
+        return groups
+    kept: list[dict] = []
+    for group in groups:
+        key = group["_keys"][0]
+        home = next((k for k in kept if _alike(key, k["_keys"][0])), None)
+        if home is None:
+            kept.append(group)
+            continue
+        home["count"] += group["count"]
+        home["items"].extend(group["items"])
+        home["variants"].extend(t for t in [group["text"], *group["variants"]] if t not in home["variants"])
+    return kept
+
+
+# Shorter texts group only when identical: one letter is a large share of
+# "sso" or "api", and "q3" is not "q4".
+MIN_FUZZY_LENGTH = 16
+
+
+def _alike(a: str, b: str) -> bool:
+    if min(len(a), len(b)) < MIN_FUZZY_LENGTH or re.findall(r"\d+", a) != re.findall(r"\d+", b):
+        return False
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.quick_ratio() >= NEAR_IDENTICAL and matcher.ratio() >= NEAR_IDENTICAL
 
 
 def _comment_specs(round_) -> dict:
