@@ -128,3 +128,42 @@ def test_a_text_field_counts_its_characters_and_shows_a_paste_over_the_limit(rep
         assert page.locator("#notes").input_value() == "Short note" + pasted
     finally:
         page.close()
+
+
+# -- Staff lists on a phone: tables become cards ------------------------------------
+
+CARD_CELLS = """
+(selector) => [...document.querySelectorAll(selector + ' tbody td, ' + selector + ' tbody th')].map(cell => ({
+  label: cell.getAttribute('data-label'), role: cell.getAttribute('role'),
+  before: getComputedStyle(cell, '::before').content, text: cell.textContent.trim()}))
+"""
+
+
+def test_a_wide_list_becomes_cards_on_a_phone_and_stays_a_table_on_a_desktop(app, browser, live_server, make_person):
+    from tests.conftest import accessibility_violations
+
+    make_person(email="admin@example.com", name="Ada Admin", roles=("admin",))
+    for index in range(4):
+        make_person(email=f"rep{index}.with.a.rather.long.address@example.com", name=f"Rep Number {index}",
+                    roles=("rep",), team=None)
+    phone = signed_in_page(browser, live_server, "admin@example.com", **PHONE)
+    desktop = signed_in_page(browser, live_server, "admin@example.com", viewport={"width": 1366, "height": 900})
+    try:
+        phone.goto(live_server + "/people/")
+        table = phone.locator("main table").first
+        assert "as-cards" in table.get_attribute("class") and table.get_attribute("role") == "table"
+        cells = phone.evaluate(CARD_CELLS, "main table")
+        headings = phone.eval_on_selector_all("main table:first-of-type thead th", "ths => ths.map(th => th.textContent.trim())")
+        assert cells and all(cell["role"] in ("cell", "rowheader") for cell in cells)
+        assert {cell["label"] for cell in cells} - {None} == {heading for heading in headings if heading}
+        assert any(cell["before"] not in ("none", "normal") for cell in cells)  # the heading is shown in the card
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        assert phone.evaluate("document.querySelector('main table').scrollWidth <= document.querySelector('main table').clientWidth + 1")
+        assert accessibility_violations(phone) == []
+
+        desktop.goto(live_server + "/people/")
+        assert "as-cards" not in (desktop.locator("main table").first.get_attribute("class") or "")
+        assert desktop.locator("main table").first.get_attribute("role") is None
+    finally:
+        phone.close()
+        desktop.close()
