@@ -8,7 +8,7 @@
 (function () {
   "use strict";
   var phone = window.matchMedia("(max-width: 40rem)");
-  var MATRICES = ".heatmap, .metric-table, .bars-table, .reminder-gains";
+  var MATRICES = ".heatmap, .metric-table, .bars-table, .reminder-gains, .choice-history";
 
   function headings(table) {
     var row = table.tHead && table.tHead.rows[0];

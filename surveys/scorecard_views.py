@@ -19,6 +19,7 @@ from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
 from surveys.permissions import EDITORS, PMS, STAFF
+from surveys.choice_charts import choices_over_time
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments, group_comments
 from surveys.scorecard.detectable import detectable_changes
@@ -252,6 +253,8 @@ def _question_view(entry, question, points, replies):
         )
     if view["headline"]:
         view["sparkline"] = _sparkline(points, view["headline"])
+    view["over_time"] = choices_over_time(entry, points)
+    view["comments_link"] = bool(question and question.setting("allow_other"))
     return view
 
 
