@@ -65,3 +65,29 @@ def test_a_leader_reads_a_scorecard_switches_slice_and_exports(app, make_person,
         page.screenshot(path=str(SCREENSHOTS / "scorecard-comments.png"), full_page=True)
     finally:
         page.close()
+    _prints_on_a4(browser, live_server, latest)
+
+
+# A4 is 210 mm wide; with Chromium's default print margins (about 10 mm each
+# side) 190 mm are printed: 718 CSS pixels at 96 px per inch.
+A4_PRINTED_WIDTH = 718
+
+
+def _prints_on_a4(browser, live_server, round_):
+    """The print version, by team (the widest heatmap), fits the width of an
+    A4 page: nothing is cut at the right margin, and Chromium makes a PDF of it."""
+    page = signed_in_page(browser, live_server, "lead@example.com",
+                          viewport={"width": A4_PRINTED_WIDTH, "height": 1000})
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(f"{live_server}/scorecards/rounds/{round_.id}/print?slice=team")
+        page.emulate_media(media="print")
+        too_wide = page.evaluate("""(limit) => [...document.querySelectorAll('main *')]
+            .filter(el => el.getBoundingClientRect().right > limit + 1 && el.getClientRects().length)
+            .map(el => el.tagName + '.' + el.className).slice(0, 10)""", A4_PRINTED_WIDTH)
+        assert page.evaluate("document.documentElement.scrollWidth") <= A4_PRINTED_WIDTH and too_wide == [], too_wide
+        assert page.locator("table.heatmap").is_visible() and page.locator(".site-header").count() == 0
+        pdf = page.pdf(format="A4", print_background=True)
+        assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    finally:
+        page.close()
