@@ -37,6 +37,7 @@ from cadence.recurrence import (
     zone_for,
 )
 from surveys.extensions import db
+from surveys.lifecycle import archived_filter
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ def due_cadence_ids(now: datetime) -> list[int]:
     return list(
         db.session.scalars(
             select(Cadence.id)
-            .where(Cadence.status == "active", or_(Cadence.next_open_at.is_(None), Cadence.next_open_at <= now))
+            .where(Cadence.status == "active", archived_filter(Cadence, False),
+                   or_(Cadence.next_open_at.is_(None), Cadence.next_open_at <= now))
             .order_by(Cadence.id)
         )
     )
@@ -312,7 +314,8 @@ def invite_late_joiners(now: datetime, report: TickReport) -> None:
     rounds = db.session.scalars(
         select(Round)
         .join(Cadence, Cadence.id == Round.cadence_id)
-        .where(Round.status == "open", Cadence.add_late_joiners.is_(True), Cadence.status == "active")
+        .where(Round.status == "open", Cadence.add_late_joiners.is_(True), Cadence.status == "active",
+               archived_filter(Cadence, False))
     ).all()
     for round_ in rounds:
         cadence = round_.cadence
