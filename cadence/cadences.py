@@ -154,7 +154,7 @@ def update_cadence(cadence: Cadence, data: dict, by, now: datetime) -> Cadence:
     fields = validate_cadence(data, now.date(), keep_set_id=cadence.question_set_id)
     changed = {}
     for name, value in fields.items():
-        if getattr(cadence, name) != value:
+        if _comparable(name, getattr(cadence, name)) != _comparable(name, value):
             changed[name] = value
             setattr(cadence, name, value)
     refresh_next_open(cadence)
@@ -162,6 +162,13 @@ def update_cadence(cadence: Cadence, data: dict, by, now: datetime) -> Cadence:
         audit.record(by, "cadence.updated", cadence, {"changed": sorted(changed)})
     db.session.commit()
     return cadence
+
+
+def _comparable(field: str, value):
+    """An audience without its empty lists: {} and {"teams": []} both mean everyone."""
+    if field == "audience":
+        return {key: values for key, values in (value or {}).items() if values}
+    return value
 
 
 def pause(cadence: Cadence, by) -> Cadence:

@@ -218,7 +218,9 @@ def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
             if open_round(cadence, occurrence, now, report) is not None:
                 report.opened.append(_label(cadence, occurrence.period_key) + (" (late)" if _is_late(occurrence, now) else ""))
         else:
-            if record_skipped(cadence, occurrence, now, "missed: the scheduler was not running while it was open"):
+            # Downtime, or a pause or an archive: either way its window passed unopened, and it is not sent now.
+            if record_skipped(cadence, occurrence, now,
+                              "missed: its window passed while the scheduler was down or the cadence paused or archived"):
                 report.skipped.append(_label(cadence, occurrence.period_key) + " (its window had passed)")
     following = cadence_occurrences(cadence, after=max([now] + [o.scheduled_at for o in due]), limit=1)
     cadence.next_open_at = following[0].scheduled_at if following else None
