@@ -28,7 +28,8 @@ CUSTOM = "custom"
 
 
 class CadenceForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=200)], description="e.g. Monthly win/loss pulse")
+    name = StringField("Name", validators=[InputRequired("Give the cadence a name."), Length(max=200)],
+                       description="e.g. Monthly win/loss pulse")
     question_set_id = SelectField("Question set", coerce=int, validators=[InputRequired()])
     preset = SelectField("Repeats", choices=[(key, label) for key, (label, _) in PRESETS.items()] + [(CUSTOM, "Custom RRULE…")])
     rrule = StringField("Custom RRULE", validators=[Optional(), Length(max=500)], description="Only for “Custom”, e.g. FREQ=WEEKLY;BYDAY=TU")
