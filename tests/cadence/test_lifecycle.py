@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from cadence.models import Delivery, Invitation, Round
 from cadence.planner import tick
 from surveys.audit import AuditEvent
+from surveys.audit_text import readable_events
 from surveys.extensions import db
 from tests.builders.loop import REPS, instant, set_up_org_and_cadence
 from tests.builders.scorecards import ScorecardData
@@ -88,6 +89,10 @@ def test_an_archived_cadence_opens_nothing_its_open_round_runs_to_its_close_and_
     assert [(email, target) for email, target, _ in audit_rows("cadence.archived")] == [
         ("api-pm-leader-admin@example.com", f"cadences:{cadence_id}")]
     assert audit_rows("cadence.archived")[0][2] == {"open_round": december["period_key"]}
+    archived_event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "cadence.archived"))
+    [readable] = readable_events([archived_event])
+    assert readable["target"] == "cadence Monthly pulse"
+    assert readable["details"] == [f"round {december['period_key']} runs on to its close"]
     assert [target for _, target, _ in audit_rows("cadence.restored")] == [f"cadences:{cadence_id}"]
 
 
