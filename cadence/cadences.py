@@ -35,7 +35,7 @@ class CadenceInvalid(ValueError):
 
 
 _NAMES = {"type": "array", "items": {"type": "string", "pattern": r"\S", "title": "a name, not blank"}}
-payloads.declare("CadenceInput", {
+_CADENCE_INPUT = payloads.declare("CadenceInput", {
     "type": "object",
     "required": ["name", "question_set_id", "rrule"],
     "additionalProperties": False,
@@ -57,6 +57,10 @@ payloads.declare("CadenceInput", {
         "starts_on": {"type": "string", "format": "date"},
         "ends_on": {"type": ["string", "null"], "format": "date"},
     },
+})
+payloads.declare("CadenceChanges", {
+    **_CADENCE_INPUT, "required": [],
+    "description": "Any of a cadence's fields (as CadenceInput); those left out keep their values.",
 })
 
 
@@ -148,10 +152,14 @@ def create_cadence(data: dict, created_by, now: datetime) -> Cadence:
 
 def update_cadence(cadence: Cadence, data: dict, by, now: datetime) -> Cadence:
     """Validate and store new settings for a cadence, and audit what changed
-    (CadenceInvalid: nothing changes). Rounds already recorded keep the
-    version, audience and times they were opened with; the next tick plans
-    the rest of the series from the new settings."""
-    fields = validate_cadence(data, now.date(), keep_set_id=cadence.question_set_id)
+    (CadenceInvalid: nothing changes). `data` may give only some fields (a
+    CadenceChanges payload); the others keep their values. Rounds already
+    recorded keep the version, audience and times they were opened with; the
+    next tick plans the rest of the series from the new settings."""
+    if errors := payloads.shape_errors("CadenceChanges", data):
+        raise CadenceInvalid(errors)
+    current = {key: value for key, value in cadence_to_dict(cadence).items() if key in _CADENCE_INPUT["properties"]}
+    fields = validate_cadence({**current, **data}, now.date(), keep_set_id=cadence.question_set_id)
     changed = {}
     for name, value in fields.items():
         if _comparable(name, getattr(cadence, name)) != _comparable(name, value):

@@ -81,9 +81,10 @@ def _payload(form: CadenceForm) -> dict:
         "add_late_joiners": bool(form.add_late_joiners.data),
         "audience": {"teams": form.teams.data, "regions": form.regions.data, "segments": form.segments.data},
     }
-    for field in ("starts_on", "ends_on"):
-        if form[field].data:
-            payload[field] = form[field].data.isoformat()
+    if form.starts_on.data:
+        payload["starts_on"] = form.starts_on.data.isoformat()
+    # Blank means no end (and clears one when editing).
+    payload["ends_on"] = form.ends_on.data.isoformat() if form.ends_on.data else None
     return payload
 
 

@@ -1,4 +1,4 @@
-"""Cadences in the API: create, read, pause, resume, archive, restore, preview, rounds."""
+"""Cadences in the API: create, read, edit, pause, resume, archive, restore, preview, rounds."""
 
 from datetime import date
 
@@ -49,6 +49,19 @@ def list_cadences():
 @api_roles(*STAFF)
 def get_cadence(cadence_id):
     return jsonify(service.cadence_to_dict(get_or_404(Cadence, cadence_id, "cadence")))
+
+
+@api_bp.patch("/cadences/<int:cadence_id>")
+@api_roles(*EDITORS)
+def update_cadence(cadence_id):
+    """Change some of a cadence's fields; rounds already recorded keep theirs."""
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    try:
+        service.update_cadence(cadence, json_body(), g.api_user, utcnow())
+    except service.CadenceInvalid as invalid:
+        db.session.rollback()
+        raise validation_problem(invalid.errors) from None
+    return jsonify(service.cadence_to_dict(cadence))
 
 
 @api_bp.get("/cadences/<int:cadence_id>/preview")
@@ -216,6 +229,14 @@ OPENAPI_PATHS = {
     },
     "/cadences/{cadence_id}": {
         "get": {"summary": "Read a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+        "patch": {
+            "summary": "Change some of a cadence's fields (the others keep their values); rounds already "
+                       "recorded keep the settings they were opened with",
+            "parameters": _ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("CadenceChanges")}}},
+            "responses": {"200": {"description": "The cadence", "content": _CADENCE},
+                          **problem_responses(400, 401, 403, 404, 422)},
+        },
     },
     "/cadences/{cadence_id}/preview": {
         "get": {

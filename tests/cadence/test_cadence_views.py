@@ -1,6 +1,7 @@
 """The cadence pages and API: a PM schedules a published set for an audience."""
 
 import re
+from datetime import date
 
 from sqlalchemy import func, select
 
@@ -142,6 +143,8 @@ def test_a_cadence_is_edited_on_its_page_and_the_change_is_audited(app, api_toke
     data = {"csrf_token": csrf_token_from(page.text), "name": "EMEA pulse", "question_set_id": str(set_id),
             "preset": "monthly_first_monday", "send_time": "09:00", "timezone": "UTC", "open_days": "",
             "reminder_days": "2, 4", "starts_on": "2026-12-01"}
+    db.session.get(Cadence, cadence_id).ends_on = date(2027, 12, 31)
+    db.session.commit()
     refused = pm.post(url, data=data)
     assert refused.status_code == 422 and dict(summary_links(refused.text)).keys() == {"open_days"}
     assert 'value="EMEA pulse"' in refused.text  # kept
@@ -150,7 +153,33 @@ def test_a_cadence_is_edited_on_its_page_and_the_change_is_audited(app, api_toke
     cadence = db.session.get(Cadence, cadence_id)
     db.session.refresh(cadence)
     assert (cadence.name, cadence.open_days, cadence.reminder_days) == ("EMEA pulse", 7, [2, 4])
+    assert cadence.ends_on is None
     details = db.session.scalar(select(AuditEvent.details).where(AuditEvent.action == "cadence.updated"))
-    assert details == {"changed": ["name", "open_days", "reminder_days"]}
+    assert details == {"changed": ["ends_on", "name", "open_days", "reminder_days"]}  # a blank end date clears it
     leader = signed_in_client(roles=("leader",), email="leader@example.com")
     assert leader.get(url).status_code == 403
+
+
+def test_a_cadence_is_edited_through_the_api_field_by_field(app, client, api_token):
+    from surveys.audit import AuditEvent
+
+    headers = api_token()
+    set_id = published_set(client, headers)
+    created = client.post("/api/v1/cadences", json={"name": "Pulse", "question_set_id": set_id,
+                                                    "rrule": "FREQ=MONTHLY;BYDAY=+1MO", "reminder_days": [2]},
+                          headers=headers)
+    url = f"/api/v1/cadences/{created.json['id']}"
+    refused = client.patch(url, json={"timezone": "Mars/Olympus", "open_days": 0, "colour": "red"}, headers=headers)
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    assert set(refused.json["errors"]) >= {"open_days", "colour"}
+    unknown_zone = client.patch(url, json={"timezone": "Mars/Olympus"}, headers=headers)
+    assert unknown_zone.status_code == 422 and "timezone" in unknown_zone.json["errors"]
+    leader = api_token(roles=("leader",), email="leader@example.com")
+    assert client.patch(url, json={"name": "Mine"}, headers=leader).status_code == 403
+
+    changed = client.patch(url, json={"name": "EMEA pulse", "reminder_days": [1, 3]}, headers=headers)
+    assert changed.status_code == 200, changed.text
+    assert (changed.json["name"], changed.json["reminder_days"]) == ("EMEA pulse", [1, 3])
+    assert (changed.json["rrule"], changed.json["starts_on"]) == (created.json["rrule"], created.json["starts_on"])
+    details = db.session.scalar(select(AuditEvent.details).where(AuditEvent.action == "cadence.updated"))
+    assert details == {"changed": ["name", "reminder_days"]}
