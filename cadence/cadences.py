@@ -1,4 +1,5 @@
-"""Cadences: validate, create, pause, resume, nudge, preview, describe.
+"""Cadences: validate, create, edit, pause, resume, nudge, preview, describe
+(archive and restore are in `surveys.lifecycle`, with the question sets').
 
 Plain functions shared by the staff UI, the API and the CLI. Most add to the
 session and leave the commit to the caller; the staff commands (pause,
@@ -34,7 +35,7 @@ class CadenceInvalid(ValueError):
 
 
 _NAMES = {"type": "array", "items": {"type": "string", "pattern": r"\S", "title": "a name, not blank"}}
-payloads.declare("CadenceInput", {
+_CADENCE_INPUT = payloads.declare("CadenceInput", {
     "type": "object",
     "required": ["name", "question_set_id", "rrule"],
     "additionalProperties": False,
@@ -57,14 +58,19 @@ payloads.declare("CadenceInput", {
         "ends_on": {"type": ["string", "null"], "format": "date"},
     },
 })
+payloads.declare("CadenceChanges", {
+    **_CADENCE_INPUT, "required": [],
+    "description": "Any of a cadence's fields (as CadenceInput); those left out keep their values.",
+})
 
 
-def validate_cadence(data: dict, today: date) -> dict:
+def validate_cadence(data: dict, today: date, keep_set_id: int | None = None) -> dict:
     """Check a cadence payload: its shape against CadenceInput, then what a
     schema cannot say (the set exists and is published, the rule parses, the
     zone exists, the teams exist, reminders fall inside the round, the dates
     are in order). Raise CadenceInvalid with a message per field, or return
-    the model's fields."""
+    the model's fields. An archived set is refused, unless it is
+    `keep_set_id`, the set an archived cadence being edited already sends."""
     errors = payloads.shape_errors("CadenceInput", data)
     if "body" in errors:
         raise CadenceInvalid(errors)
@@ -83,6 +89,8 @@ def validate_cadence(data: dict, today: date) -> dict:
             errors["question_set_id"] = f"no question set with id {set_id}"
         elif question_set.latest_published is None:
             errors["question_set_id"] = "publish the question set before scheduling it"
+        elif question_set.is_archived and set_id != keep_set_id:
+            errors["question_set_id"] = f"the question set “{question_set.name}” is archived: restore it first"
 
     rule = data.get("rrule", "").strip()
     if rule.upper().startswith("RRULE:"):
@@ -140,6 +148,35 @@ def create_cadence(data: dict, created_by, now: datetime) -> Cadence:
     audit.record(created_by, "cadence.created", cadence)
     db.session.commit()
     return cadence
+
+
+def update_cadence(cadence: Cadence, data: dict, by, now: datetime) -> Cadence:
+    """Validate and store new settings for a cadence, and audit what changed
+    (CadenceInvalid: nothing changes). `data` may give only some fields (a
+    CadenceChanges payload); the others keep their values. Rounds already
+    recorded keep the version, audience and times they were opened with; the
+    next tick plans the rest of the series from the new settings."""
+    if errors := payloads.shape_errors("CadenceChanges", data):
+        raise CadenceInvalid(errors)
+    current = {key: value for key, value in cadence_to_dict(cadence).items() if key in _CADENCE_INPUT["properties"]}
+    fields = validate_cadence({**current, **data}, now.date(), keep_set_id=cadence.question_set_id)
+    changed = {}
+    for name, value in fields.items():
+        if _comparable(name, getattr(cadence, name)) != _comparable(name, value):
+            changed[name] = value
+            setattr(cadence, name, value)
+    refresh_next_open(cadence)
+    if changed:
+        audit.record(by, "cadence.updated", cadence, {"changed": sorted(changed)})
+    db.session.commit()
+    return cadence
+
+
+def _comparable(field: str, value):
+    """An audience without its empty lists: {} and {"teams": []} both mean everyone."""
+    if field == "audience":
+        return {key: values for key, values in (value or {}).items() if values}
+    return value
 
 
 def pause(cadence: Cadence, by) -> Cadence:
@@ -271,6 +308,7 @@ def cadence_to_dict(cadence: Cadence) -> dict:
         "status": cadence.status,
         "next_open_at": isoformat_z(cadence.next_open_at),
         "created_at": isoformat_z(cadence.created_at),
+        "archived_at": isoformat_z(cadence.archived_at),
     }
 
 

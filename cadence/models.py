@@ -62,6 +62,10 @@ class Cadence(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Maintained by the planner so a tick only looks at cadences with due work.
     next_open_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # Archived: off every list and never planned again until restored; its
+    # rounds and scorecards stay readable. Kept apart from `status` so that
+    # restoring brings back whether it was paused.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     question_set = relationship("QuestionSet")
     rounds: Mapped[list[Round]] = relationship(back_populates="cadence", order_by="Round.opens_at")
@@ -69,6 +73,10 @@ class Cadence(db.Model):
     @property
     def uses_recipient_timezone(self) -> bool:
         return self.timezone == "recipient"
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class Round(db.Model):

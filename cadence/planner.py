@@ -37,6 +37,7 @@ from cadence.recurrence import (
     zone_for,
 )
 from surveys.extensions import db
+from surveys.lifecycle import archived_filter
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ def due_cadence_ids(now: datetime) -> list[int]:
     return list(
         db.session.scalars(
             select(Cadence.id)
-            .where(Cadence.status == "active", or_(Cadence.next_open_at.is_(None), Cadence.next_open_at <= now))
+            .where(Cadence.status == "active", archived_filter(Cadence, False),
+                   or_(Cadence.next_open_at.is_(None), Cadence.next_open_at <= now))
             .order_by(Cadence.id)
         )
     )
@@ -216,7 +218,9 @@ def plan_cadence(cadence: Cadence, now: datetime, report: TickReport) -> None:
             if open_round(cadence, occurrence, now, report) is not None:
                 report.opened.append(_label(cadence, occurrence.period_key) + (" (late)" if _is_late(occurrence, now) else ""))
         else:
-            if record_skipped(cadence, occurrence, now, "missed: the scheduler was not running while it was open"):
+            # Downtime, or a pause or an archive: either way its window passed unopened, and it is not sent now.
+            if record_skipped(cadence, occurrence, now,
+                              "missed: its window passed while the scheduler was down or the cadence paused or archived"):
                 report.skipped.append(_label(cadence, occurrence.period_key) + " (its window had passed)")
     following = cadence_occurrences(cadence, after=max([now] + [o.scheduled_at for o in due]), limit=1)
     cadence.next_open_at = following[0].scheduled_at if following else None
@@ -338,7 +342,8 @@ def invite_late_joiners(now: datetime, report: TickReport) -> None:
     rounds = db.session.scalars(
         select(Round)
         .join(Cadence, Cadence.id == Round.cadence_id)
-        .where(Round.status == "open", Cadence.add_late_joiners.is_(True), Cadence.status == "active")
+        .where(Round.status == "open", Cadence.add_late_joiners.is_(True), Cadence.status == "active",
+               archived_filter(Cadence, False))
     ).all()
     for round_ in rounds:
         cadence = round_.cadence

@@ -5,7 +5,7 @@ import re
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import BooleanField, DateField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
@@ -15,10 +15,11 @@ from cadence.models import Cadence, OutboxMessage, Round
 from surveys.org.models import Person, Team
 from cadence.recurrence import PRESETS, describe
 from surveys.auth.access import roles_required
+from surveys.auth.service import safe_next
 from surveys.scorecard.detectable import detectable_changes
 from surveys.extensions import db
 from surveys.formatting import viewer_timezone
-from surveys import limits
+from surveys import limits, lifecycle
 from surveys.models import QuestionSet
 from surveys.permissions import ADMINS, EDITORS
 
@@ -28,7 +29,8 @@ CUSTOM = "custom"
 
 
 class CadenceForm(FlaskForm):
-    name = StringField("Name", validators=[InputRequired(), Length(max=200)], description="e.g. Monthly win/loss pulse")
+    name = StringField("Name", validators=[InputRequired("Give the cadence a name."), Length(max=200)],
+                       description="e.g. Monthly win/loss pulse")
     question_set_id = SelectField("Question set", coerce=int, validators=[InputRequired()])
     preset = SelectField("Repeats", choices=[(key, label) for key, (label, _) in PRESETS.items()] + [(CUSTOM, "Custom RRULE…")])
     rrule = StringField("Custom RRULE", validators=[Optional(), Length(max=500)], description="Only for “Custom”, e.g. FREQ=WEEKLY;BYDAY=TU")
@@ -48,8 +50,12 @@ class CadenceForm(FlaskForm):
     ends_on = DateField("Ends on", validators=[Optional()])
 
 
-def _fill_choices(form: CadenceForm):
-    sets = db.session.scalars(select(QuestionSet).order_by(QuestionSet.name)).all()
+def _fill_choices(form: CadenceForm, keep_set_id: int | None = None):
+    """Published sets that are not archived (and, when editing, the cadence's own set whatever it is)."""
+    sets = db.session.scalars(
+        select(QuestionSet).where(lifecycle.archived_filter(QuestionSet, False) | (QuestionSet.id == keep_set_id))
+        .order_by(QuestionSet.name)
+    ).all()
     form.question_set_id.choices = [(s.id, s.name) for s in sets if s.latest_published is not None]
     form.teams.choices = [(p, p) for p in db.session.scalars(select(Team.path).order_by(Team.path))]
     form.regions.choices = [(r, r) for r in db.session.scalars(select(Person.region).distinct().where(Person.region.isnot(None)).order_by(Person.region))]
@@ -76,9 +82,10 @@ def _payload(form: CadenceForm) -> dict:
         "add_late_joiners": bool(form.add_late_joiners.data),
         "audience": {"teams": form.teams.data, "regions": form.regions.data, "segments": form.segments.data},
     }
-    for field in ("starts_on", "ends_on"):
-        if form[field].data:
-            payload[field] = form[field].data.isoformat()
+    if form.starts_on.data:
+        payload["starts_on"] = form.starts_on.data.isoformat()
+    # Blank means no end (and clears one when editing).
+    payload["ends_on"] = form.ends_on.data.isoformat() if form.ends_on.data else None
     return payload
 
 
@@ -91,11 +98,56 @@ def _form_field(error_key: str, form: CadenceForm) -> str:
     return parts[0] if parts[0] in form else "name"
 
 
+def _form_data(cadence: Cadence) -> dict:
+    """A cadence as the form's initial data, for editing it."""
+    preset = next((key for key, (_, rule) in PRESETS.items() if rule == cadence.rrule), CUSTOM)
+    audience = cadence.audience or {}
+    return {
+        "name": cadence.name, "question_set_id": cadence.question_set_id, "preset": preset,
+        "rrule": cadence.rrule if preset == CUSTOM else "", "send_time": cadence.send_time,
+        "timezone": cadence.timezone, "open_days": cadence.open_days,
+        "reminder_days": ", ".join(str(day) for day in cadence.reminder_days or []),
+        "grace_days": cadence.grace_days or 0, "add_late_joiners": bool(cadence.add_late_joiners),
+        "teams": audience.get("teams", []), "regions": audience.get("regions", []),
+        "segments": audience.get("segments", []), "starts_on": cadence.starts_on, "ends_on": cadence.ends_on,
+    }
+
+
+def checked_payload(form: CadenceForm, keep_set_id: int | None = None) -> dict | None:
+    """Check every field in one pass, the form's own checks and the
+    service's together, so a PM sees every problem at once; the payload
+    when all is well, else None with the errors on the form's fields.
+    A field the form already refused gets no second message from the service."""
+    form.validate()
+    if form.csrf_token.errors:
+        return None
+    if form.preset.data == CUSTOM and not (form.rrule.data or "").strip():
+        form.rrule.errors = list(form.rrule.errors) + ["Write the RRULE, or choose a preset."]
+    payload = _payload(form)
+    try:
+        service.validate_cadence(payload, utcnow().date(), keep_set_id=keep_set_id)
+    except service.CadenceInvalid as invalid:
+        for field, message in invalid.errors.items():
+            target = _form_field(field, form)
+            if field == "rrule" and form.preset.data != CUSTOM:
+                target = "preset"
+            if not form[target].errors:
+                form[target].errors = list(form[target].errors) + [message]
+    return None if form.errors else payload
+
+
 @cadences_bp.get("/")
 @roles_required(*EDITORS)
 def index():
-    cadences = db.session.scalars(select(Cadence).order_by(Cadence.name)).all()
-    return render_template("cadences/index.html", cadences=cadences, describe=describe)
+    archived = request.args.get("archived") == "true"
+    cadences = db.session.scalars(
+        select(Cadence).where(lifecycle.archived_filter(Cadence, archived)).order_by(Cadence.name)
+    ).all()
+    archived_count = db.session.scalar(
+        select(func.count(Cadence.id)).where(lifecycle.archived_filter(Cadence, True))
+    )
+    return render_template("cadences/index.html", cadences=cadences, describe=describe, archived=archived,
+                           archived_count=archived_count)
 
 
 @cadences_bp.route("/new", methods=["GET", "POST"])
@@ -105,23 +157,35 @@ def new():
     _fill_choices(form)
     if not form.question_set_id.choices:
         return render_template("cadences/new.html", form=None)
-    if form.validate_on_submit():
-        if form.preset.data == CUSTOM and not (form.rrule.data or "").strip():
-            form.rrule.errors.append("Write the RRULE, or choose a preset.")
+    if form.is_submitted() and (payload := checked_payload(form)) is not None:
+        try:
+            cadence = service.create_cadence(payload, current_user._get_current_object(), utcnow())
+        except service.CadenceInvalid as invalid:  # only if the data changed since the check
+            db.session.rollback()
+            flash("Not created: " + "; ".join(invalid.errors.values()), "error")
         else:
-            try:
-                cadence = service.create_cadence(_payload(form), current_user._get_current_object(), utcnow())
-            except service.CadenceInvalid as invalid:
-                db.session.rollback()
-                for field, message in invalid.errors.items():
-                    target = _form_field(field, form)
-                    if field == "rrule" and form.preset.data != CUSTOM:
-                        target = "preset"
-                    form[target].errors = list(form[target].errors) + [message]
-            else:
-                flash(f"Cadence “{cadence.name}” created.", "success")
-                return redirect(url_for("cadences.show", cadence_id=cadence.id))
+            flash(f"Cadence “{cadence.name}” created.", "success")
+            return redirect(url_for("cadences.show", cadence_id=cadence.id))
     return render_template("cadences/new.html", form=form), (422 if form.errors else 200)
+
+
+@cadences_bp.route("/<int:cadence_id>/edit", methods=["GET", "POST"])
+@roles_required(*EDITORS)
+def edit(cadence_id):
+    """Change a cadence's settings; rounds already recorded keep theirs."""
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    form = CadenceForm() if request.method == "POST" else CadenceForm(data=_form_data(cadence))
+    _fill_choices(form, keep_set_id=cadence.question_set_id)
+    if form.is_submitted() and (payload := checked_payload(form, cadence.question_set_id)) is not None:
+        try:
+            service.update_cadence(cadence, payload, current_user._get_current_object(), utcnow())
+        except service.CadenceInvalid as invalid:  # only if the data changed since the check
+            db.session.rollback()
+            flash("Not saved: " + "; ".join(invalid.errors.values()), "error")
+        else:
+            flash(f"Saved “{cadence.name}”. Rounds already opened keep the settings they were sent with.", "success")
+            return redirect(url_for("cadences.show", cadence_id=cadence.id))
+    return render_template("cadences/new.html", form=form, cadence=cadence), (422 if form.errors else 200)
 
 
 @cadences_bp.get("/<int:cadence_id>")
@@ -208,6 +272,35 @@ def resume(cadence_id):
     service.resume(cadence, current_user._get_current_object())
     flash("Resumed: the next tick plans the next round.", "info")
     return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+@cadences_bp.post("/<int:cadence_id>/archive")
+@roles_required(*EDITORS)
+def archive(cadence_id):
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    try:
+        lifecycle.archive_cadence(cadence, current_user._get_current_object(), utcnow())
+    except lifecycle.LifecycleRefused as refused:
+        flash(str(refused), "error")
+    else:
+        flash(f"Archived “{cadence.name}”: it has left the lists and opens no new rounds; "
+              "a round already open runs to its close. Its rounds and scorecards stay here.", "success")
+    return redirect(url_for("cadences.show", cadence_id=cadence.id))
+
+
+@cadences_bp.post("/<int:cadence_id>/restore")
+@roles_required(*EDITORS)
+def restore(cadence_id):
+    cadence = db.session.get(Cadence, cadence_id) or abort(404)
+    try:
+        lifecycle.restore_cadence(cadence, current_user._get_current_object())
+    except lifecycle.LifecycleRefused as refused:
+        flash(str(refused), "error")
+    else:
+        flash(f"Restored “{cadence.name}”: the next tick plans its next round; "
+              "periods missed while it was archived are not sent.", "success")
+    # A Restore button on a scorecard sends the reader back there.
+    return redirect(safe_next(request.form.get("next")) or url_for("cadences.show", cadence_id=cadence.id))
 
 
 # -- Operations ------------------------------------------------------------------------

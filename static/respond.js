@@ -77,7 +77,4 @@
     update();
   }
   Array.prototype.forEach.call(form.querySelectorAll("textarea[maxlength], input[type=text][maxlength]"), characterCount);
-
-  var summary = document.getElementById("error-summary");
-  if (summary) { summary.focus(); }
 })();

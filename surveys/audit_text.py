@@ -23,6 +23,9 @@ PHRASES = {
     "format": lambda value: f"as {str(value).upper()}",
     "slice": lambda value: f"by {value}",
     "version": lambda value: f"version {value}",
+    # An archived cadence's open round goes on: say which.
+    "open_round": lambda value: f"round {value} runs on to its close",
+    "changed": lambda value: "changed " + ", ".join(str(name).replace("_", " ") for name in value),
 }
 
 

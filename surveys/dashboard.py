@@ -6,7 +6,8 @@ through `surveys.disclosure.round_counts` (nothing that moves with answers
 while a held round is open, nothing at all for a confidential group under
 the minimum), participation by team through the round's publication plan,
 what moved from the round's overall card (finalized, or live for an open
-round), alerts through `surveys.alerts.published`.
+round), alerts through `surveys.alerts.published`. Archived cadences and
+sets are left out of every list here (`surveys.lifecycle`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from surveys.disclosure import round_counts
 from surveys.extensions import db
 from surveys.feedback import Reply
 from surveys.formatting import percent
+from surveys.lifecycle import archived_filter
 from surveys.models import QuestionSet
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.participation import LOW_PARTICIPATION_PCT, participation
@@ -38,7 +40,7 @@ def open_rounds() -> list[dict]:
         select(Round, Cadence.name, func.count(Invitation.id), func.count(Invitation.responded_at))
         .join(Cadence, Cadence.id == Round.cadence_id)
         .outerjoin(Invitation, Invitation.round_id == Round.id)
-        .where(Round.status == "open")
+        .where(Round.status == "open", archived_filter(Cadence, False))
         .group_by(Round.id, Cadence.name)
         .order_by(Round.closes_at, Round.id)
     ).all()
@@ -63,7 +65,8 @@ def what_moved() -> list[dict]:
     """Per cadence, its latest closed round's largest significant changes since the round before."""
     latest = (
         select(Round.cadence_id, func.max(Round.closes_at).label("closes_at"))
-        .where(Round.status == "closed")
+        .join(Cadence, Cadence.id == Round.cadence_id)
+        .where(Round.status == "closed", archived_filter(Cadence, False))
         .group_by(Round.cadence_id)
         .subquery()
     )
@@ -117,7 +120,7 @@ def rounds_needing_attention(rows: list[dict], now) -> list[dict]:
 def owned_sets(person) -> list[dict]:
     """The question sets this PM owns, with their published version and whether a draft waits."""
     sets = db.session.scalars(
-        select(QuestionSet).where(QuestionSet.owner_id == person.id)
+        select(QuestionSet).where(QuestionSet.owner_id == person.id, archived_filter(QuestionSet, False))
         .options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
     ).all()
     return [{"set": s, "published": s.latest_published, "draft": s.draft is not None} for s in sets]

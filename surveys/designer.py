@@ -15,12 +15,13 @@ import re
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from wtforms import SelectChoice
 
+from cadence.clock import utcnow
 from surveys import answers as rep_answers
-from surveys import audit, limits
+from surveys import audit, lifecycle, limits
 from surveys.auth.access import roles_required
 from surveys.designer_forms import (
     FIELDSET_TYPES,
@@ -77,8 +78,10 @@ def index():
 
 
 def _render_index(import_errors=(), status=200):
+    archived = request.args.get("archived") == "true"
     question_sets = db.session.scalars(
-        select(QuestionSet).options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
+        select(QuestionSet).where(lifecycle.archived_filter(QuestionSet, archived))
+        .options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
     ).all()
     counts = question_counts_by_version([v.id for qs in question_sets for v in qs.versions])
     return (
@@ -88,6 +91,9 @@ def _render_index(import_errors=(), status=200):
             question_counts=counts,
             templates=TEMPLATES,
             import_errors=list(import_errors),
+            archived=archived,
+            archived_count=db.session.scalar(
+                select(func.count(QuestionSet.id)).where(lifecycle.archived_filter(QuestionSet, True))),
         ),
         status,
     )
@@ -97,22 +103,19 @@ def _render_index(import_errors=(), status=200):
 @roles_required(*EDITORS)
 def new():
     form = QuestionSetForm()
-    if form.validate_on_submit():
-        data = {
-            "name": form.name.data,
-            "description": form.description.data,
-            "confidentiality": form.confidentiality.data,
-            "min_group_size": form.min_group_size.data,
-        }
+    if form.is_submitted() and _checked(form):
+        data = _accepted_fields(form, ("name", "description", "confidentiality", "min_group_size"))
         try:
             question_set = create_question_set(current_user, data, require_questions=False)
         except QuestionSetInvalid as invalid:
             db.session.rollback()
-            attach_errors(form, invalid.errors, lambda field: field)
+            attach_errors(form, _unreported(form, invalid.errors), lambda field: field)
         else:
-            db.session.commit()
-            flash(f"Created “{question_set.name}”. Add its questions, then publish it.", "success")
-            return redirect(url_for("designer.show", question_set_id=question_set.id))
+            if not form.errors:
+                db.session.commit()
+                flash(f"Created “{question_set.name}”. Add its questions, then publish it.", "success")
+                return redirect(url_for("designer.show", question_set_id=question_set.id))
+            db.session.rollback()
     status = 422 if form.errors else 200
     return render_template("designer/new.html", form=form), status
 
@@ -185,30 +188,53 @@ def settings(question_set_id):
     answered = has_answers(question_set)
     invited = has_invitations(question_set)
     form = SettingsForm(obj=question_set)
-    if form.validate_on_submit():
-        data = {
-            "name": form.name.data,
-            "description": form.description.data or "",
-            "confidentiality": form.confidentiality.data,
-            "min_group_size": form.min_group_size.data,
-            "comment_min_group_size": form.comment_min_group_size.data,
-            "hold_until_close": bool(form.hold_until_close.data),
-        }
+    if form.is_submitted() and _checked(form):
+        data = _accepted_fields(form, ("name", "description", "confidentiality", "min_group_size",
+                                       "comment_min_group_size", "hold_until_close"))
         try:
             update_settings(question_set, data)
         except QuestionSetInvalid as invalid:
             db.session.rollback()
-            attach_errors(form, invalid.errors, lambda field: field)
+            attach_errors(form, _unreported(form, invalid.errors), lambda field: field)
         else:
-            db.session.commit()
-            flash("Saved the settings.", "success")
-            return redirect(url_for("designer.show", question_set_id=question_set_id))
+            if not form.errors:
+                db.session.commit()
+                flash("Saved the settings.", "success")
+                return redirect(url_for("designer.show", question_set_id=question_set_id))
+            db.session.rollback()
     status = 422 if form.errors else 200
     return (
         render_template("designer/settings.html", question_set=_load(question_set_id), form=form, answered=answered,
                         invited=invited),
         status,
     )
+
+
+@designer_bp.post("/<int:question_set_id>/archive")
+@roles_required(*EDITORS)
+def archive(question_set_id):
+    question_set = _load(question_set_id)
+    try:
+        lifecycle.archive_question_set(question_set, current_user._get_current_object(), utcnow())
+    except lifecycle.LifecycleRefused as refused:
+        flash(f"Not archived: {refused}", "error")
+    else:
+        flash(f"Archived “{question_set.name}”: it has left the lists; its versions and the rounds that sent it stay.",
+              "success")
+    return redirect(url_for("designer.show", question_set_id=question_set_id))
+
+
+@designer_bp.post("/<int:question_set_id>/restore")
+@roles_required(*EDITORS)
+def restore(question_set_id):
+    question_set = _load(question_set_id)
+    try:
+        lifecycle.restore_question_set(question_set, current_user._get_current_object())
+    except lifecycle.LifecycleRefused as refused:
+        flash(str(refused), "error")
+    else:
+        flash(f"Restored “{question_set.name}”: it is back on the lists and cadences may send it.", "success")
+    return redirect(url_for("designer.show", question_set_id=question_set_id))
 
 
 # -- Questions of the draft ---------------------------------------------------------------
@@ -439,6 +465,35 @@ def publish_draft(question_set_id):
 
 
 # -- Helpers ------------------------------------------------------------------------
+
+
+def _checked(form) -> bool:
+    """Run the form's own checks; False only when the form itself cannot be
+    trusted (an expired CSRF token). Field errors do not stop the service's
+    checks: every field is checked in one pass."""
+    form.validate()
+    return not form.csrf_token.errors
+
+
+def _accepted_fields(form, names) -> dict:
+    """The fields the form accepted, as the service's data (a refused field is
+    left out, so the service checks the rest and does not report it twice)."""
+    data = {}
+    for name in names:
+        if form[name].errors:
+            continue
+        value = form[name].data
+        if name == "description":
+            value = value or ""
+        elif name == "hold_until_close":
+            value = bool(value)
+        data[name] = value
+    return data
+
+
+def _unreported(form, errors: dict) -> dict:
+    """Service errors for fields the form has not already refused."""
+    return {path: message for path, message in errors.items() if not (path in form and form[path].errors)}
 
 
 def _load(question_set_id) -> QuestionSet:

@@ -11,6 +11,7 @@ from cadence.models import Cadence
 from surveys import dashboard
 from surveys.auth.access import staff_required
 from surveys.extensions import db
+from surveys.lifecycle import archived_filter
 from surveys.models import QuestionSet
 from surveys.scorecard_text import describe_change
 from surveys.org.models import Person
@@ -35,8 +36,9 @@ def home():
         "open_rounds": open_rounds,
         "refresh_seconds": current_app.config["HOME_REFRESH_SECONDS"],
         "counts": {
-            "question_sets": db.session.scalar(select(func.count(QuestionSet.id))),
-            "cadences": db.session.scalar(select(func.count(Cadence.id))),
+            "question_sets": db.session.scalar(
+                select(func.count(QuestionSet.id)).where(archived_filter(QuestionSet, False))),
+            "cadences": db.session.scalar(select(func.count(Cadence.id)).where(archived_filter(Cadence, False))),
             "people": db.session.scalar(select(func.count(Person.id))),
         },
     }

@@ -57,6 +57,8 @@ class QuestionSet(db.Model):
     comment_min_group_size: Mapped[int] = mapped_column(Integer, default=10)
     hold_until_close: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Archived: off the lists, and no cadence that is not archived may use it.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     owner = relationship("Person")
     versions: Mapped[list[QuestionSetVersion]] = relationship(
@@ -66,6 +68,10 @@ class QuestionSet(db.Model):
     @property
     def draft(self) -> QuestionSetVersion | None:
         return next((v for v in self.versions if v.status == "draft"), None)
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
     @property
     def latest_published(self) -> QuestionSetVersion | None:

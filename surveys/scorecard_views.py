@@ -11,13 +11,14 @@ import json
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 
 from cadence.models import Cadence, Round
 from surveys.auth.access import roles_required
 from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
+from surveys.lifecycle import archived_filter
 from surveys.permissions import EDITORS, PMS, STAFF
 from surveys.choice_charts import choices_over_time
 from surveys.scorecard.assembly import build_scorecard
@@ -57,7 +58,10 @@ def _slice_kind_argument():
 @scorecards_bp.get("/")
 @roles_required(*STAFF)
 def index():
-    cadences = db.session.scalars(select(Cadence).order_by(Cadence.name)).all()
+    archived = request.args.get("archived") == "true"
+    cadences = db.session.scalars(
+        select(Cadence).where(archived_filter(Cadence, archived)).order_by(Cadence.name)
+    ).all()
     rounds = db.session.scalars(
         select(Round).where(Round.cadence_id.in_([c.id for c in cadences])).order_by(Round.opens_at.desc())
     ).all()
@@ -69,6 +73,8 @@ def index():
         cadences=cadences,
         rounds_by_cadence=rounds_by_cadence,
         participation=participation_by_round(rounds),
+        archived=archived,
+        archived_count=db.session.scalar(select(func.count(Cadence.id)).where(archived_filter(Cadence, True))),
     )
 
 

@@ -58,6 +58,21 @@ def json_body(expected=dict, schema: str | None = None):
     return data
 
 
+def archived_argument() -> bool:
+    """`?archived=true` lists archived cadences or sets instead of the others."""
+    value = request.args.get("archived", "false")
+    if value not in ("true", "false"):
+        raise ApiProblem(400, "Bad request", "archived must be true or false", {"archived": "true or false"})
+    return value == "true"
+
+
+ARCHIVED_PARAMETER = {
+    "name": "archived", "in": "query", "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "true: list only the archived ones; by default they are left out.",
+}
+
+
 def get_or_404(model, object_id, what):
     obj = db.session.get(model, object_id)
     if obj is None:

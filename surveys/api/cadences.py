@@ -1,4 +1,4 @@
-"""Cadences in the API: create, read, pause, resume, preview, rounds."""
+"""Cadences in the API: create, read, edit, pause, resume, archive, restore, preview, rounds."""
 
 from datetime import date
 
@@ -9,9 +9,17 @@ from cadence import cadences as service
 from cadence.clock import utcnow
 from cadence.models import Cadence, Round
 from cadence.planner import NudgeRefused
-from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
+from surveys.api.base import (
+    ARCHIVED_PARAMETER,
+    api_bp,
+    api_roles,
+    archived_argument,
+    get_or_404,
+    json_body,
+    problem_responses,
+)
 from surveys.extensions import db
-from surveys import limits, payloads
+from surveys import lifecycle, limits, payloads
 from surveys.problems import ApiProblem, validation_problem
 from surveys.permissions import EDITORS, STAFF
 
@@ -31,7 +39,9 @@ def create_cadence():
 @api_bp.get("/cadences")
 @api_roles(*STAFF)
 def list_cadences():
-    cadences = db.session.scalars(select(Cadence).order_by(Cadence.id)).all()
+    cadences = db.session.scalars(
+        select(Cadence).where(lifecycle.archived_filter(Cadence, archived_argument())).order_by(Cadence.id)
+    ).all()
     return jsonify([service.cadence_to_dict(c) for c in cadences])
 
 
@@ -39,6 +49,19 @@ def list_cadences():
 @api_roles(*STAFF)
 def get_cadence(cadence_id):
     return jsonify(service.cadence_to_dict(get_or_404(Cadence, cadence_id, "cadence")))
+
+
+@api_bp.patch("/cadences/<int:cadence_id>")
+@api_roles(*EDITORS)
+def update_cadence(cadence_id):
+    """Change some of a cadence's fields; rounds already recorded keep theirs."""
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    try:
+        service.update_cadence(cadence, json_body(), g.api_user, utcnow())
+    except service.CadenceInvalid as invalid:
+        db.session.rollback()
+        raise validation_problem(invalid.errors) from None
+    return jsonify(service.cadence_to_dict(cadence))
 
 
 @api_bp.get("/cadences/<int:cadence_id>/preview")
@@ -62,6 +85,30 @@ def pause_cadence(cadence_id):
 @api_roles(*EDITORS)
 def resume_cadence(cadence_id):
     cadence = service.resume(get_or_404(Cadence, cadence_id, "cadence"), g.api_user)
+    return jsonify(service.cadence_to_dict(cadence))
+
+
+@api_bp.post("/cadences/<int:cadence_id>/archive")
+@api_roles(*EDITORS)
+def archive_cadence(cadence_id):
+    """Off the lists and no new rounds; an open round runs to its close."""
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    try:
+        lifecycle.archive_cadence(cadence, g.api_user, utcnow())
+    except lifecycle.LifecycleRefused as refused:
+        raise ApiProblem(409, "Not archived", str(refused)) from None
+    return jsonify(service.cadence_to_dict(cadence))
+
+
+@api_bp.post("/cadences/<int:cadence_id>/restore")
+@api_roles(*EDITORS)
+def restore_cadence(cadence_id):
+    """Back on the lists; periods missed while archived are not sent."""
+    cadence = get_or_404(Cadence, cadence_id, "cadence")
+    try:
+        lifecycle.restore_cadence(cadence, g.api_user)
+    except lifecycle.LifecycleRefused as refused:
+        raise ApiProblem(409, "Not restored", str(refused)) from None
     return jsonify(service.cadence_to_dict(cadence))
 
 
@@ -136,6 +183,8 @@ OPENAPI_SCHEMAS = {
             "status": {"type": "string", "enum": ["active", "paused"]},
             "next_open_at": {"type": ["string", "null"], "format": "date-time"},
             "created_at": {"type": "string", "format": "date-time"},
+            "archived_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "when it was archived; null for a cadence on the lists"},
         },
     },
     "RoundSummary": {
@@ -170,15 +219,24 @@ OPENAPI_PATHS = {
             "responses": {"201": {"description": "Created", "content": _CADENCE}, **problem_responses(400, 401, 403, 422)},
         },
         "get": {
-            "summary": "List cadences",
+            "summary": "List cadences (archived ones only with ?archived=true)",
+            "parameters": [ARCHIVED_PARAMETER],
             "responses": {
                 "200": {"description": "Cadences", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Cadence"}}}}},
-                **problem_responses(401, 403),
+                **problem_responses(400, 401, 403),
             },
         },
     },
     "/cadences/{cadence_id}": {
         "get": {"summary": "Read a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+        "patch": {
+            "summary": "Change some of a cadence's fields (the others keep their values); rounds already "
+                       "recorded keep the settings they were opened with",
+            "parameters": _ID,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("CadenceChanges")}}},
+            "responses": {"200": {"description": "The cadence", "content": _CADENCE},
+                          **problem_responses(400, 401, 403, 404, 422)},
+        },
     },
     "/cadences/{cadence_id}/preview": {
         "get": {
@@ -208,6 +266,19 @@ OPENAPI_PATHS = {
     },
     "/cadences/{cadence_id}/resume": {
         "post": {"summary": "Resume a cadence", "parameters": _ID, "responses": {"200": {"description": "The cadence", "content": _CADENCE}, **problem_responses(401, 403, 404)}},
+    },
+    "/cadences/{cadence_id}/archive": {
+        "post": {"summary": "Archive a cadence: off the lists, no new rounds (an open round runs to its close)",
+                 "parameters": _ID,
+                 "responses": {"200": {"description": "The cadence", "content": _CADENCE},
+                               **problem_responses(401, 403, 404, 409)}},
+    },
+    "/cadences/{cadence_id}/restore": {
+        "post": {"summary": "Restore an archived cadence (periods missed while archived are not sent); "
+                            "409 while its question set is archived",
+                 "parameters": _ID,
+                 "responses": {"200": {"description": "The cadence", "content": _CADENCE},
+                               **problem_responses(401, 403, 404, 409)}},
     },
     "/cadences/{cadence_id}/rounds": {
         "get": {

@@ -6,9 +6,10 @@ from flask import g, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from surveys.api.base import api_bp, api_roles, json_body, problem_responses
+from cadence.clock import utcnow
+from surveys.api.base import ARCHIVED_PARAMETER, api_bp, api_roles, archived_argument, json_body, problem_responses
 from surveys.extensions import db
-from surveys import audit, payloads
+from surveys import audit, lifecycle, payloads
 from surveys.models import QuestionSet, QuestionSetVersion
 from surveys.permissions import EDITORS, STAFF
 from surveys.problems import ApiProblem, validation_problem
@@ -38,7 +39,8 @@ def create_question_set_endpoint():
 @api_roles(*STAFF)
 def list_question_sets():
     question_sets = db.session.scalars(
-        select(QuestionSet).options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
+        select(QuestionSet).where(lifecycle.archived_filter(QuestionSet, archived_argument()))
+        .options(selectinload(QuestionSet.versions)).order_by(QuestionSet.name, QuestionSet.id)
     )
     return [question_set_to_dict(question_set, include_questions=False) for question_set in question_sets]
 
@@ -126,6 +128,30 @@ def publish_question_set(question_set_id):
     return version_to_dict(version, include_questions=False)
 
 
+@api_bp.post("/question-sets/<int:question_set_id>/archive")
+@api_roles(*EDITORS)
+def archive_question_set(question_set_id):
+    """Off the lists; refused (409) while a cadence that is not archived sends it."""
+    question_set = _load_with_questions(question_set_id)
+    try:
+        lifecycle.archive_question_set(question_set, g.api_user, utcnow())
+    except lifecycle.LifecycleRefused as refused:
+        cadences = {str(c.id): c.name for c in lifecycle.live_cadences_using(question_set)}
+        return ApiProblem(409, "Not archived", str(refused), {"cadences": cadences} if cadences else None).get_response()
+    return question_set_to_dict(question_set, include_questions=False)
+
+
+@api_bp.post("/question-sets/<int:question_set_id>/restore")
+@api_roles(*EDITORS)
+def restore_question_set(question_set_id):
+    question_set = _load_with_questions(question_set_id)
+    try:
+        lifecycle.restore_question_set(question_set, g.api_user)
+    except lifecycle.LifecycleRefused as refused:
+        return ApiProblem(409, "Not restored", str(refused)).get_response()
+    return question_set_to_dict(question_set, include_questions=False)
+
+
 # -- OpenAPI -------------------------------------------------------------------------
 
 _ID_PARAMETER = {
@@ -147,6 +173,9 @@ payloads.declare("PublishInput", {
         },
     },
 }, sentences=True)
+
+_ARCHIVED_AT = {"type": ["string", "null"], "format": "date-time",
+                "description": "when it was archived; null for a set on the lists"}
 
 OPENAPI_SCHEMAS = {
     "QuestionSetVersionSummary": {
@@ -183,6 +212,7 @@ OPENAPI_SCHEMAS = {
             "min_group_size": {"type": "integer"},
             "comment_min_group_size": {"type": "integer"},
             "hold_until_close": {"type": "boolean"},
+            "archived_at": _ARCHIVED_AT,
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionSetVersion"}},
         },
     },
@@ -197,6 +227,7 @@ OPENAPI_SCHEMAS = {
             "min_group_size": {"type": "integer"},
             "comment_min_group_size": {"type": "integer"},
             "hold_until_close": {"type": "boolean"},
+            "archived_at": _ARCHIVED_AT,
             "versions": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionSetVersionSummary"}},
         },
     },
@@ -214,18 +245,20 @@ OPENAPI_PATHS = {
     "/question-sets": {
         "get": {
             "operationId": "listQuestionSets",
-            "summary": "List question sets (roles: pm, leader, admin)",
+            "summary": "List question sets (roles: pm, leader, admin); archived ones only with ?archived=true",
             "tags": ["question sets"],
+            "parameters": [ARCHIVED_PARAMETER],
             "responses": {
                 "200": {
-                    "description": "Every question set, by name, with its versions (without questions)",
+                    "description": "The question sets (by default those not archived), by name, with their "
+                    "versions (without questions)",
                     "content": {
                         "application/json": {
                             "schema": {"type": "array", "items": {"$ref": "#/components/schemas/QuestionSetSummary"}}
                         }
                     },
                 },
-                **problem_responses(401, 403),
+                **problem_responses(400, 401, 403),
             },
         },
         "post": {
@@ -311,6 +344,28 @@ OPENAPI_PATHS = {
                 "200": _json("QuestionSetVersionSummary", "The published version"),
                 **problem_responses(400, 401, 403, 404, 409, 422),
             },
+        },
+    },
+    "/question-sets/{question_set_id}/archive": {
+        "post": {
+            "operationId": "archiveQuestionSet",
+            "summary": "Archive a question set: off the lists, its versions and rounds kept (roles: pm, admin)",
+            "description": "409 while a cadence that is not archived sends it; `errors.cadences` maps "
+            "their ids to their names. A 409 also answers when it is already archived.",
+            "tags": ["question sets"],
+            "parameters": [_ID_PARAMETER],
+            "responses": {"200": _json("QuestionSetSummary", "The archived set"),
+                          **problem_responses(401, 403, 404, 409)},
+        },
+    },
+    "/question-sets/{question_set_id}/restore": {
+        "post": {
+            "operationId": "restoreQuestionSet",
+            "summary": "Restore an archived question set to the lists (roles: pm, admin)",
+            "tags": ["question sets"],
+            "parameters": [_ID_PARAMETER],
+            "responses": {"200": _json("QuestionSetSummary", "The restored set"),
+                          **problem_responses(401, 403, 404, 409)},
         },
     },
 }

@@ -67,6 +67,7 @@ def question_set_to_dict(question_set: QuestionSet, *, include_questions: bool =
     return {
         "id": question_set.id,
         **_set_fields(question_set),
+        "archived_at": isoformat_z(question_set.archived_at),
         "versions": [version_to_dict(v, include_questions=include_questions) for v in question_set.versions],
     }
 

@@ -615,3 +615,41 @@ def test_new_routes_need_a_designer(signed_in_client, make_person, app):
                  "/question-sets/templates/win-loss-pulse", "/question-sets/import", f"{base}/settings"):
         assert client.post(path, data={"csrf_token": token, "direction": "up"}).status_code == 403, path
     assert db.session.scalar(select(func.count(QuestionSet.id))) == 1
+
+
+def summary_targets(page_html):
+    """The fields the error summary at the top links to, in order."""
+    summary = re.search(r'<div class="error-summary".*?</div>', page_html, re.S)
+    assert summary, "no error summary on the page"
+    return re.findall(r'<a href="#([^"]+)">', summary.group(0))
+
+
+def test_set_settings_and_a_new_set_report_every_error_in_one_pass(pm_client):
+    """A blank group size used to hide the other faults until it was fixed (issue 14)."""
+    question_set = set_with(pm_client, LOST)
+    url = f"/question-sets/{question_set.id}/settings"
+    fields = {"name": "", "description": "", "confidentiality": "confidential", "min_group_size": "",
+              "comment_min_group_size": "1"}
+    refused = post_form(pm_client, url, url, fields)
+    assert refused.status_code == 422
+    assert summary_targets(refused.text) == ["name", "min_group_size", "comment_min_group_size"]
+    assert refused.text.index('id="error-summary"') < refused.text.index("Nobody has answered this set yet")
+    assert 'value="1"' in refused.text  # kept
+    db.session.expire_all()
+    assert question_set.name == "Monthly win/loss pulse" and question_set.comment_min_group_size == 10
+
+    created = post_form(pm_client, "/question-sets/new", "/question-sets/new",
+                        {"name": "", "description": "", "confidentiality": "confidential", "min_group_size": "x"})
+    assert created.status_code == 422
+    assert summary_targets(created.text) == ["name", "min_group_size"]
+    assert db.session.scalar(select(func.count(QuestionSet.id))) == 1
+
+
+def test_the_designer_summarizes_an_added_questions_errors_at_the_top(pm_client):
+    question_set = make_set(pm_client)
+    refused = add(pm_client, question_set, question_type="single_choice", prompt="", options="")
+    assert refused.status_code == 422
+    page = refused.text
+    assert page.index('id="error-summary"') < page.index('id="versions"')  # at the top, not by the form
+    assert page.count('id="error-summary"') == 1
+    assert {"prompt", "options"} <= set(summary_targets(page))
