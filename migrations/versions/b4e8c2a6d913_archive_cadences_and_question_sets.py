@@ -25,6 +25,7 @@ def upgrade():
 
 
 def downgrade():
+    # A plain DROP COLUMN (SQLite 3.35+ and PostgreSQL): batch mode would copy
+    # and drop question_sets, which the rows referencing it forbid on SQLite.
     for table in ('question_sets', 'cadences'):
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.drop_column('archived_at')
+        op.execute(f'ALTER TABLE {table} DROP COLUMN archived_at')
