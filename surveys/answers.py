@@ -76,6 +76,14 @@ class FiniteNumber:
             raise StopValidation("Enter a number, like 12 or 3.5.")
 
 
+class WholeNumber:
+    """A number question that takes whole numbers only refuses 2.5 (a count of deals)."""
+
+    def __call__(self, form, field):
+        if field.data is not None and field.data != field.data.to_integral_value():
+            raise StopValidation("Enter a whole number, like 12.")
+
+
 class RepFormBase(FlaskForm):
     """Rep forms keep their CSRF token valid for a long answering session."""
 
@@ -106,6 +114,8 @@ def field_for(question: Question) -> Field:
     if question.type == "number":
         low, high = question.setting("min"), question.setting("max")
         validators = [_required(question, "Enter a number."), FiniteNumber()]
+        if question.setting("whole_numbers"):
+            validators.append(WholeNumber())
         if low is not None or high is not None:
             validators.append(NumberRange(min=low, max=high, message=_range_message(low, high)))
         return NumberAnswerField(label, validators=validators, description=description, places=None)

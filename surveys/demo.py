@@ -33,22 +33,30 @@ DEMO_PEOPLE = Path(__file__).parent / "demo_data" / "people.csv"
 DEMO_SET_NAME = "Monthly win/loss pulse"
 HISTORY_MONTHS = 12
 
+# Directions of good: losing a deal, losses to a competitor and missing
+# capabilities are bad news; confidence, recommendation and closed deals are
+# good. The pinned questions open the scorecard as key metrics.
 PULSE_QUESTIONS = [
     {"key": "win_confidence", "type": "scale", "prompt": "How confident are you in winning the deals you are working now?",
-     "scale_max": 5, "favorable_min": 4, "low_label": "Not at all", "high_label": "Very confident"},
-    {"key": "recommend", "type": "nps", "prompt": "How likely are you to recommend our product to a prospect like your best customer?"},
-    {"key": "lost_deal", "type": "yes_no", "prompt": "Did you lose a deal this month?"},
+     "scale_max": 5, "favorable_min": 4, "low_label": "Not at all", "high_label": "Very confident", "pinned": True},
+    {"key": "recommend", "type": "nps", "prompt": "How likely are you to recommend our product to a prospect like your best customer?",
+     "pinned": True},
+    {"key": "lost_deal", "type": "yes_no", "prompt": "Did you lose a deal this month?", "higher_is_better": False},
     {"key": "lost_to", "type": "single_choice", "prompt": "Who did you lose it to?", "required": True,
-     "options": [{"key": "acme", "label": "Acme"}, {"key": "globex", "label": "Globex"},
-                 {"key": "initech", "label": "Initech"}, {"key": "in_house", "label": "Built in-house"},
+     "options": [{"key": "acme", "label": "Acme", "sentiment": "bad"}, {"key": "globex", "label": "Globex", "sentiment": "bad"},
+                 {"key": "initech", "label": "Initech", "sentiment": "bad"},
+                 {"key": "in_house", "label": "Built in-house", "sentiment": "bad"},
                  {"key": "no_decision", "label": "No decision"}],
      "show_if": {"question": "lost_deal", "equals": "yes"}},
     {"key": "missing_features", "type": "multi_choice", "prompt": "Which missing capabilities came up in your deals?",
      "required": False, "allow_other": True,
-     "options": [{"key": "sso", "label": "Single sign-on"}, {"key": "reporting", "label": "Custom reporting"},
-                 {"key": "api", "label": "Public API"}, {"key": "mobile", "label": "Mobile app"},
-                 {"key": "integrations", "label": "CRM integrations"}]},
-    {"key": "deals_closed", "type": "number", "prompt": "How many deals did you close this month?", "min": 0, "max": 100, "unit": "deals"},
+     "options": [{"key": "sso", "label": "Single sign-on", "sentiment": "bad"},
+                 {"key": "reporting", "label": "Custom reporting", "sentiment": "bad"},
+                 {"key": "api", "label": "Public API", "sentiment": "bad"},
+                 {"key": "mobile", "label": "Mobile app", "sentiment": "bad"},
+                 {"key": "integrations", "label": "CRM integrations", "sentiment": "bad"}]},
+    {"key": "deals_closed", "type": "number", "prompt": "How many deals did you close this month?", "min": 0, "max": 100,
+     "unit": "deals", "whole_numbers": True, "pinned": True},
     {"key": "biggest_gap", "type": "text", "prompt": "What is the one thing product should hear from you this month?",
      "required": False, "max_length": 1000, "help": "Concrete beats general: a deal, a quote, a workaround."},
 ]

@@ -10,6 +10,7 @@ from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, Strin
 from wtforms.validators import InputRequired, Optional
 
 from surveys import answers as rep_answers
+from surveys.direction import OPTION_SENTIMENTS
 from surveys.models import CONFIDENTIALITY_LEVELS, QUESTION_TYPES
 from surveys.questions.rules import DEFAULT_MIN_GROUP_SIZE, TYPE_FIELDS
 from surveys.questions.shapes import question_to_dict
@@ -84,12 +85,21 @@ class QuestionForm(FlaskForm):
     options = TextAreaField(
         "Options",
         description="Single and multiple choice: one per line, as key: Label (a line without a key gets one "
-        "made from its label). Keep a key to relabel an option; changing keys breaks the trend.",
+        "made from its label). Keep a key to relabel an option; changing keys breaks the trend. End a line with "
+        "| bad or | good when choosing it is bad or good news (lost_globex: Lost to Globex | bad); "
+        "other options are neutral.",
     )
     allow_other = BooleanField("Offer an “Other” free-text answer (multiple choice)")
     min_value = StringField("Minimum", description="Number: optional lowest allowed answer.")
     max_value = StringField("Maximum", description="Number: optional highest allowed answer.")
     unit = StringField("Unit", description="Number: e.g. deals.")
+    whole_numbers = BooleanField("Whole numbers only (2.5 is refused; shown without decimals)")
+    higher_is_better = SelectField(
+        "Good news is", choices=[SelectChoice("higher", "Higher is better"), SelectChoice("lower", "Lower is better")],
+        default="higher",
+        description="Scorecards colour and word changes by it (a rising loss count is worse). It keeps the trend.",
+    )
+    pinned = BooleanField("Pin as a key metric at the top of the scorecard")
     max_length = StringField("Maximum length", description="Free text: characters allowed (default 2000).")
     show_if_question = SelectField("Show only if question", choices=[], validate_choice=False, validators=[Optional()])
     show_if_equals = StringField(
@@ -108,7 +118,10 @@ FIELDSET_TYPES = {
     "choice": ("single_choice", "multi_choice"),
     "number": ("number",),
     "text": ("text",),
+    "direction": ("scale", "nps", "yes_no", "number"),
+    "pinned": ("scale", "nps", "single_choice", "multi_choice", "number", "yes_no"),
 }
+SENTIMENT_SEPARATOR = "|"
 
 
 def form_data_for(question) -> dict:
@@ -121,7 +134,10 @@ def form_data_for(question) -> dict:
         "help": api["help"],
         "required": api["required"],
         "allow_other": bool(api.get("allow_other")),
-        "options": "\n".join(f"{option['key']}: {option['label']}" for option in api.get("options") or []),
+        "options": "\n".join(_option_line(option) for option in api.get("options") or []),
+        "whole_numbers": bool(api.get("whole_numbers")),
+        "higher_is_better": "lower" if api.get("higher_is_better") is False else "higher",
+        "pinned": bool(api.get("pinned")),
     }
     for field in ("scale_max", "favorable_min", "max_length", "min", "max"):
         if api.get(field) is not None:
@@ -149,8 +165,10 @@ def question_data_from_form(form: QuestionForm) -> tuple[dict, dict]:
     for field in TYPE_FIELDS.get(qtype, ()):
         if field == "options":
             data["options"] = parse_options(form.options.data or "")
-        elif field == "allow_other":
-            data["allow_other"] = bool(form.allow_other.data)
+        elif field in ("allow_other", "whole_numbers", "pinned"):
+            data[field] = bool(form[field].data)
+        elif field == "higher_is_better":
+            data[field] = form.higher_is_better.data != "lower"
         elif field in TEXT_FIELDS:
             data[field] = form[field].data
         else:
@@ -168,17 +186,28 @@ def question_data_from_form(form: QuestionForm) -> tuple[dict, dict]:
     return data, errors
 
 
+def _option_line(option: dict) -> str:
+    line = f"{option['key']}: {option['label']}"
+    sentiment = option.get("sentiment") or "neutral"
+    return line if sentiment == "neutral" else f"{line} {SENTIMENT_SEPARATOR} {sentiment}"
+
+
 def parse_options(text: str) -> list[dict]:
-    """Lines of `key: Label` (or just `Label`) into the API's option objects."""
+    """Lines of `key: Label` (or just `Label`), each optionally ending in
+    `| good`, `| bad` or `| neutral`, into the API's option objects."""
     options = []
     for line in text.splitlines():
         line = line.strip()
         if not line:
             continue
+        sentiment = "neutral"
+        rest, separator, last = line.rpartition(SENTIMENT_SEPARATOR)
+        if separator and last.strip().lower() in OPTION_SENTIMENTS:
+            line, sentiment = rest.strip(), last.strip().lower()
         key, separator, label = line.partition(":")
         if not separator:
             key, label = slug_for(line), line
-        options.append({"key": key.strip(), "label": label.strip()})
+        options.append({"key": key.strip(), "label": label.strip(), "sentiment": sentiment})
     return options
 
 
@@ -221,7 +250,9 @@ def describe_question(question) -> str:
     elif question.type == "nps":
         parts.append("0 to 10, promoters 9 to 10")
     elif question.type in ("single_choice", "multi_choice"):
-        parts.append(", ".join(f"{o['label']} ({o['key']})" for o in settings.get("options", [])))
+        parts.append(", ".join(
+            f"{o['label']} ({o['key']}{'' if (o.get('sentiment') or 'neutral') == 'neutral' else ', ' + o['sentiment'] + ' news'})"
+            for o in settings.get("options", [])))
         if settings.get("allow_other"):
             parts.append("plus Other")
     elif question.type == "number":
@@ -230,8 +261,14 @@ def describe_question(question) -> str:
             parts.append(f"from {'any' if low is None else low} to {'any' if high is None else high}")
         if unit:
             parts.append(unit)
+        if settings.get("whole_numbers"):
+            parts.append("whole numbers")
     elif question.type == "text":
         parts.append(f"up to {settings.get('max_length')} characters")
+    if question.type in ("scale", "nps", "yes_no", "number") and settings.get("higher_is_better") is False:
+        parts.append("lower is better")
+    if settings.get("pinned"):
+        parts.append("pinned")
     if question.show_if_key:
         parts.append(f"shown if {question.show_if_key} = {question.show_if_value}")
     if not question.required:

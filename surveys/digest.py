@@ -30,6 +30,7 @@ from surveys import alert_routing
 from surveys.extensions import db
 from surveys.feedback import reply_dicts
 from surveys.scorecard.finalized import finalize_scorecard
+from surveys.scorecard.movers import with_meanings
 from surveys.scorecard_text import describe_change
 from surveys.snapshots import DigestReceipt
 
@@ -45,7 +46,7 @@ def on_round_closed(round_id: int) -> dict:
         return {"sent": 0, "already": 0}
     snapshot = finalize_scorecard(round_)
     alert_routing.watch_and_notify(round_)
-    card = snapshot.overall
+    card = with_meanings(snapshot.overall, round_.version.questions if round_.version else [])
     leaders = db.session.scalars(
         select(Person)
         .join(PersonRole, and_(PersonRole.person_id == Person.id, PersonRole.role == "leader"))

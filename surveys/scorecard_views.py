@@ -35,8 +35,11 @@ from surveys.scorecard_text import (
     describe_change,
     format_metric,
     heat_class,
+    heat_gap,
+    short_title,
     withheld_text,
 )
+from surveys.direction import Direction
 from surveys.tabular import csv_text, download
 
 scorecards_bp = Blueprint("scorecards", __name__, url_prefix="/scorecards")
@@ -96,7 +99,7 @@ def _page_context(round_, slice_kind):
         "slice_kind": slice_kind,
         "slice_kinds": SLICE_KINDS,
         "participation": card["participation"],
-        "heatmap": _heatmap(card) if slice_kind else None,
+        "heatmap": _heatmap(card, rows) if slice_kind else None,
         "detectable": detectable_changes(round_.cadence),
         "headline_metric": HEADLINE_METRIC,
         "metric_labels": METRIC_LABELS,
@@ -220,21 +223,28 @@ def responses_download(round_id, export_format):
 # -- Shaping numbers for the page ------------------------------------------------------
 
 
-def _heatmap(card):
-    """Rows of the heatmap: one per slice, one cell per question's headline metric."""
+def _heatmap(card, question_rows):
+    """Rows of the heatmap: one per slice, one cell per question's headline
+    metric, shaded by its gap from the whole (the overall value of the same
+    question) read by the question's direction of good."""
+    views = {row["entry"]["key"]: row for row in question_rows}
     rows = []
     for slice_ in card["slices"]:
         cells = []
         if not slice_["suppressed"]:
             for entry in slice_["questions"]:
                 metric = HEADLINE_METRIC.get(entry["type"])
-                cell = {"key": entry["key"], "metric": metric, "entry": entry, "class": "heat-none", "value": None,
-                        "change": None}
+                view = views.get(entry["key"], {})
+                direction, whole = view.get("direction"), view.get("whole_numbers", False)
+                cell = {"key": entry["key"], "metric": metric, "entry": entry, "class": "heat-even", "value": None,
+                        "change": None, "gap": None}
                 if entry["suppressed"]:
                     cell["class"] = "heat-withheld"
                 elif metric:
-                    cell.update(value=format_metric(metric, entry["metrics"].get(metric)),
-                                change=change_text(entry, metric), **{"class": heat_class(entry, metric)})
+                    gap = heat_gap(entry, view.get("entry"), metric, direction, whole)
+                    cell.update(value=format_metric(metric, entry["metrics"].get(metric), whole), gap=gap,
+                                change=change_text(entry, metric, direction=direction, whole_numbers=whole),
+                                **{"class": heat_class(gap)})
                 else:
                     cell["value"] = f"{entry['n']} answered"
                 cells.append(cell)
@@ -245,7 +255,10 @@ def _heatmap(card):
 def _question_view(entry, question, points, replies):
     """The template's view of one question: headline, bars, sparkline, replies."""
     view = {"entry": entry, "headline": HEADLINE_METRIC.get(entry["type"]), "bars": [], "sparkline": None,
-            "unit": question.setting("unit", "") if question else "", "replies": replies}
+            "unit": question.setting("unit", "") if question else "", "replies": replies,
+            "direction": Direction.of(question), "short_title": short_title(entry["prompt"]),
+            "whole_numbers": bool(question is not None and question.type == "number"
+                                  and question.setting("whole_numbers"))}
     if entry["metrics"] is None:
         return view
     metrics = entry["metrics"]
@@ -258,7 +271,7 @@ def _question_view(entry, question, points, replies):
             option_keys=list(metrics["option_pct"]),
         )
     if view["headline"]:
-        view["sparkline"] = _sparkline(points, view["headline"])
+        view["sparkline"] = _sparkline(points, view["headline"], view["whole_numbers"])
     view["over_time"] = choices_over_time(entry, points)
     view["comments_link"] = bool(question and question.setting("allow_other"))
     return view
@@ -282,7 +295,7 @@ def _bars(items, total, option_keys=None):
     return bars
 
 
-def _sparkline(points, metric):
+def _sparkline(points, metric, whole_numbers=False):
     """Polylines for the trend, split where the measure changed (no line across a break)."""
     values = [p["metrics"].get(metric) if p["metrics"] else None for p in points]
     known = [v for v in values if v is not None]
@@ -305,16 +318,16 @@ def _sparkline(points, metric):
     if len(current) > 1:
         segments.append(current)
     description = ", ".join(
-        f"{p['period_key']}: {_trend_point_text(p, metric, v)}{' (measure changed)' if p['break'] else ''}"
+        f"{p['period_key']}: {_trend_point_text(p, metric, v, whole_numbers)}{' (measure changed)' if p['break'] else ''}"
         for p, v in zip(points, values)
     )
     return {"segments": [" ".join(segment) for segment in segments], "description": description,
             "breaks": breaks, "width": SPARKLINE_WIDTH, "height": SPARKLINE_HEIGHT}
 
 
-def _trend_point_text(point, metric, value):
+def _trend_point_text(point, metric, value, whole_numbers=False):
     if point["metrics"] is None:
         return "withheld"
     if value is None:
         return "no answers"
-    return format_metric(metric, value)
+    return format_metric(metric, value, whole_numbers)

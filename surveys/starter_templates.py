@@ -14,8 +14,16 @@ from dataclasses import dataclass
 from surveys.questions.drafts import create_question_set
 
 
-def _options(*pairs: tuple[str, str]) -> list[dict]:
-    return [{"key": key, "label": label} for key, label in pairs]
+def _options(*pairs: tuple[str, str], bad: tuple[str, ...] = (), good: tuple[str, ...] = ()) -> list[dict]:
+    """Options from (key, label) pairs; those named in `bad` or `good` are
+    bad or good news when chosen (a rise in their share is worse or better)."""
+    return [{"key": key, "label": label, "sentiment": "bad" if key in bad else "good" if key in good else "neutral"}
+            for key, label in pairs]
+
+
+def _all_bad(options: list[dict]) -> list[dict]:
+    """The same options as bad news: losing to any competitor, any missing capability."""
+    return [{**option, "sentiment": "bad"} for option in options]
 
 
 COMPETITORS = _options(
@@ -62,20 +70,21 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
             "confidentiality": "confidential",
             "questions": [
                 {"key": "quarter_confidence", "type": "scale", "prompt": "How confident are you in hitting your number this quarter?",
-                 "scale_max": 5, "low_label": "Not at all", "high_label": "Completely"},
+                 "scale_max": 5, "low_label": "Not at all", "high_label": "Completely", "pinned": True},
                 {"key": "deals_won", "type": "number", "prompt": "How many deals did you close-win this month?",
-                 "min": 0, "max": 500, "unit": "deals"},
+                 "min": 0, "max": 500, "unit": "deals", "whole_numbers": True, "pinned": True},
                 {"key": "main_win_reason", "type": "single_choice", "prompt": "What was the main reason you won?",
                  "required": False, "help": "Think of your most important win this month.",
                  "options": _options(("product_fit", "Product fit"), ("price", "Price"), ("relationship", "Relationship and trust"),
                                      ("time_to_value", "Time to value"), ("support", "Support and services"))},
-                {"key": "lost_deal", "type": "yes_no", "prompt": "Did you lose a deal this month?"},
+                {"key": "lost_deal", "type": "yes_no", "prompt": "Did you lose a deal this month?", "higher_is_better": False},
                 {"key": "main_loss_reason", "type": "single_choice", "prompt": "What was the main reason you lost?",
                  "show_if": {"question": "lost_deal", "equals": "yes"},
                  "options": _options(("missing_feature", "A missing feature"), ("price", "Price"), ("competitor", "A competitor was stronger"),
-                                     ("no_decision", "No decision / budget frozen"), ("timing", "Timing"))},
+                                     ("no_decision", "No decision / budget frozen"), ("timing", "Timing"),
+                                     bad=("missing_feature", "price", "competitor", "no_decision"))},
                 {"key": "lost_to", "type": "single_choice", "prompt": "Who did you lose to?",
-                 "show_if": {"question": "lost_deal", "equals": "yes"}, "options": COMPETITORS},
+                 "show_if": {"question": "lost_deal", "equals": "yes"}, "options": _all_bad(COMPETITORS)},
                 {"key": "loss_story", "type": "text", "prompt": "In one or two sentences, what would have saved the deal?",
                  "required": False, "max_length": 1000, "show_if": {"question": "lost_deal", "equals": "yes"}},
             ],
@@ -95,10 +104,11 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
                  "options": COMPETITORS, "allow_other": True},
                 {"key": "toughest_competitor", "type": "single_choice", "prompt": "Which one was the toughest?", "options": COMPETITORS},
                 {"key": "win_rate_vs_competition", "type": "scale", "prompt": "When we compete head to head, how often do we win?",
-                 "scale_max": 5, "low_label": "Almost never", "high_label": "Almost always"},
-                {"key": "competitor_pricing_pressure", "type": "yes_no", "prompt": "Did a competitor undercut us on price?"},
+                 "scale_max": 5, "low_label": "Almost never", "high_label": "Almost always", "pinned": True},
+                {"key": "competitor_pricing_pressure", "type": "yes_no", "prompt": "Did a competitor undercut us on price?",
+                 "higher_is_better": False},
                 {"key": "discount_needed", "type": "number", "prompt": "About how much discount did it take to stay in the deal?",
-                 "min": 0, "max": 100, "unit": "%", "required": False,
+                 "min": 0, "max": 100, "unit": "%", "required": False, "higher_is_better": False,
                  "show_if": {"question": "competitor_pricing_pressure", "equals": "yes"}},
                 {"key": "competitor_news", "type": "text", "prompt": "Anything new from competitors (launches, pricing, messaging)?",
                  "required": False, "max_length": 1500},
@@ -115,13 +125,15 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
             "description": "What customers ask for that we cannot do yet, and what it costs us.",
             "confidentiality": "attributed",
             "questions": [
-                {"key": "gap_blocked_deal", "type": "yes_no", "prompt": "Did a missing feature block or stall a deal this period?"},
+                {"key": "gap_blocked_deal", "type": "yes_no", "prompt": "Did a missing feature block or stall a deal this period?",
+                 "higher_is_better": False, "pinned": True},
                 {"key": "gap_areas", "type": "multi_choice", "prompt": "Which areas were the gaps in?",
-                 "show_if": {"question": "gap_blocked_deal", "equals": "yes"}, "options": PRODUCT_AREAS, "allow_other": True},
+                 "show_if": {"question": "gap_blocked_deal", "equals": "yes"}, "options": _all_bad(PRODUCT_AREAS), "allow_other": True},
                 {"key": "biggest_gap", "type": "single_choice", "prompt": "Which gap hurt most?",
                  "show_if": {"question": "gap_blocked_deal", "equals": "yes"}, "options": PRODUCT_AREAS},
                 {"key": "pipeline_at_risk", "type": "number", "prompt": "Roughly how much pipeline is at risk because of it?",
                  "help": "Annual contract value in thousands; a rough figure is fine.", "min": 0, "unit": "k ACV",
+                 "higher_is_better": False,
                  "required": False, "show_if": {"question": "gap_blocked_deal", "equals": "yes"}},
                 {"key": "workaround_exists", "type": "yes_no", "prompt": "Did a workaround keep the deal alive?",
                  "show_if": {"question": "gap_blocked_deal", "equals": "yes"}},
@@ -142,18 +154,20 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
             "questions": [
                 {"key": "customer_recommend", "type": "nps",
                  "prompt": "How likely are your customers to recommend us to a peer, from what you hear?",
-                 "low_label": "Not at all likely", "high_label": "Extremely likely"},
+                 "low_label": "Not at all likely", "high_label": "Extremely likely", "pinned": True},
                 {"key": "reliability", "type": "scale", "prompt": "How do customers rate the product's reliability?",
                  "scale_max": 5, "low_label": "Very poor", "high_label": "Excellent"},
                 {"key": "ease_of_use", "type": "scale", "prompt": "How do customers rate its ease of use?",
                  "scale_max": 5, "low_label": "Very hard", "high_label": "Very easy"},
-                {"key": "quality_complaint", "type": "yes_no", "prompt": "Did a customer raise a quality problem with you?"},
+                {"key": "quality_complaint", "type": "yes_no", "prompt": "Did a customer raise a quality problem with you?",
+                 "higher_is_better": False},
                 {"key": "complaint_area", "type": "single_choice", "prompt": "What was it about?",
                  "show_if": {"question": "quality_complaint", "equals": "yes"},
                  "options": _options(("bugs", "Bugs"), ("outages", "Outages or slowness"), ("usability", "Hard to use"),
                                      ("support", "Support response"), ("docs", "Documentation"))},
                 {"key": "escalations", "type": "number", "prompt": "How many escalations did you handle?",
-                 "min": 0, "max": 100, "unit": "escalations", "required": False},
+                 "min": 0, "max": 100, "unit": "escalations", "required": False, "whole_numbers": True,
+                 "higher_is_better": False},
                 {"key": "quality_comment", "type": "text", "prompt": "What should product fix first?", "required": False,
                  "max_length": 1500},
             ],
@@ -170,13 +184,15 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
             "confidentiality": "confidential",
             "questions": [
                 {"key": "price_objection", "type": "scale", "prompt": "How often did price come up as an objection?",
-                 "scale_max": 5, "low_label": "Never", "high_label": "In every deal"},
+                 "scale_max": 5, "low_label": "Never", "high_label": "In every deal", "higher_is_better": False},
                 {"key": "plan_fit", "type": "single_choice", "prompt": "How well do our plans fit what buyers want to buy?",
                  "options": _options(("good_fit", "Good fit"), ("too_expensive_entry", "The entry plan is too expensive"),
-                                     ("missing_middle", "A middle plan is missing"), ("too_complex", "Too complex to explain"))},
+                                     ("missing_middle", "A middle plan is missing"), ("too_complex", "Too complex to explain"),
+                                     good=("good_fit",), bad=("too_expensive_entry", "missing_middle", "too_complex"))},
                 {"key": "average_discount", "type": "number", "prompt": "Your average discount this quarter?",
-                 "min": 0, "max": 100, "unit": "%"},
-                {"key": "terms_blocker", "type": "yes_no", "prompt": "Did contract terms (length, payment, liability) block a deal?"},
+                 "min": 0, "max": 100, "unit": "%", "higher_is_better": False},
+                {"key": "terms_blocker", "type": "yes_no", "prompt": "Did contract terms (length, payment, liability) block a deal?",
+                 "higher_is_better": False},
                 {"key": "pricing_idea", "type": "text", "prompt": "One change to pricing or packaging that would help you win?",
                  "required": False, "max_length": 1000},
             ],
@@ -195,9 +211,9 @@ TEMPLATES: tuple[StarterTemplate, ...] = (
                 {"key": "loss_reason", "type": "single_choice", "prompt": "What was the main reason this deal was lost?",
                  "options": _options(("missing_feature", "A missing feature"), ("price", "Price"),
                                      ("competitor", "A competitor was stronger"), ("no_decision", "No decision / budget frozen"),
-                                     ("timing", "Timing"), ("relationship", "Relationship"))},
+                                     ("timing", "Timing"), ("relationship", "Relationship"), bad=("missing_feature",))},
                 {"key": "product_gap", "type": "multi_choice", "prompt": "Which product areas fell short?",
-                 "required": False, "options": PRODUCT_AREAS},
+                 "required": False, "options": _all_bad(PRODUCT_AREAS)},
                 {"key": "closeness", "type": "scale", "prompt": "How close did we come to winning?",
                  "scale_max": 5, "low_label": "Never in it", "high_label": "Lost at the wire"},
                 {"key": "save_story", "type": "text", "prompt": "In a sentence: what would have saved it?",

@@ -4,7 +4,8 @@ Questions line up by key (the key is stable across versions).
 Each change is classified by what it does to the trend a scorecard draws:
 
 - `wording`: the prompt, help, labels, option labels, order, "required",
-  show-if, number bounds or text length changed; the measure is the same, so
+  show-if, number bounds or text length changed, or which way is good news
+  (higher is better, an option's sentiment), a pin or "whole numbers only"; the measure is the same, so
   the trend continues across the versions;
 - `measure`: the type, the scale length, the favourable threshold, the
   option keys or a number's unit changed; the trend breaks at the new version and no delta is
@@ -24,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from surveys.direction import DEFAULT_SENTIMENT
 from surveys.metrics import QuestionSpec
+from surveys.questions.rules import SETTING_DEFAULTS
 
 WORDING = "wording"
 MEASURE = "measure"
@@ -169,6 +172,29 @@ def _wording_differences(before, after) -> list[str]:
     new_order = [o["key"] for o in after.options or [] if o["key"] in old_labels]
     if old_order != new_order:
         details.append("Options reordered.")
+    details.extend(_flag_differences(before, after))
+    return details
+
+
+def _flag_differences(before, after) -> list[str]:
+    """Direction of good, pins and whole numbers: how the scorecard reads the
+    measure, never the measure itself."""
+    def flag(question, name):
+        return bool(question.setting(name, SETTING_DEFAULTS[name]))
+
+    details = []
+    if before.type == after.type and flag(before, "higher_is_better") != flag(after, "higher_is_better"):
+        details.append("Now higher is better." if flag(after, "higher_is_better") else "Now lower is better.")
+    if flag(before, "pinned") != flag(after, "pinned"):
+        details.append("Now pinned as a key metric." if flag(after, "pinned") else "No longer pinned as a key metric.")
+    if before.type == after.type and flag(before, "whole_numbers") != flag(after, "whole_numbers"):
+        details.append("Now whole numbers only." if flag(after, "whole_numbers") else "Now takes any number.")
+    old_sentiments = {option["key"]: option.get("sentiment") or DEFAULT_SENTIMENT for option in before.options or []}
+    for option in after.options or []:
+        old = old_sentiments.get(option["key"])
+        new = option.get("sentiment") or DEFAULT_SENTIMENT
+        if old is not None and old != new:
+            details.append(f"Option {option['key']} is now {new} news (it was {old}).")
     return details
 
 

@@ -157,7 +157,8 @@ OPENAPI_PATHS = {
             "the published groups cut the respondents (and invitees) into holds at least the set's minimum "
             "group size; other groups are withheld (`suppressed`, name only). A closed round answers from its finalized, "
             "stored scorecard; an open round's is computed live, and its counts are hidden when the set "
-            "holds results until close.",
+            "holds results until close. Each of `top_movers` and `choice_shifts` carries `meaning`: better, "
+            "worse or neutral, by the question's `higher_is_better` or the option's `sentiment`.",
             "parameters": [
                 _ROUND_ID,
                 {"name": "slice", "in": "query", "required": False, "schema": {"type": "string", "enum": list(SLICE_KINDS)}},

@@ -38,16 +38,20 @@ DEFAULT_CONFIDENTIALITY = "confidential"
 # (see surveys.models), so that key cannot also name a regular option.
 OTHER_OPTION_KEY = "other"
 
-# The settings each type uses, in the order the API shows them.
+# The settings each type uses, in the order the API shows them. `higher_is_better`
+# says which way is good news; `pinned` puts the question among the key
+# metrics at the top of the scorecard; neither is part of the measure.
 TYPE_FIELDS: dict[str, tuple[str, ...]] = {
-    "scale": ("scale_max", "favorable_min", "low_label", "high_label"),
-    "nps": ("low_label", "high_label"),
-    "single_choice": ("options",),
-    "multi_choice": ("options", "allow_other"),
-    "number": ("min", "max", "unit"),
-    "yes_no": (),
+    "scale": ("scale_max", "favorable_min", "low_label", "high_label", "higher_is_better", "pinned"),
+    "nps": ("low_label", "high_label", "higher_is_better", "pinned"),
+    "single_choice": ("options", "pinned"),
+    "multi_choice": ("options", "allow_other", "pinned"),
+    "number": ("min", "max", "unit", "whole_numbers", "higher_is_better", "pinned"),
+    "yes_no": ("higher_is_better", "pinned"),
     "text": ("max_length",),
 }
+# What a setting is when a question (stored before the setting existed) has none.
+SETTING_DEFAULTS = {"higher_is_better": True, "pinned": False, "whole_numbers": False, "allow_other": False}
 ALL_SETTING_FIELDS = tuple(dict.fromkeys(f for fields in TYPE_FIELDS.values() for f in fields))
 
 # Stricter first: the order confidentiality may move in once answers exist.

@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 from cadence.clock import isoformat_z
 from surveys.extensions import db
 from surveys.models import Question, QuestionSet, QuestionSetVersion
-from surveys.questions.rules import TYPE_FIELDS
+from surveys.direction import DEFAULT_SENTIMENT
+from surveys.questions.rules import SETTING_DEFAULTS, TYPE_FIELDS
 from surveys.questions.validation import number_as_api_value
 
 
@@ -21,9 +22,10 @@ def question_to_dict(question: Question) -> dict:
         "required": question.required,
     }
     for field in TYPE_FIELDS[question.type]:
-        value = question.setting(field)
+        value = question.setting(field, SETTING_DEFAULTS.get(field))
         if field == "options":
-            value = [{"key": option["key"], "label": option["label"]} for option in value or []]
+            value = [{"key": option["key"], "label": option["label"],
+                      "sentiment": option.get("sentiment") or DEFAULT_SENTIMENT} for option in value or []]
         result[field] = value
     result["show_if"] = None
     if question.show_if_key:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from surveys import payloads
+from surveys.direction import DEFAULT_SENTIMENT, OPTION_SENTIMENTS
 from surveys.models import CONFIDENTIALITY_LEVELS, MIN_GROUP_SIZE_FLOOR, QUESTION_TYPES, Question
 from surveys.payloads import MULTILINE, MULTILINE_TITLE, ONE_LINE, ONE_LINE_TITLE
 from surveys.questions.rules import (
@@ -42,6 +43,7 @@ from surveys.questions.rules import (
     OTHER_OPTION_KEY,
     PROMPT_MAX_LENGTH,
     SCALE_MAX_RANGE,
+    SETTING_DEFAULTS,
     TEXT_MAX_LENGTH_RANGE,
     TYPE_FIELDS,
     UNIT_MAX_LENGTH,
@@ -69,13 +71,20 @@ payloads.declare("QuestionOption", {
     "type": "object",
     "required": ["key", "label"],
     "additionalProperties": False,
-    "properties": {"key": _KEY, "label": _text(OPTION_LABEL_MAX_LENGTH, required=True)},
+    "properties": {
+        "key": _KEY,
+        "label": _text(OPTION_LABEL_MAX_LENGTH, required=True),
+        "sentiment": {"type": ["string", "null"], "enum": [*OPTION_SENTIMENTS, None], "default": DEFAULT_SENTIMENT,
+                      "description": "Whether choosing this option is good, bad or neutral news (\"Lost to Globex\" "
+                      "is bad): a rise in its share is then shown as better, worse or neither."},
+    },
 }, sentences=True)
 payloads.declare("Question", {
     "type": "object",
     "description": "One question. Only the fields its type uses may carry a value: scale uses scale_max, "
     "favorable_min, low_label, high_label; nps low_label, high_label; single_choice options; multi_choice "
-    "options, allow_other; number min, max, unit; text max_length; yes_no none. show_if must name an earlier "
+    "options, allow_other; number min, max, unit, whole_numbers; text max_length. Every type but text also "
+    "takes pinned, and scale, nps, yes_no and number take higher_is_better. show_if must name an earlier "
     "question and `equals` must be one of its answers (an option key, \"yes\"/\"no\", or a number in range). "
     "Text is stripped of surrounding white space.",
     "required": ["key", "type", "prompt"],
@@ -98,6 +107,13 @@ payloads.declare("Question", {
         "max": {"type": ["number", "null"], "minimum": -int(NUMBER_LIMIT), "maximum": int(NUMBER_LIMIT),
                 "description": "At least min."},
         "unit": _text(UNIT_MAX_LENGTH, nullable=True),
+        "whole_numbers": {"type": ["boolean", "null"], "default": False, "description":
+                          "Answers must be whole numbers (2.5 is refused); min, max and show_if values too."},
+        "higher_is_better": {"type": ["boolean", "null"], "default": True, "description":
+                             "Whether a higher value is good news; scorecards colour and word changes by it. "
+                             "Not part of the measure: changing it keeps the trend."},
+        "pinned": {"type": ["boolean", "null"], "default": False, "description":
+                   "Show this question as a key-metric tile at the top of the scorecard."},
         "max_length": _whole(*TEXT_MAX_LENGTH_RANGE, default=DEFAULT_TEXT_MAX_LENGTH),
         "show_if": {
             "type": ["object", "null"],
@@ -249,6 +265,19 @@ def validate_question(data: dict, earlier_keys: Iterable[str] | Mapping[str, obj
 
 
 def _validate_settings(qtype: str, data: Mapping, given, errors: dict) -> dict:
+    """The type's settings, with the flags it takes (direction, pin) filled in."""
+    settings = _type_settings(qtype, data, given, errors)
+    for flag in ("whole_numbers", "higher_is_better", "pinned"):
+        if flag in TYPE_FIELDS[qtype]:
+            settings[flag] = bool(given(flag, SETTING_DEFAULTS[flag]))
+    if settings.get("whole_numbers"):
+        for bound in ("min", "max"):
+            if settings[bound] is not None and not float(settings[bound]).is_integer():
+                errors[bound] = "Must be a whole number: this question takes whole numbers only."
+    return settings
+
+
+def _type_settings(qtype: str, data: Mapping, given, errors: dict) -> dict:
     labels = {"low_label": given("low_label") or None, "high_label": given("high_label") or None}
     if qtype == "scale":
         scale_max = int(given("scale_max", DEFAULT_SCALE_MAX))
@@ -294,7 +323,8 @@ def _options(options, errors) -> list[dict]:
             elif key in seen:
                 errors[f"{where}.key"] = f"Duplicate option key '{key}' (also option {seen[key] + 1})."
             seen.setdefault(key, index)
-        normalized.append({"key": key, "label": option.get("label")})
+        sentiment = option.get("sentiment") if payloads.fits(errors, f"{where}.sentiment") else None
+        normalized.append({"key": key, "label": option.get("label"), "sentiment": sentiment or DEFAULT_SENTIMENT})
     return normalized
 
 
@@ -343,8 +373,9 @@ def show_if_value_for(definition: dict, value) -> tuple[str | None, str | None]:
         low, high = NPS_RANGE
     else:  # number
         low, high = settings.get("min"), settings.get("max")
-    if number is None or (qtype in ("scale", "nps") and not float(number).is_integer()):
-        kind = "a whole number" if qtype in ("scale", "nps") else "a number"
+    whole = qtype in ("scale", "nps") or bool(settings.get("whole_numbers"))
+    if number is None or (whole and not float(number).is_integer()):
+        kind = "a whole number" if whole else "a number"
         return None, f"Must be {kind}" + (f" from {low} to {high}." if low is not None and high is not None else ".")
     if (low is not None and number < low) or (high is not None and number > high):
         return None, f"Must be within that question's range ({_range_text(low, high)})."

@@ -14,7 +14,7 @@ from surveys.scorecard.confidentiality import Policy, RoundView, policy_fingerpr
 from surveys.scorecard.cube import load_aggregates
 from surveys.scorecard.groups import ALL_KINDS, HELD_UNTIL_CLOSE, OVERALL, SLICE_KINDS, TeamTree, kind_name
 from surveys.scorecard.history import previous_round, unbroken_keys, year_ago_round
-from surveys.scorecard.movers import choice_shifts, top_movers
+from surveys.scorecard.movers import choice_shifts, top_movers, with_meanings
 from surveys.scorecard.participation import non_responders, participation_summary, response_rate_pct
 from surveys.scorecard.stored import aggregates_json, stored_aggregates, stored_snapshot
 
@@ -216,5 +216,7 @@ def build_scorecard(round_, slice_kind=None) -> dict:
         raise ValueError(f"unknown slice {slice_kind!r}; use one of {', '.join(SLICE_KINDS)}")
     snapshot = stored_snapshot(round_)
     if snapshot is not None:
-        return snapshot.card(kind_name(slice_kind))
-    return compute_scorecards(round_, (slice_kind,))[kind_name(slice_kind)]
+        card = snapshot.card(kind_name(slice_kind))
+    else:
+        card = compute_scorecards(round_, (slice_kind,))[kind_name(slice_kind)]
+    return with_meanings(card, round_.version.questions if round_.version else [])

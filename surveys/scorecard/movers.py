@@ -1,10 +1,10 @@
 """Top movers (the largest significant changes) and the choice options whose
-share moved most."""
+share moved most, each with its `meaning` (better, worse or neutral)."""
 
 from __future__ import annotations
 
 from surveys import metrics
-
+from surveys.direction import change_meaning, directions_of
 
 
 TOP_MOVERS = 5
@@ -77,3 +77,17 @@ def choice_shifts(entries, limit=CHOICE_SHIFTS) -> list[dict]:
     shifts = [c for c in _changes(entries) if c["metric"] == "option_pct" and c["delta"]]
     shifts.sort(key=lambda c: (-abs(c["delta"]), c["key"], c["option"]))
     return shifts[:limit]
+
+
+def with_meanings(card: dict, questions) -> dict:
+    """The card with a `meaning` on each mover and choice shift, read from the
+    round's questions (`questions`): a stored card keeps its numbers, and what
+    they mean follows the version it was answered on. Cards are shared, so
+    this copies rather than changes them."""
+    directions = directions_of(questions)
+    return {
+        **card,
+        "top_movers": [{**change, "meaning": change_meaning(directions, change)} for change in card["top_movers"]],
+        "choice_shifts": [{**change, "meaning": change_meaning(directions, change)}
+                          for change in card["choice_shifts"]],
+    }

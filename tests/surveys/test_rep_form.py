@@ -268,3 +268,21 @@ def test_answer_matches_compares_as_stored_text(value, expected):
         assert result == (str(int(value)) == expected)
     else:
         assert result == (str(value) == expected)
+
+
+@fixture_settings
+@given(value=st.one_of(st.integers(-5, 60).map(str), st.sampled_from(["2.5", "0.1", "12.0", "1e1", "7.000", "-0.5"])))
+def test_a_whole_numbers_question_refuses_fractions_with_a_field_error(app, value):
+    """2.5 deals cannot happen: a question that takes whole numbers says so
+    next to the field; 12.0 is the whole number 12 (issue 14)."""
+    form = version(q("deals", "number", min=0, max=50, unit="deals", whole_numbers=True))
+    cleaned, errors = submit(app, form, [("deals", value)])
+    number = float(value)
+    if not number.is_integer():
+        assert cleaned is None and errors == {"deals": ["Enter a whole number, like 12."]}
+    elif 0 <= number <= 50:
+        assert cleaned == {"deals": number} and errors == {}
+    else:
+        assert cleaned is None and errors == {"deals": ["Enter a number from 0 to 50."]}
+    # Without the setting, a fraction within the bounds is an answer like any other.
+    assert submit(app, version(q("deals", "number", min=0, max=50)), [("deals", "2.5")]) == ({"deals": 2.5}, {})

@@ -85,24 +85,32 @@ def test_a_bad_set_shows_errors_keeps_input_and_stores_nothing(pm_client):
 
 ALL_TYPES = [
     ({"key": "win_confidence", "question_type": "scale", "prompt": "How confident?", "scale_max": "7",
-      "favorable_min": "6", "low_label": "Not at all", "high_label": "Completely"},
-     {"scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely"}),
+      "favorable_min": "6", "low_label": "Not at all", "high_label": "Completely", "higher_is_better": "higher",
+      "pinned": "y"},
+     {"scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely",
+      "higher_is_better": True, "pinned": True}),
     ({"key": "recommend", "question_type": "nps", "prompt": "Would customers recommend us?"},
-     {"low_label": None, "high_label": None}),
-    ({"key": "lost_deal", "question_type": "yes_no", "prompt": "Did you lose a deal?"}, {}),
+     {"low_label": None, "high_label": None, "higher_is_better": True, "pinned": False}),
+    # Losing a deal is bad news: lower is better.
+    ({"key": "lost_deal", "question_type": "yes_no", "prompt": "Did you lose a deal?", "higher_is_better": "lower"},
+     {"higher_is_better": False, "pinned": False}),
     ({"key": "lost_to", "question_type": "single_choice", "prompt": "Lost to whom?",
-      "options": "acme: Acme Corp\r\n\r\nGlobex\r\nno_decision: No decision",
+      "options": "acme: Acme Corp | bad\r\n\r\nGlobex|BAD\r\nno_decision: No decision | neutral\r\nwon_back: Won back | good",
       "show_if_question": "lost_deal", "show_if_equals": "yes"},
-     {"options": [{"key": "acme", "label": "Acme Corp"}, {"key": "globex", "label": "Globex"},
-                  {"key": "no_decision", "label": "No decision"}]}),
+     {"options": [{"key": "acme", "label": "Acme Corp", "sentiment": "bad"},
+                  {"key": "globex", "label": "Globex", "sentiment": "bad"},
+                  {"key": "no_decision", "label": "No decision", "sentiment": "neutral"},
+                  {"key": "won_back", "label": "Won back", "sentiment": "good"}], "pinned": False}),
     ({"key": "gaps", "question_type": "multi_choice", "prompt": "Which gaps hurt?",
-      "options": "sso: SSO\nreporting: Reporting", "allow_other": "y"},
-     {"options": [{"key": "sso", "label": "SSO"}, {"key": "reporting", "label": "Reporting"}], "allow_other": True}),
+      "options": "sso: SSO\nreporting: Reporting | a | b", "allow_other": "y"},
+     {"options": [{"key": "sso", "label": "SSO", "sentiment": "neutral"},
+                  {"key": "reporting", "label": "Reporting | a | b", "sentiment": "neutral"}],
+      "allow_other": True, "pinned": False}),
     ({"key": "deals_lost", "question_type": "number", "prompt": "How many deals?", "min_value": "0",
-      "max_value": "50", "unit": "deals"},
-     {"min": 0.0, "max": 50.0, "unit": "deals"}),
+      "max_value": "50", "unit": "deals", "whole_numbers": "y", "higher_is_better": "lower"},
+     {"min": 0.0, "max": 50.0, "unit": "deals", "whole_numbers": True, "higher_is_better": False, "pinned": False}),
     ({"key": "anything_else", "question_type": "text", "prompt": "Anything else?", "max_length": "500",
-      "required": "", "help": "Optional"},
+      "required": "", "help": "Optional", "pinned": "y"},
      {"max_length": 500}),
 ]
 
@@ -145,7 +153,7 @@ def test_fields_of_other_types_are_ignored(pm_client):
     answer = add(pm_client, question_set, key="lost_deal", question_type="yes_no", prompt="Lost?",
                  scale_max="7", options="a: A\nb: B", max_length="9")
     assert answer.status_code == 302
-    assert db.session.scalar(select(Question)).settings == {}
+    assert db.session.scalar(select(Question)).settings == {"higher_is_better": True, "pinned": False}
 
 
 def test_a_bad_question_shows_field_errors_keeps_input_and_stores_nothing(pm_client):
@@ -413,7 +421,8 @@ def test_edit_a_draft_question_and_rename_its_key_before_the_first_publish(pm_cl
     assert answer.status_code == 302, answer.text
     db.session.expire_all()
     assert question_set.draft.questions[1].options == [
-        {"key": "acme", "label": "Acme Corporation"}, {"key": "globex", "label": "Globex Inc"},
+        {"key": "acme", "label": "Acme Corporation", "sentiment": "neutral"},
+        {"key": "globex", "label": "Globex Inc", "sentiment": "neutral"},
     ]
 
 

@@ -67,12 +67,15 @@ def test_a_minimal_question_of_every_type_is_valid(kind):
 
 def test_defaults_are_filled_in_per_type():
     assert validate_question(GOOD["scale"])[0]["settings"] == {
-        "scale_max": 5, "favorable_min": 4, "low_label": None, "high_label": None,
+        "scale_max": 5, "favorable_min": 4, "low_label": None, "high_label": None, "higher_is_better": True,
+        "pinned": False,
     }
     assert validate_question(GOOD["text"])[0]["settings"] == {"max_length": 2000}
     assert validate_question(GOOD["multi_choice"])[0]["settings"]["allow_other"] is False
-    assert validate_question(GOOD["number"])[0]["settings"] == {"min": None, "max": None, "unit": None}
-    assert validate_question(GOOD["yes_no"])[0]["settings"] == {}
+    assert validate_question(GOOD["number"])[0]["settings"] == {
+        "min": None, "max": None, "unit": None, "whole_numbers": False, "higher_is_better": True, "pinned": False,
+    }
+    assert validate_question(GOOD["yes_no"])[0]["settings"] == {"higher_is_better": True, "pinned": False}
 
 
 @given(scale_max=st.integers(3, 10))
@@ -105,7 +108,8 @@ def test_scale_accepts_its_settings():
         question("scale", scale_max=7, favorable_min=6, low_label=" Not at all ", high_label="Completely")
     )
     assert errors == {}
-    assert kwargs["settings"] == {"scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely"}
+    assert kwargs["settings"] == {"scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely",
+                                  "higher_is_better": True, "pinned": False}
 
 
 def test_nps_takes_end_labels_but_no_scale():
@@ -174,7 +178,8 @@ def test_bad_number_settings(changes, field):
 def test_number_bounds_and_unit():
     kwargs, errors = validate_question(question("number", min=0, max=2.5, unit="deals"))
     assert errors == {}
-    assert kwargs["settings"] == {"min": 0, "max": 2.5, "unit": "deals"}
+    assert kwargs["settings"] == {"min": 0, "max": 2.5, "unit": "deals", "whole_numbers": False,
+                                  "higher_is_better": True, "pinned": False}
     assert errors_of(question("number", min=3, max=3)) == {}
 
 
@@ -298,15 +303,20 @@ def valid_questions(draw):
         data.update(scale_max=scale_max, favorable_min=draw(st.integers(1, scale_max)))
     elif kind in ("single_choice", "multi_choice"):
         keys = draw(st.lists(slugs.filter(lambda k: k != "other"), min_size=2, max_size=6, unique=True))
-        data["options"] = [{"key": key, "label": draw(labels)} for key in keys]
+        data["options"] = [{"key": key, "label": draw(labels),
+                            "sentiment": draw(st.sampled_from(["good", "bad", "neutral"]))} for key in keys]
         if kind == "multi_choice":
             data["allow_other"] = draw(st.booleans())
     elif kind == "number":
         low = draw(st.none() | st.integers(-1000, 1000))
         high = draw(st.none() | st.integers(low if low is not None else -1000, 2000))
-        data.update(min=low, max=high, unit=draw(st.none() | labels))
+        data.update(min=low, max=high, unit=draw(st.none() | labels), whole_numbers=draw(st.booleans()))
     elif kind == "text":
         data["max_length"] = draw(st.integers(1, 10000))
+    if kind != "text":
+        data["pinned"] = draw(st.booleans())
+    if kind in ("scale", "nps", "yes_no", "number"):
+        data["higher_is_better"] = draw(st.booleans())
     return data
 
 
@@ -318,9 +328,11 @@ def test_every_valid_question_survives_a_round_trip_through_the_api_shape(data):
     version.questions = [Question(position=1, **kwargs)]
     shown = question_to_dict(version.questions[0])
     assert set(shown) == {"key", "type", "prompt", "help", "required", "show_if"} | set(
-        {"scale": {"scale_max", "favorable_min", "low_label", "high_label"}, "nps": {"low_label", "high_label"},
-         "single_choice": {"options"}, "multi_choice": {"options", "allow_other"},
-         "number": {"min", "max", "unit"}, "yes_no": set(), "text": {"max_length"}}[data["type"]]
+        {"scale": {"scale_max", "favorable_min", "low_label", "high_label", "higher_is_better", "pinned"},
+         "nps": {"low_label", "high_label", "higher_is_better", "pinned"},
+         "single_choice": {"options", "pinned"}, "multi_choice": {"options", "allow_other", "pinned"},
+         "number": {"min", "max", "unit", "whole_numbers", "higher_is_better", "pinned"},
+         "yes_no": {"higher_is_better", "pinned"}, "text": {"max_length"}}[data["type"]]
     )
     assert validate_question(shown) == (kwargs, {})
 
@@ -453,12 +465,14 @@ def test_create_makes_draft_version_one(app, pm):
     questions = shown["versions"][0]["questions"]
     assert questions[0] == {
         "key": "win_confidence", "type": "scale", "prompt": "How confident are you?", "help": "", "required": True,
-        "scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely", "show_if": None,
+        "scale_max": 7, "favorable_min": 6, "low_label": "Not at all", "high_label": "Completely",
+        "higher_is_better": True, "pinned": False, "show_if": None,
     }
     assert questions[2]["show_if"] == {"question": "lost_deal", "equals": "yes"}
     assert questions[3] == {
         "key": "deals_lost", "type": "number", "prompt": "Deals lost?", "help": "", "required": True,
-        "min": 0, "max": None, "unit": "deals", "show_if": None,
+        "min": 0, "max": None, "unit": "deals", "whole_numbers": False, "higher_is_better": True, "pinned": False,
+        "show_if": None,
     }
 
 
@@ -743,7 +757,8 @@ def test_openapi_describes_the_question_set_endpoints(client):
     question_fields = set(schemas["Question"]["properties"])
     assert question_fields == {
         "key", "type", "prompt", "help", "required", "scale_max", "favorable_min", "low_label", "high_label",
-        "options", "allow_other", "min", "max", "unit", "max_length", "show_if",
+        "options", "allow_other", "min", "max", "unit", "max_length", "show_if", "whole_numbers",
+        "higher_is_better", "pinned",
     }
 
 

@@ -877,7 +877,9 @@ def test_print_page_and_heatmap_classes(two_rounds, signed_in_client):
     assert printed.status_code == 200 and "site-header" not in printed.text and "Heatmap by region" in printed.text
     assert "<form" not in printed.text.split("<main", 1)[1]
     page = client.get(f"/scorecards/rounds/{march.id}?slice=region")
-    assert "heat-up-" in page.text  # the favoured round moved up significantly
+    # The only region is the whole: every cell is even with it, and says its change.
+    cell_classes = set(re.findall(r'<td class="(heat-[^"]*)"', page.text))
+    assert "heat-even heat-sig" in cell_classes and not any("better" in c or "worse" in c for c in cell_classes)
     assert "What each slice can detect" in page.text
 
 
@@ -1007,6 +1009,6 @@ def test_choice_shifts_on_a_live_round_with_five_answers_are_marked_too_few_to_t
     assert page.status_code == 200
     assert "too few answers to test" in page.text  # the numeric metrics' mark
     shifts = re.search(r'<ol class="shifts">(.*?)</ol>', page.text, re.S).group(1)
-    items = re.findall(r"<li>(.*?)</li>", shifts, re.S)
-    assert items == ["Lost to? Acme: 20.0 %, -60.0 pts (too few answers to test)",
-                     "Lost to? Globex: 80.0 %, +60.0 pts (too few answers to test)"]
+    items = [re.sub(r"<[^>]+>", "", item) for item in re.findall(r"<li[^>]*>(.*?)</li>", shifts, re.S)]
+    assert items == ["▼ Lost to? Acme: 20.0 %, -60.0 pts (too few answers to test)",
+                     "▲ Lost to? Globex: 80.0 %, +60.0 pts (too few answers to test)"]
