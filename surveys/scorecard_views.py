@@ -24,8 +24,10 @@ from surveys.scorecard.comments import CommentsWithheld, comment_choices, commen
 from surveys.scorecard.detectable import detectable_changes
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
 from surveys.scorecard.groups import SLICE_KINDS
+from surveys.scorecard.overview import round_overview
 from surveys.scorecard.participation import participation_by_round
 from surveys.scorecard.trends import trends
+from surveys.scorecard_headline import tile_view
 from surveys.scorecard_text import (
     HEADLINE_METRIC,
     METRIC_LABELS,
@@ -81,9 +83,11 @@ def _page_context(round_, slice_kind):
                        [r for r in replies if r["question_key"] == entry["key"]])
         for entry in card["questions"]
     ]
+    overview = round_overview(round_, card, series)
     return {
         "round": round_,
         "card": card,
+        "overview": {**overview, "tiles": [tile_view(tile) for tile in overview["tiles"]]},
         "rows": rows,
         "general_replies": [r for r in replies if r["question_key"] is None],
         "slice_kind": slice_kind,

@@ -51,20 +51,21 @@ def quantitative_specs(round_) -> list:
     return [spec for spec in question_specs(round_.version) if spec.type in LONG_RUN_METRIC]
 
 
-def long_run_changes(round_, series: dict | None = None, card: dict | None = None) -> dict:
-    """{question key: {"key", "metric", "windows": [change over 6, over 12], "slope"}}
-    for the round's quantitative questions. `series` is what `trends(...,
-    until=round_)` gave for them (the page already holds it); `card` the
-    round's card, whose numbers are the round's own points."""
+def long_run_changes(round_, series: dict | None = None, card: dict | None = None, results=None) -> dict:
+    """{question key: {"key", "type", "metric", "windows": [change over 6, over
+    12], "slope"}} for the round's quantitative questions. `series` is what
+    `trends(..., until=round_)` gave for them (the page already holds it);
+    `card` the round's card, whose numbers are the round's own points;
+    `results` what `published_results` gave, when the caller has them."""
     specs = {spec.key: spec for spec in quantitative_specs(round_)}
     if series is None:
         series = trends(round_.cadence, TREND_ROUNDS, until=round_, keys=list(specs), until_card=card)
-    series = {key: series.get(key) or [] for key in specs}
-    results = _published_results(round_, specs, series)
-    return {key: _question_long_run(spec, series[key], results) for key, spec in specs.items()}
+    if results is None:
+        results = published_results(round_, series)
+    return {key: _question_long_run(spec, series.get(key) or [], results) for key, spec in specs.items()}
 
 
-def _published_results(round_, specs, series) -> dict:
+def published_results(round_, series) -> dict:
     """{(round id, key): QuestionResult} for every published trend point.
 
     Trend points keep rounded metrics and n, not what a test needs (a mean's
@@ -72,7 +73,8 @@ def _published_results(round_, specs, series) -> dict:
     them in their snapshot (read once per process); the other rounds are read
     in one GROUP BY at the round grain. A result is computed only where its
     point is published, so nothing withheld enters a test."""
-    wanted = {(point["round_id"], key) for key, points in series.items() for point in points
+    keys = {spec.key for spec in quantitative_specs(round_)}
+    wanted = {(point["round_id"], key) for key, points in series.items() if key in keys for point in points
               if point["metrics"] is not None}
     round_ids = {round_id for round_id, _key in wanted}
     if not round_ids:
@@ -87,7 +89,12 @@ def _published_results(round_, specs, series) -> dict:
             aggregates.update(stored)
     if live:
         aggregates.update(load_aggregates(live, (None,)))
-    return {(round_id, key): aggregates[(round_id, None)].result(OVERALL, specs[key]) for round_id, key in wanted}
+    # Each round is read under its own question (its measure may differ
+    # before a break; its tile still shows its interval).
+    specs = {(r.id, spec.key): spec for r in rounds for spec in question_specs(r.version)}
+    return {(round_id, key): aggregates[(round_id, None)].result(OVERALL, specs[(round_id, key)])
+            for round_id, key in wanted if specs.get((round_id, key)) is not None
+            and specs[(round_id, key)].type in LONG_RUN_METRIC}
 
 
 def _question_long_run(spec, points, results) -> dict:
