@@ -12,7 +12,7 @@ import math
 from markupsafe import Markup, escape
 
 WIDTH, HEIGHT = 360, 160
-PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 40, 12, 12, 30
+PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 44, 22, 12, 30
 # The width an x label takes, in user units (7 characters at font size 10).
 LABEL_WIDTH = 40
 
