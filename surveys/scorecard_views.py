@@ -19,7 +19,7 @@ from surveys.extensions import db
 from surveys import audit
 from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dicts
 from surveys.permissions import EDITORS, PMS, STAFF
-from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.assembly import build_scorecard, scorecard_and_sums
 from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments
 from surveys.scorecard.detectable import detectable_changes
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
@@ -74,7 +74,7 @@ def index():
 
 
 def _page_context(round_, slice_kind):
-    card = build_scorecard(round_, slice_kind)
+    card, sums = scorecard_and_sums(round_, slice_kind)
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
     series = trends(round_.cadence, until=round_, keys=[entry["key"] for entry in card["questions"]], until_card=card)
     replies = reply_dicts(round_)
@@ -83,7 +83,7 @@ def _page_context(round_, slice_kind):
                        [r for r in replies if r["question_key"] == entry["key"]])
         for entry in card["questions"]
     ]
-    overview = round_overview(round_, card, series)
+    overview = round_overview(round_, card, series, sums)
     return {
         "round": round_,
         "card": card,

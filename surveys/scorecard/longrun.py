@@ -65,14 +65,16 @@ def long_run_changes(round_, series: dict | None = None, card: dict | None = Non
     return {key: _question_long_run(spec, series.get(key) or [], results) for key, spec in specs.items()}
 
 
-def published_results(round_, series) -> dict:
+def published_results(round_, series, known_sums: dict | None = None) -> dict:
     """{(round id, key): QuestionResult} for every published trend point.
 
     Trend points keep rounded metrics and n, not what a test needs (a mean's
     variance, a share's count); the round's raw sums do. Finalized rounds keep
     them in their snapshot (read once per process); the other rounds are read
     in one GROUP BY at the round grain. A result is computed only where its
-    point is published, so nothing withheld enters a test."""
+    point is published, so nothing withheld enters a test. `known_sums` are
+    sums the caller already read ({(round id, None): RoundAggregates}: a live
+    card's own)."""
     keys = {spec.key for spec in quantitative_specs(round_)}
     wanted = {(point["round_id"], key) for key, points in series.items() if key in keys for point in points
               if point["metrics"] is not None}
@@ -80,8 +82,10 @@ def published_results(round_, series) -> dict:
     if not round_ids:
         return {}
     rounds = [r for r in trend_rounds(round_.cadence, TREND_ROUNDS, until=round_) if r.id in round_ids]
-    aggregates, live = {}, []
+    aggregates, live = dict(known_sums or {}), []
     for other in rounds:
+        if (other.id, None) in aggregates:
+            continue
         stored = stored_aggregates(other, (None,))
         if stored is None:
             live.append(other)

@@ -6,7 +6,7 @@ both show it; it uses only numbers the card and the trends already publish."""
 from __future__ import annotations
 
 from surveys import metrics
-from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.assembly import scorecard_and_sums
 from surveys.scorecard.longrun import (
     LONG_RUN_METRIC, long_run_changes, published_results, quantitative_specs,
 )
@@ -28,16 +28,17 @@ def key_metric_keys(round_) -> list[str]:
     return [q.key for q in questions if q.key in quantitative][:DEFAULT_KEY_METRICS]
 
 
-def round_overview(round_, card: dict | None = None, series: dict | None = None) -> dict:
-    """{"round", "headline", "tiles", "long_run"}. `card` (any slice kind: its
-    questions are the overall ones) and `series` (trends up to the round) are
-    passed by a page that already holds them."""
+def round_overview(round_, card: dict | None = None, series: dict | None = None, sums: dict | None = None) -> dict:
+    """{"round", "previous_round", "headline", "tiles", "long_run"}. `card` (any
+    slice kind: its questions are the overall ones), `series` (trends up to
+    the round) and the card's `sums` (`scorecard_and_sums`) are passed by a
+    page that already holds them."""
     if card is None:
-        card = build_scorecard(round_)
+        card, sums = scorecard_and_sums(round_)
     keys = [spec.key for spec in quantitative_specs(round_)]
     if series is None or any(key not in series for key in keys):
         series = trends(round_.cadence, TREND_ROUNDS, until=round_, keys=keys, until_card=card)
-    results = published_results(round_, series)
+    results = published_results(round_, series, sums)
     long_run = long_run_changes(round_, series, card, results)
     entries = {entry["key"]: entry for entry in card["questions"]}
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}

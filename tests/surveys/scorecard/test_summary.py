@@ -216,3 +216,29 @@ def test_a_held_rounds_summary_does_not_change_with_answers(app, client, api_tok
     assert all(w["status"] == "withheld" for w in before["long_run"][0]["windows"])
     assert db.session.get(type(rounds[-1]), rounds[-1].id).status == "open"
     assert long_run_changes(rounds[-1])["win_confidence"]["slope"]["points"] == 11
+
+
+def test_the_page_summary_reads_no_answers_the_card_and_snapshots_already_hold(app):
+    """A live round's sums come with its card; closed rounds' from their
+    snapshots: the summary runs no query over answers (B1's page budget)."""
+    from sqlalchemy import event
+
+    from surveys.scorecard.assembly import scorecard_and_sums
+    from surveys.scorecard.trends import trends
+
+    _data, rounds, _raw = rising_year(finalized=range(11))
+    card, sums = scorecard_and_sums(rounds[-1], "team")
+    series = trends(rounds[-1].cadence, until=rounds[-1], keys=[q["key"] for q in card["questions"]],
+                    until_card=card)
+    statements = []
+
+    def remember(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", remember)
+    try:
+        overview = round_overview(rounds[-1], card, series, sums)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", remember)
+    assert overview == round_overview(rounds[-1])
+    assert statements and not [s for s in statements if "FROM answers" in s]
