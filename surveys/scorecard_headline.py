@@ -135,6 +135,9 @@ def _nothing_moved(card, long_run, previous_period) -> str:
     windows = sorted({w["rounds"] for result in long_run.values() for w in result["windows"] if w["status"] == TESTED})
     reach = ([f"since {previous_period}"] if tested_step else []) + [f"over the last {n} rounds" for n in windows]
     if not reach:
+        keys = set(long_run)
+        if any(not entry.get("comparable") for entry in card["questions"] if entry["key"] in keys):
+            return f"Nothing is compared with {previous_period}: the measure changed since."
         return f"Too few answers to test any change since {previous_period}."
     if len(reach) == 1:
         return f"No significant change {reach[0]}."

@@ -166,6 +166,10 @@ def test_the_page_marks_a_break_and_says_nothing_is_compared_across_it(app, sign
     tile = page[page.index('id="tile-score"'):page.index("</li>", page.index('id="tile-score"'))]
     assert 'class="chart-break"' in tile and "where the measure changed (nothing is compared across it)" in tile
     assert "not enough rounds yet" in tile  # six rounds: no 12-round change
+    after_break = re.search(r'<p class="summary-sentence">(.*?)</p>',
+                            signed_in_client(roles=("leader",), email="l@example.com").get(
+                                f"/scorecards/rounds/{rounds[3].id}").text).group(1)
+    assert after_break == "Nothing is compared with 2026-03: the measure changed since."
     assert "<td>measure changed</td>" in tile.split("2026-04</th>")[1].split("</tr>")[0]
 
 
