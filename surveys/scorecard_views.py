@@ -21,13 +21,15 @@ from surveys.feedback import Reply, ReplyError, add_reply, may_remove, reply_dic
 from surveys.lifecycle import archived_filter
 from surveys.permissions import EDITORS, PMS, STAFF
 from surveys.choice_charts import choices_over_time
-from surveys.scorecard.assembly import build_scorecard
+from surveys.scorecard.assembly import build_scorecard, scorecard_and_sums
 from surveys.scorecard.comments import CommentsWithheld, comment_choices, comments, group_comments
 from surveys.scorecard.detectable import detectable_changes
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
 from surveys.scorecard.groups import SLICE_KINDS
+from surveys.scorecard.overview import round_overview
 from surveys.scorecard.participation import participation_by_round
 from surveys.scorecard.trends import trends
+from surveys.scorecard_headline import tile_view
 from surveys.scorecard_text import (
     HEADLINE_METRIC,
     METRIC_LABELS,
@@ -82,7 +84,7 @@ def index():
 
 
 def _page_context(round_, slice_kind):
-    card = build_scorecard(round_, slice_kind)
+    card, sums = scorecard_and_sums(round_, slice_kind)
     questions = {q.key: q for q in (round_.version.questions if round_.version else [])}
     series = trends(round_.cadence, until=round_, keys=[entry["key"] for entry in card["questions"]], until_card=card)
     replies = reply_dicts(round_)
@@ -91,9 +93,11 @@ def _page_context(round_, slice_kind):
                        [r for r in replies if r["question_key"] == entry["key"]])
         for entry in card["questions"]
     ]
+    overview = round_overview(round_, card, series, sums)
     return {
         "round": round_,
         "card": card,
+        "overview": {**overview, "tiles": [tile_view(tile) for tile in overview["tiles"]]},
         "rows": rows,
         "general_replies": [r for r in replies if r["question_key"] is None],
         "slice_kind": slice_kind,

@@ -11,6 +11,7 @@ from surveys.problems import ApiProblem
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.exports import ExportRefused, SCORECARD_COLUMNS, response_export, scorecard_rows
 from surveys.scorecard.groups import SLICE_KINDS
+from surveys.scorecard.overview import round_overview
 from surveys.tabular import csv_text, download
 
 EXPORT_FORMATS = ("json", "csv")
@@ -32,6 +33,13 @@ def round_scorecard(round_id):
         return jsonify(card)
     stem = f"round-{round_.id}-{round_.period_key}-scorecard" + (f"-{slice_kind}" if slice_kind else "")
     return download(csv_text(SCORECARD_COLUMNS, scorecard_rows(card)), "text/csv", f"{stem}.csv")
+
+
+@api_bp.get("/rounds/<int:round_id>/summary")
+@api_roles(*STAFF)
+def round_summary(round_id):
+    round_ = get_or_404(Round, round_id, "round")
+    return jsonify(round_overview(round_))
 
 
 def _export_format():
@@ -63,7 +71,112 @@ def round_responses(round_id):
 
 _ROUND_ID = {"name": "round_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
+_ROUND_REF = {"type": ["object", "null"], "properties": {"id": {"type": "integer"}, "period_key": {"type": "string"}}}
+_LONG_RUN_CHANGE = {
+    "type": "object",
+    "required": ["rounds", "status", "from_round", "to_round", "from", "to", "delta", "p_value", "significant"],
+    "properties": {
+        "rounds": {"type": "integer", "enum": [6, 12]},
+        "status": {"type": "string", "enum": ["tested", "not_enough_rounds", "measure_changed", "withheld",
+                                              "too_few_answers"]},
+        "from_round": _ROUND_REF,
+        "to_round": _ROUND_REF,
+        "from": {"type": ["number", "null"]},
+        "to": {"type": ["number", "null"]},
+        "delta": {"type": ["number", "null"], "description": "this round minus the window's first round"},
+        "p_value": {"type": ["number", "null"]},
+        "significant": {"type": ["boolean", "null"], "description": "null where not tested (see status)"},
+        "break_period": {"type": ["string", "null"], "description": "where the measure changed inside the window"},
+    },
+}
+
 OPENAPI_SCHEMAS = {
+    "RoundSummary": {
+        "type": "object",
+        "required": ["round", "previous_round", "headline", "tiles", "long_run"],
+        "properties": {
+            "round": {"type": "object", "description": "id, period_key, status, version"},
+            "previous_round": {"type": ["object", "null"]},
+            "headline": {"type": "string"},
+            "tiles": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "name", "prompt", "type", "metric", "value", "n", "ci95", "since_previous",
+                                 "over_12_rounds", "slope", "points"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "name": {"type": "string"},
+                        "prompt": {"type": "string"},
+                        "type": {"type": "string"},
+                        "metric": {"type": "string", "enum": ["mean", "nps", "yes_pct"]},
+                        "scale_max": {"type": ["integer", "null"]},
+                        "unit": {"type": ["string", "null"]},
+                        "value": {"type": ["number", "null"], "description": "null when withheld"},
+                        "n": {"type": ["integer", "null"]},
+                        "ci95": {"type": ["array", "null"], "items": {"type": "number"}},
+                        "suppressed": {"type": "boolean"},
+                        "suppressed_reason": {"type": ["string", "null"]},
+                        "since_previous": {
+                            "type": "object",
+                            "properties": {"period_key": {"type": ["string", "null"]},
+                                           "delta": {"type": ["number", "null"]},
+                                           "significant": {"type": ["boolean", "null"]}},
+                        },
+                        "over_12_rounds": {"$ref": "#/components/schemas/LongRunChange"},
+                        "slope": {"$ref": "#/components/schemas/TrendSlope"},
+                        "points": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["round_id", "period_key", "n", "value", "ci95", "break", "withheld"],
+                                "properties": {
+                                    "round_id": {"type": "integer"},
+                                    "period_key": {"type": "string"},
+                                    "n": {"type": ["integer", "null"]},
+                                    "value": {"type": ["number", "null"]},
+                                    "ci95": {"type": ["array", "null"], "items": {"type": "number"}},
+                                    "break": {"type": "boolean", "description": "the measure changed here"},
+                                    "withheld": {"type": "boolean"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "long_run": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["key", "type", "metric", "windows", "slope"],
+                    "properties": {
+                        "key": {"type": "string"},
+                        "type": {"type": "string"},
+                        "metric": {"type": "string"},
+                        "windows": {"type": "array", "items": {"$ref": "#/components/schemas/LongRunChange"}},
+                        "slope": {"$ref": "#/components/schemas/TrendSlope"},
+                    },
+                },
+            },
+        },
+    },
+    "LongRunChange": _LONG_RUN_CHANGE,
+    "TrendSlope": {
+        "type": "object",
+        "required": ["status", "rounds", "points", "per_round", "ci95", "p_value", "significant"],
+        "properties": {
+            "status": {"type": "string", "enum": ["tested", "not_enough_rounds", "measure_changed",
+                                                  "too_few_answers"]},
+            "rounds": {"type": "integer", "description": "rounds in the unbroken window"},
+            "points": {"type": "integer", "description": "published rounds with at least 10 answers, fitted"},
+            "from_round": _ROUND_REF,
+            "to_round": _ROUND_REF,
+            "per_round": {"type": ["number", "null"]},
+            "ci95": {"type": ["array", "null"], "items": {"type": "number"}},
+            "p_value": {"type": ["number", "null"]},
+            "significant": {"type": ["boolean", "null"]},
+        },
+    },
     "QuestionScore": {
         "type": "object",
         "required": ["key", "type", "prompt", "n", "metrics", "previous", "delta", "ci95", "significant", "comparable"],
@@ -174,6 +287,28 @@ OPENAPI_PATHS = {
                     },
                 },
                 **problem_responses(400, 401, 403, 404),
+            },
+        }
+    },
+    "/rounds/{round_id}/summary": {
+        "get": {
+            "summary": "What changed: the headline sentence, the key-metric tiles and long-run changes",
+            "description": "Roles pm, leader, admin. `headline` says in words what moved significantly since "
+            "the previous round and over the last 6 and 12 rounds, and the biggest significant choice shift "
+            "(or that nothing did). `tiles`: the questions pinned in the set (setting `pinned`), else its "
+            "first four quantitative ones, each with its current value, n and 95 % interval, its change since "
+            "the previous round and over 12 rounds, and its last 12 rounds as points. `long_run`: per "
+            "quantitative question, the change of its headline metric over 6 and 12 rounds (tested as round "
+            "to round is; never across a change of measure; an end withheld or under 10 answers is not "
+            "tested) and a weighted least-squares slope per round. Only published numbers are used: withheld "
+            "rounds stay withheld, and a round held until close says nothing that moves with its answers.",
+            "parameters": [_ROUND_ID],
+            "responses": {
+                "200": {
+                    "description": "The summary",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RoundSummary"}}},
+                },
+                **problem_responses(401, 403, 404),
             },
         }
     },

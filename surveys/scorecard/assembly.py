@@ -212,11 +212,18 @@ def build_scorecard(round_, slice_kind=None) -> dict:
     """The API.md scorecard of one round; `slice_kind` is None, "team", "region"
     or "segment". A finalized round answers from its stored card (as long as
     the question set's confidentiality is what it was computed under)."""
+    return scorecard_and_sums(round_, slice_kind)[0]
+
+
+def scorecard_and_sums(round_, slice_kind=None) -> tuple[dict, dict]:
+    """`build_scorecard`, and the round's overall sums a live card was computed
+    from ({(round id, None): RoundAggregates}; {} for a stored card), so the
+    page's long-run tests need not read the round's answers again."""
     if slice_kind is not None and slice_kind not in SLICE_KINDS:
         raise ValueError(f"unknown slice {slice_kind!r}; use one of {', '.join(SLICE_KINDS)}")
     snapshot = stored_snapshot(round_)
+    questions = round_.version.questions if round_.version else []
     if snapshot is not None:
-        card = snapshot.card(kind_name(slice_kind))
-    else:
-        card = compute_scorecards(round_, (slice_kind,))[kind_name(slice_kind)]
-    return with_meanings(card, round_.version.questions if round_.version else [])
+        return with_meanings(snapshot.card(kind_name(slice_kind)), questions), {}
+    cards, aggregates, _plan, _tree = assemble_cards(round_, (slice_kind,))
+    return with_meanings(cards[kind_name(slice_kind)], questions), {(round_.id, None): aggregates[(round_.id, None)]}
