@@ -1,7 +1,8 @@
 """The words of a scorecard's summary: the headline sentence that answers
 "what changed?", and how a tile says a long-run change. Only significant
-changes are said as changes; the words are neutral ("up", "down", "rose",
-"fell"): whether a change is good news is said elsewhere.
+changes are said as changes, with their sign ("up", "down", "rose", "fell")
+and, where the question has a direction of good, their meaning ("better",
+"worse": `surveys.direction`).
 
 Numbers come from the card (round to round) and `surveys.scorecard.longrun`
 (over 6 and 12 rounds, and the slope)."""
@@ -9,9 +10,10 @@ Numbers come from the card (round to round) and `surveys.scorecard.longrun`
 from __future__ import annotations
 
 from surveys.charts import trend_chart_svg
+from surveys.direction import NEUTRAL, Direction
 from surveys.scorecard.longrun import MEASURE_CHANGED, NOT_ENOUGH_ROUNDS, TESTED, TOO_FEW_ANSWERS, WITHHELD
 from surveys.scorecard.movers import change_size
-from surveys.scorecard_text import METRIC_LABELS, TOO_FEW_TO_TEST, delta_text, format_metric
+from surveys.scorecard_text import ARROWS, METRIC_LABELS, TOO_FEW_TO_TEST, delta_text, format_metric
 
 # The question clauses a headline names at most (the largest changes first).
 HEADLINE_QUESTIONS = 3
@@ -54,7 +56,17 @@ def _significant_window(long_run: dict) -> dict | None:
     return max(tested, key=lambda w: w["rounds"], default=None)
 
 
-def _question_clause(entry, long_run, previous_period):
+def _with_meanings(verdict: str, meanings: list[str]) -> str:
+    """"significant" -> "significant, better"; two parts of unlike meaning: "…; worse, then better"."""
+    said = [meaning for meaning in meanings if meaning != NEUTRAL]
+    if not said:
+        return verdict
+    if len(set(meanings)) == 1:
+        return f"{verdict}, {meanings[0]}"
+    return f"{verdict}; {', then '.join(meanings)}"
+
+
+def _question_clause(entry, long_run, previous_period, direction: Direction):
     """(size, clause) for one question, or None when nothing about it moved significantly."""
     metric = long_run["metric"]
     name = question_name(long_run["key"], capital=False) + METRIC_IN_SENTENCE.get(metric, "")
@@ -67,20 +79,23 @@ def _question_clause(entry, long_run, previous_period):
         parts.append((window["delta"], f"over {window['rounds']} rounds"))
     if parts:
         first_delta, first_when = parts[0]
+        meanings = [direction.meaning(metric, delta) for delta, _when in parts]
         clause = f"{name} is {_direction(first_delta)} {amount_text(metric, first_delta)} {first_when}"
         if len(parts) == 2:
             second_delta, second_when = parts[1]
             joint = "and" if _direction(second_delta) == _direction(first_delta) else f"but {_direction(second_delta)}"
-            clause += f" {joint} {amount_text(metric, second_delta)} {second_when} (both significant)"
+            clause += f" {joint} {amount_text(metric, second_delta)} {second_when}"
+            clause += f" ({_with_meanings('both significant', meanings)})"
         else:
-            clause += " (significant)"
+            clause += f" ({_with_meanings('significant', meanings)})"
         largest = max(abs(delta) for delta, _when in parts)
         return change_size(entry or {"type": long_run["type"]}, metric, largest, _from_value(entry, window, metric)), clause
     slope = long_run["slope"]
     if slope["status"] == TESTED and slope["significant"] and slope["per_round"]:
         rising = "rising" if slope["per_round"] > 0 else "falling"
+        verdict = _with_meanings("significant trend", [direction.meaning(metric, slope["per_round"])])
         clause = (f"{name} is {rising} by {amount_text(metric, slope['per_round'])} a round over the last "
-                  f"{slope['rounds']} rounds (significant trend)")
+                  f"{slope['rounds']} rounds ({verdict})")
         return 0.0, clause
     return None
 
@@ -97,15 +112,18 @@ def _choice_clause(card) -> str | None:
     for shift in card.get("choice_shifts") or []:
         if shift.get("significant") and shift.get("delta"):
             verb = "rose" if shift["delta"] > 0 else "fell"
+            verdict = _with_meanings("significant", [shift.get("meaning") or NEUTRAL])
             return (f"{question_name(shift['key'], capital=False)}: {shift['label']} {verb} {amount_text('option_pct', shift['delta'])}"
-                    f" since {previous['period_key']} (significant)")
+                    f" since {previous['period_key']} ({verdict})")
     return None
 
 
-def headline_sentence(card: dict, long_run: dict) -> str:
+def headline_sentence(card: dict, long_run: dict, directions: dict | None = None) -> str:
     """What moved significantly since the previous round, over 6 and 12
     rounds, and the biggest choice shift; or, honestly, that nothing did
-    (and how far back that was tested)."""
+    (and how far back that was tested). `directions`: {question key:
+    Direction} (the default direction where missing)."""
+    directions = directions or {}
     period = card["round"]["period_key"]
     if card.get("held_until_close"):
         return (f"Results for {period} are held until the round closes; "
@@ -115,7 +133,8 @@ def headline_sentence(card: dict, long_run: dict) -> str:
         return "This is the first round of this cadence: there is nothing to compare with yet."
     entries = {entry["key"]: entry for entry in card["questions"]}
     clauses = [found for key, result in long_run.items()
-               if (found := _question_clause(entries.get(key), result, previous["period_key"])) is not None]
+               if (found := _question_clause(entries.get(key), result, previous["period_key"],
+                                             directions.get(key) or Direction())) is not None]
     clauses.sort(key=lambda found: -(found[0] or 0.0))
     said = [clause for _size, clause in clauses[:HEADLINE_QUESTIONS]]
     choice = _choice_clause(card)
@@ -149,17 +168,24 @@ def window_text(change: dict, metric: str) -> dict:
     in the shape of scorecard_text.change_text (for scorecards/_change.html)."""
     if change["status"] == MEASURE_CHANGED:
         return {"text": "not compared", "verdict": f"the measure changed in {change['break_period']}",
-                "significant": False, "direction": "flat", "delta": None}
+                "significant": False, "direction": "flat", "arrow": "", "meaning": NEUTRAL,
+                "delta": None}
     if change["delta"] is None or change["status"] in UNTESTED_WINDOW and change["status"] != TOO_FEW_ANSWERS:
         return {"text": "–", "verdict": UNTESTED_WINDOW.get(change["status"]), "significant": False,
-                "direction": "flat", "delta": None}
+                "direction": "flat", "arrow": "", "meaning": NEUTRAL,
+                "delta": None}
     delta = change["delta"]
     if change["significant"] is None:
         verdict = TOO_FEW_TO_TEST
     else:
         verdict = "significant" if change["significant"] else "not significant"
-    return {"text": delta_text(metric, delta), "verdict": verdict, "significant": bool(change["significant"]),
-            "direction": "up" if delta > 0 else "down" if delta < 0 else "flat", "delta": delta}
+    return _change(metric, delta, verdict, change["significant"], change.get("meaning"))
+
+
+def _change(metric, delta, verdict, significant, meaning) -> dict:
+    sign = "up" if delta > 0 else "down" if delta < 0 else "flat"
+    return {"text": delta_text(metric, delta), "verdict": verdict, "significant": bool(significant),
+            "direction": sign, "arrow": ARROWS[sign], "meaning": meaning or NEUTRAL, "delta": delta}
 
 
 # -- Tiles -------------------------------------------------------------------------
@@ -175,8 +201,7 @@ def step_text(tile: dict) -> dict | None:
         verdict = TOO_FEW_TO_TEST
     else:
         verdict = "significant" if step["significant"] else "not significant"
-    return {"text": delta_text(tile["metric"], delta), "verdict": verdict, "significant": bool(step["significant"]),
-            "direction": "up" if delta > 0 else "down" if delta < 0 else "flat", "delta": delta}
+    return _change(tile["metric"], delta, verdict, step["significant"], step.get("meaning"))
 
 
 def _value_text(tile, value):

@@ -6,6 +6,7 @@ both show it; it uses only numbers the card and the trends already publish."""
 from __future__ import annotations
 
 from surveys import metrics
+from surveys.direction import Direction, directions_of
 from surveys.scorecard.assembly import scorecard_and_sums
 from surveys.scorecard.longrun import (
     LONG_RUN_METRIC, long_run_changes, published_results, quantitative_specs,
@@ -47,7 +48,7 @@ def round_overview(round_, card: dict | None = None, series: dict | None = None,
     return {
         "round": card["round"],
         "previous_round": card["previous_round"],
-        "headline": headline_sentence(card, long_run),
+        "headline": headline_sentence(card, long_run, directions_of(questions.values())),
         "tiles": tiles,
         "long_run": list(long_run.values()),
     }
@@ -56,7 +57,9 @@ def round_overview(round_, card: dict | None = None, series: dict | None = None,
 def _tile(entry, question, long_run, points, results, card) -> dict:
     metric = LONG_RUN_METRIC[entry["type"]]
     withheld = entry["suppressed"] or entry["metrics"] is None
+    direction = Direction.of(question)
     twelve = next(window for window in long_run["windows"] if window["rounds"] == TREND_ROUNDS)
+    step = (entry["delta"] or {}).get(metric)
     return {
         "key": entry["key"],
         "name": question_name(entry["key"]),
@@ -72,10 +75,11 @@ def _tile(entry, question, long_run, points, results, card) -> dict:
         "suppressed_reason": entry.get("suppressed_reason"),
         "since_previous": {
             "period_key": (card["previous_round"] or {}).get("period_key"),
-            "delta": (entry["delta"] or {}).get(metric),
+            "delta": step,
             "significant": (entry["significant"] or {}).get(metric),
+            "meaning": direction.meaning(metric, step),
         },
-        "over_12_rounds": twelve,
+        "over_12_rounds": {**twelve, "meaning": direction.meaning(metric, twelve["delta"])},
         "slope": long_run["slope"],
         "points": [_point(point, results.get((point["round_id"], entry["key"])), metric) for point in points],
     }

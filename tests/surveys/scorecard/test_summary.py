@@ -11,6 +11,7 @@ from surveys.extensions import db
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.longrun import long_run_changes
 from surveys.scorecard.overview import key_metric_keys, round_overview
+from surveys.direction import Direction
 from surveys.scorecard_headline import headline_sentence
 from tests.builders.scorecards import ScorecardData
 from tests.surveys.scorecard.test_long_run import rising_year
@@ -39,8 +40,10 @@ def test_a_rising_year_is_headlined_as_rising_not_as_no_change(app):
     win = next(r for r in overview["long_run"] if r["key"] == "win_confidence")
     twelve = win["windows"][1]
     assert twelve["significant"] is True
-    assert overview["headline"].startswith("Lost deal (share of yes) is down 37.5 points over 12 rounds (significant)")
-    assert f"win confidence is up {twelve['delta']:.1f} over 12 rounds (significant)" in overview["headline"]
+    # Every question of this set keeps the default direction: higher is better.
+    assert overview["headline"].startswith(
+        "Lost deal (share of yes) is down 37.5 points over 12 rounds (significant, worse)")
+    assert f"win confidence is up {twelve['delta']:.1f} over 12 rounds (significant, better)" in overview["headline"]
     assert "since 2026-11" not in overview["headline"]  # the last step was not significant
     assert "No significant change" not in overview["headline"]
     assert "deals" not in overview["headline"]  # not significant over 6 or 12 rounds: not said
@@ -63,8 +66,15 @@ def test_both_a_step_and_a_long_run_change_are_said_with_their_directions():
         "slope": {"status": "tested", "significant": True, "per_round": 0.09, "rounds": 12},
     }}
     assert headline_sentence(card, long_run) == (
-        "Win confidence is down 0.42 since 2026-11 but up 1.0 over 12 rounds (both significant); "
+        "Win confidence is down 0.42 since 2026-11 but up 1.0 over 12 rounds (both significant; worse, then better); "
         "lost to: Globex rose 12.0 points since 2026-11 (significant)."
+    )
+    # The meaning follows the question's direction of good and the option's sentiment.
+    card["choice_shifts"][1]["meaning"] = "worse"
+    lower_is_better = {"win_confidence": Direction(higher_is_better=False)}
+    assert headline_sentence(card, long_run, lower_is_better) == (
+        "Win confidence is down 0.42 since 2026-11 but up 1.0 over 12 rounds (both significant; better, then worse); "
+        "lost to: Globex rose 12.0 points since 2026-11 (significant, worse)."
     )
 
 
@@ -87,7 +97,7 @@ def test_a_steady_value_with_a_significant_trend_is_said_as_a_trend(app):
     assert slope["significant"] is True
     assert slope["per_round"] == 0.15
     assert overview["headline"] == (
-        "Win confidence is rising by 0.15 a round over the last 5 rounds (significant trend).")
+        "Win confidence is rising by 0.15 a round over the last 5 rounds (significant trend, better).")
 
 
 # -- Tiles --------------------------------------------------------------------------------
@@ -115,7 +125,9 @@ def test_a_tile_has_its_value_changes_and_12_points_with_intervals(app):
     card = build_scorecard(rounds[-1])
     entry = card["questions"][0]
     assert (tile["value"], tile["n"], tile["ci95"]) == (entry["metrics"]["mean"], 24, entry["ci95"]["mean"])
-    assert tile["since_previous"] == {"period_key": "2026-11", "delta": entry["delta"]["mean"], "significant": False}
+    assert tile["since_previous"] == {"period_key": "2026-11", "delta": entry["delta"]["mean"], "significant": False,
+                                      "meaning": "better" if entry["delta"]["mean"] > 0 else "worse"}
+    assert tile["over_12_rounds"]["meaning"] == "better"
     assert tile["over_12_rounds"]["significant"] is True
     assert [p["period_key"] for p in tile["points"]] == [f"2026-{m:02d}" for m in range(1, 13)]
     closed = build_scorecard(rounds[3])["questions"][0]  # a closed round's own card shows the same interval
