@@ -121,9 +121,14 @@ OPENAPI_SCHEMAS = {
                             "type": "object",
                             "properties": {"period_key": {"type": ["string", "null"]},
                                            "delta": {"type": ["number", "null"]},
-                                           "significant": {"type": ["boolean", "null"]}},
+                                           "significant": {"type": ["boolean", "null"]},
+                                           "meaning": {"type": "string", "enum": ["better", "worse", "neutral"]}},
                         },
-                        "over_12_rounds": {"$ref": "#/components/schemas/LongRunChange"},
+                        "over_12_rounds": {"allOf": [
+                            {"$ref": "#/components/schemas/LongRunChange"},
+                            {"type": "object", "properties": {
+                                "meaning": {"type": "string", "enum": ["better", "worse", "neutral"]}}},
+                        ]},
                         "slope": {"$ref": "#/components/schemas/TrendSlope"},
                         "points": {
                             "type": "array",
