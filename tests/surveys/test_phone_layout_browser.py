@@ -167,3 +167,19 @@ def test_a_wide_list_becomes_cards_on_a_phone_and_stays_a_table_on_a_desktop(app
     finally:
         phone.close()
         desktop.close()
+
+
+def test_the_designers_settings_read_in_words_on_a_phone(app, browser, live_server, make_person):
+    """A long term ("Results held until the round closes") once left its value
+    a letter wide, one letter per line."""
+    data = ScorecardData()
+    data.version(QUESTIONS)
+    data.commit()
+    make_person(email="pm@example.com", roles=("pm",))
+    page = signed_in_page(browser, live_server, "pm@example.com", **PHONE)
+    try:
+        page.goto(f"{live_server}/question-sets/{data.question_set.id}")
+        widths = page.eval_on_selector_all(".designer-settings dd", "dds => dds.map(dd => dd.getBoundingClientRect().width)")
+        assert widths and min(widths) > 200, widths
+    finally:
+        page.close()
