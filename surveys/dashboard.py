@@ -27,6 +27,7 @@ from surveys.lifecycle import archived_filter
 from surveys.models import QuestionSet
 from surveys.scorecard.assembly import build_scorecard
 from surveys.scorecard.participation import LOW_PARTICIPATION_PCT, participation
+from surveys.scorecard.overview import round_overview
 from surveys.triage.inbox import InboxFilters, read_inbox
 
 HOME_MOVERS = 3
@@ -62,7 +63,9 @@ def team_participation(round_) -> list[dict]:
 
 
 def what_moved() -> list[dict]:
-    """Per cadence, its latest closed round's largest significant changes since the round before."""
+    """Per cadence, its latest closed round's headline sentence (what changed
+    since the round before and over the last 6 and 12 rounds) and its largest
+    significant changes since the round before."""
     latest = (
         select(Round.cadence_id, func.max(Round.closes_at).label("closes_at"))
         .join(Cadence, Cadence.id == Round.cadence_id)
@@ -80,6 +83,8 @@ def what_moved() -> list[dict]:
     for round_ in rounds:
         card = build_scorecard(round_)
         out.append({"round": round_, "cadence": round_.cadence.name, "previous": card.get("previous_round"),
+                    # The scorecard's own sentence: round to round and over 6 and 12 rounds.
+                    "headline": round_overview(round_, card)["headline"],
                     "movers": card["top_movers"][:HOME_MOVERS], "rate": card["response_rate"]})
     return out
 

@@ -57,6 +57,12 @@ def test_a_leader_sees_what_moved_participation_by_team_and_new_replies(app, sig
     moved = page.split('id="moved-heading"')[1].split("</section>")[0]
     assert "Monthly pulse · 2026-10" in moved and "How confident are you in this quarter?" in moved
     assert "significant" in moved
+    # The scorecard's own headline sentence, word for word.
+    from surveys.scorecard.overview import round_overview
+
+    headline = round_overview(after)["headline"]
+    assert headline.startswith("Confidence is up 2.0 since 2026-09 (significant, better)")
+    assert f'<p class="summary-sentence">{headline}</p>' in moved
     teams = page.split('id="teams-heading"')[1].split("</section>")[0]
     emea = teams.split("Sales / EMEA")[1].split("</tr>")[0]
     americas = teams.split("Sales / Americas")[1].split("</tr>")[0]
