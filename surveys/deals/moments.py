@@ -56,7 +56,8 @@ _MOMENT_FIELDS = {
     "question_set_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID,
                         "description": "A published question set whose answers are attributed."},
     "on": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(TRIGGERS)}},
-    "min_amount": {"type": ["number", "null"], "minimum": 0},
+    "min_amount": {"type": ["number", "null"], "minimum": 0,
+                   "description": "In the reporting currency; a deal whose currency has no rate on its close date passes."},
     "segments": _NAMES, "regions": _NAMES, "products": _NAMES,
     "delay_minutes": {"type": "integer", "minimum": 0, "maximum": 14 * 24 * 60, "default": 60,
                       "description": "Minutes after the close (at most two weeks)."},
@@ -158,7 +159,12 @@ def _stage_order() -> list[str]:
 
 
 def matches(moment: Moment, deal: Deal) -> bool:
-    if moment.min_amount is not None and (deal.amount or 0) < moment.min_amount:
+    """Whether the deal passes the moment's filters. "Amount at least X" is
+    in the reporting currency. A deal whose currency has no rate on its close
+    date passes it: a moment fires once, when the deal closes, and a rate
+    added later cannot ask again, so Canary would rather ask about a deal
+    that proves small than never hear about one that was large."""
+    if moment.min_amount is not None and deal.amount_reporting is not None and deal.amount_reporting < moment.min_amount:
         return False
     if moment.segments and deal.segment not in moment.segments:
         return False

@@ -22,19 +22,11 @@ from cadence import dispatch
 from surveys.org.models import Person
 from surveys.audit import record
 from surveys.deals.ingest import DEAL_FIELDS, dumps
-from surveys.deals import moments
+from surveys.deals import currency, moments
+from surveys.deals.currency import CURRENCIES
 from surveys.deals.models import OUTCOMES, Deal, DealEvent, DealProduct
 from surveys.extensions import db
 
-# ISO 4217 codes in use.
-CURRENCIES = frozenset("""
-AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD
-CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ
-GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
-LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
-PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB
-TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
-""".split())
 REQUIRED_FIELDS = ("owner_email", "account", "amount", "currency", "stage", "outcome")
 MAX_TEXT = {"account": 300, "stage": 100, "competitor": 200, "segment": 100, "region": 100, "loss_reason": 200}
 
@@ -192,6 +184,8 @@ def apply_event(event: DealEvent, now: datetime) -> tuple[Deal, dict | None | bo
     deal.state_at = event.occurred_at or now
     deal.updated_at = now
     db.session.flush()
+    currency.convert_deals(Deal.id == deal.id)
+    db.session.expire(deal, ["amount_reporting"])
     set_products(deal)
     return deal, (current or None)
 

@@ -7,6 +7,7 @@ import secrets
 from datetime import date, datetime, timedelta, timezone
 
 from surveys.org.models import Person
+from surveys.deals.currency import convert_deals
 from surveys.deals.models import Deal, DealProduct, MomentInvitation
 from surveys.deals.moments import create_moment, store_answers
 from surveys.extensions import db
@@ -31,8 +32,9 @@ def lost_moment(owner=None):
 
 def answered_deals(moment, deals):
     """Answered lost deals exactly as given: each a dict with amount,
-    close_date, segment, products and answers (as the rep form cleans them).
-    Returns them with their ids, for independent checks."""
+    close_date, segment, products, answers (as the rep form cleans them) and
+    optionally currency (USD). Their amounts are converted by the same SQL as
+    an applied event's. Returns them with their ids, for independent checks."""
     rep = Person(email="fixed.rep@example.com", name="Fixed Rep", timezone="UTC")
     rep.set_roles(["rep"])
     db.session.add(rep)
@@ -42,7 +44,8 @@ def answered_deals(moment, deals):
     made = []
     for n, fields in enumerate(deals):
         deal = Deal(source="api", external_id=f"FIXED-{n}", owner_id=rep.id, account=f"Fixed {n}", amount=fields["amount"],
-                    currency="USD", stage="Closed Lost", outcome="lost", close_date=fields["close_date"], competitor=None,
+                    currency=fields.get("currency", "USD"), stage="Closed Lost", outcome="lost",
+                    close_date=fields["close_date"], competitor=None,
                     segment=fields["segment"], region="NA", products=fields["products"], loss_reason="Price")
         db.session.add(deal)
         db.session.flush()
@@ -54,6 +57,7 @@ def answered_deals(moment, deals):
         db.session.flush()
         store_answers(invitation, fields["answers"], now)
         made.append({**fields, "id": deal.id})
+    convert_deals(Deal.id.in_([d["id"] for d in made]))
     db.session.commit()
     return made
 
@@ -99,5 +103,6 @@ def seed(moment, count=80, seed_value=15, start=date(2026, 7, 1), days=180, huge
         store_answers(invitation, answers, now)
         made.append({"id": deal.id, "amount": amount, "close_date": deal.close_date, "segment": deal.segment,
                      "products": products, "crm": crm, "answers": answers})
+    convert_deals(Deal.id.in_([d["id"] for d in made]))
     db.session.commit()
     return made
