@@ -217,3 +217,15 @@ def test_the_weight_cap_is_at_least_one_percent(app, client, api_token):
         deal_scorecard(moment, Options(weight="revenue", cap=0.005))
     document = client.get("/api/v1/openapi.json").json
     assert document["components"]["schemas"]["DealScorecardQuery"]["properties"]["cap"]["minimum"] == 0.01
+
+
+def test_the_scorecard_page_shows_the_reporting_currency_and_names_the_deals_left_out(app, signed_in_client):
+    assert import_rates_file(app).exit_code == 0
+    moment = lost_moment()
+    answered_deals(moment, [deal(50_000, date(2026, 8, 3), "EUR"), deal(40_000, date(2026, 8, 4)),
+                            deal(9_000, date(2026, 8, 5), "BRL"), deal(7_000, date(2026, 8, 6), "BRL"),
+                            deal(3_000, date(2026, 8, 7), "BRL")])
+    page = signed_in_client(roles=("leader",)).get(f"/deals/moments/{moment.id}/scorecard").text
+    assert "3 deals in BRL left out of the revenue-weighted view: no rate." in page
+    assert "5 deals, 95,000 USD" in page  # 50,000 EUR at 1.10 and 40,000 USD; the BRL deals counted, not summed
+    assert "Revenue (USD)" in page
