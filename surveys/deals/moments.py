@@ -208,8 +208,10 @@ def _insert_ignoring_conflicts(model):
 
 
 def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, now: datetime) -> int:
-    """Invite the deal's owner for each matching moment; returns how many
-    invitations this call created (0 when they already existed)."""
+    """Invite the deal's owner for each matching moment, in the caller's
+    transaction (the one that records the event's outcome, so the two are
+    committed together or not at all); returns how many invitations this
+    call created (0 when they already existed)."""
     found = triggers_for(previous, deal)
     if not found:
         return 0
@@ -237,7 +239,6 @@ def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, no
             status="scheduled", send_at=send_at, expires_at=expires_at, reminders_sent=0,
             nonce=secrets.token_urlsafe(12), created_at=now).returning(MomentInvitation.id))
         created += len(result.all())
-    db.session.commit()
     return created
 
 

@@ -133,30 +133,39 @@ def claim_event(event_id: int, now: datetime) -> int | None:
 
 
 def apply_claimed(event_id: int, attempt: int, now: datetime) -> str:
-    """Apply an event this worker claimed (attempt `attempt`), in one
-    transaction with its outcome. The outcome is written only while the claim
-    is still this worker's: when the tick has handed an abandoned event to
-    another worker meanwhile, everything is rolled back ("superseded")."""
+    """Apply an event this worker claimed (attempt `attempt`): the deal's
+    change, the invitations its moments make and the event's outcome are one
+    transaction, so a worker dying anywhere in it leaves the event
+    `processing` with nothing applied, for the tick to hand to another worker
+    (never an event `processed` whose owner was not asked). The outcome is
+    written only while the claim is still this worker's: when the tick has
+    handed an abandoned event to another worker meanwhile, everything is
+    rolled back ("superseded")."""
     event = db.session.get(DealEvent, event_id)
     try:
         deal, previous = apply_event(event, now)
     except DealInvalid as error:
         db.session.rollback()
-        return "failed" if _finish(event_id, attempt, status="failed", error=str(error), processed_at=now) else "superseded"
-    if not _finish(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=now):
+        if not _record_outcome(event_id, attempt, status="failed", error=str(error), processed_at=now):
+            return "superseded"
+        db.session.commit()
+        return "failed"
+    if not _record_outcome(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=now):
         return "superseded"
     if previous is not False:  # the event changed the deal: the moments decide whom to ask
         moments.on_deal_changed(deal, previous, event.occurred_at or now, now)
+    db.session.commit()
     return "processed"
 
 
-def _finish(event_id: int, attempt: int, **outcome) -> bool:
+def _record_outcome(event_id: int, attempt: int, **outcome) -> bool:
+    """Write the event's outcome in the current transaction if the claim is
+    still this worker's; otherwise roll the transaction back (False)."""
     done = db.session.execute(update(DealEvent).where(
         DealEvent.id == event_id, DealEvent.status == "processing", DealEvent.attempts == attempt).values(**outcome)).rowcount
     if not done:
         db.session.rollback()
         return False
-    db.session.commit()
     return True
 
 
