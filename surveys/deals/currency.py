@@ -45,13 +45,16 @@ PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD 
 TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
 """.split())
 MAX_ROWS = 100_000
+# No currency is worth anywhere near a million units of another (the dearest
+# are a few dollars): a larger rate is a typo, and would overflow amounts.
+MAX_RATE = 1_000_000
 RATE_COLUMNS = ("currency", "rate", "effective_from")
 
 payloads.declare("ExchangeRateInput", {
     "type": "object", "additionalProperties": False, "required": list(RATE_COLUMNS),
     "properties": {
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$", "title": "an ISO 4217 code such as EUR"},
-        "rate": {"type": "number", "exclusiveMinimum": 0,
+        "rate": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RATE,
                  "description": "units of the reporting currency one unit of `currency` is worth"},
         "effective_from": {"type": "string", "format": "date"},
     },
@@ -130,6 +133,8 @@ def check_rate(fields: dict) -> dict:
         errors["rate"] = "missing rate"
     elif not math.isfinite(rate) or rate <= 0:
         errors["rate"] = f"rate {raw_rate!r} is not a positive number"
+    elif rate > MAX_RATE:
+        errors["rate"] = f"rate {raw_rate!r} is over {MAX_RATE:,}: is it the wrong way round?"
     raw_date = fields.get("effective_from")
     try:
         effective_from = raw_date if isinstance(raw_date, date) else date.fromisoformat(str(raw_date or "").strip())

@@ -168,7 +168,8 @@ def test_rates_import_reports_each_bad_line_and_changes_nothing(app):
         "line 5: rate '-1.2' is not a positive number",
         "line 6: effective_from '2026-13-01' is not a date (YYYY-MM-DD)",
         "line 7: EUR from 2026-04-01 is also on line 2",
-        "nothing imported: 5 bad rows of 6",
+        "line 8: rate '2000000' is over 1,000,000: is it the wrong way round?",
+        "nothing imported: 6 bad rows of 7",
     ]
     assert db.session.scalar(select(func.count()).select_from(ExchangeRate)) == 0
     dry = app.test_cli_runner().invoke(args=["deals", "rates", "import", str(DATA / "exchange_rates.csv"), "--dry-run"])
@@ -225,7 +226,9 @@ def test_the_scorecard_page_shows_the_reporting_currency_and_names_the_deals_lef
     answered_deals(moment, [deal(50_000, date(2026, 8, 3), "EUR"), deal(40_000, date(2026, 8, 4)),
                             deal(9_000, date(2026, 8, 5), "BRL"), deal(7_000, date(2026, 8, 6), "BRL"),
                             deal(3_000, date(2026, 8, 7), "BRL")])
-    page = signed_in_client(roles=("leader",)).get(f"/deals/moments/{moment.id}/scorecard").text
+    leader = signed_in_client(roles=("leader",))
+    assert leader.get(f"/deals/moments/{moment.id}/scorecard?cap=0.005").status_code == 400  # under the 1 % minimum
+    page = leader.get(f"/deals/moments/{moment.id}/scorecard").text
     assert "3 deals in BRL left out of the revenue-weighted view: no rate." in page
     assert "5 deals, 95,000 USD" in page  # 50,000 EUR at 1.10 and 40,000 USD; the BRL deals counted, not summed
     assert "Revenue (USD)" in page
