@@ -531,7 +531,7 @@ def calibration(moment_id: int, question_key: str = LOSS_QUESTION, single_valued
 
 
 CSV_COLUMNS = ("period", "slice_kind", "slice", "question", "metric", "option", "value", "ci_low", "ci_high",
-               "deals", "weighted_value", "weighted_ci_low", "weighted_ci_high", "n_eff", "revenue")
+               "deals", "weighted_value", "weighted_ci_low", "weighted_ci_high", "n_eff", "revenue", "currency")
 
 
 def csv_rows(card: dict) -> list[dict]:
@@ -555,7 +555,8 @@ def csv_rows(card: dict) -> list[dict]:
                                      "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
                                      "deals": question["n"], "weighted_value": wvalue,
                                      "weighted_ci_low": wci[0] if wci else None, "weighted_ci_high": wci[1] if wci else None,
-                                     "n_eff": weighted_block.get("n_eff"), "revenue": weighted_block.get("revenue")})
+                                     "n_eff": weighted_block.get("n_eff"), "revenue": weighted_block.get("revenue"),
+                                     "currency": card["reporting_currency"]})
     return rows
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from surveys.audit import AuditEvent
 from surveys.deals import currency
 from surveys.deals.models import Deal, ExchangeRate, MomentInvitation
-from surveys.deals.scorecard import SIZE_BANDS, Options, ScorecardQueryInvalid, deal_scorecard
+from surveys.deals.scorecard import SIZE_BANDS, Options, ScorecardQueryInvalid, csv_rows, deal_scorecard
 from surveys.extensions import db
 from tests.builders.deal_scorecards import (
     LOSS_REASONS, answered_deals, check_group, in_reporting_currency, lost_moment, rate_on,
@@ -110,6 +110,10 @@ def test_weighted_views_convert_each_deal_at_the_rate_of_its_close_date(app):
     # The per-deal view counts every deal; the CSV's revenue is in the reporting currency.
     per_deal = deal_scorecard(moment, Options(period="quarter"))
     assert [p["deals"] for p in per_deal["periods"]] == [17, 11]
+    rows = csv_rows(card)
+    assert {row["currency"] for row in rows} == {"USD"}
+    q3_price = next(r for r in rows if (r["period"], r["question"], r["option"]) == ("2026-Q3", "loss_reason", "price"))
+    assert q3_price["revenue"] == pytest.approx(sum(d["amount"] for d in converted if quarter(d["close_date"]) == "2026-Q3"), abs=0.01)
 
 
 def test_rates_changed_later_convert_the_deals_again_on_a_worker(app, client, clock, make_person, api_token):
