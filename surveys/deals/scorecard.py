@@ -15,8 +15,9 @@ amount of every answered deal of the group and cap 10 % unless configured
 into Python), so no single deal decides a share. A deal whose currency had
 no rate on its close date has no converted amount: SQL's SUM and COUNT of
 the column leave it out of every weighted figure, the group says how many
-deals in which currency were left out, and the per-deal view counts it. Weighted shares and means come with the deal count and Kish's
-effective sample size n_eff = (sum w)^2 / sum w^2, which their intervals use
+deals in which currency were left out, and the per-deal view counts it.
+Weighted shares and means come with the deal count and Kish's effective
+sample size n_eff = (sum w)^2 / sum w^2, which their intervals use
 (Wilson for shares, t for means, with n_eff in place of n).
 
 The GROUP BYs sum uncapped amounts and their squares, so they need no group
@@ -56,7 +57,7 @@ class ScorecardQueryInvalid(ValueError):
     pass
 
 
-# The scorecard's query parameters (the API's, and the page's form), cap as a number.
+# The scorecard's query parameters as the API checks them, cap as a number.
 payloads.declare("DealScorecardQuery", {
     "type": "object", "additionalProperties": True,
     "properties": {
