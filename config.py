@@ -159,6 +159,11 @@ class Config:
     # In revenue-weighted deal scorecards, no deal weighs more than this
     # fraction of its group's total.
     DEAL_WEIGHT_CAP = env_float("DEAL_WEIGHT_CAP", 0.10)
+    # The ISO 4217 currency deal scorecards sum amounts in; exchange rates
+    # (the admin's /deals/rates) say what one unit of each other currency is
+    # worth in it. Changing it: import rates to the new currency, then run
+    # `flask --app wsgi deals rates reconvert`.
+    REPORTING_CURRENCY = (env_str("REPORTING_CURRENCY", "USD") or "USD").strip().upper()
 
 
 class DevelopmentConfig(Config):

@@ -63,3 +63,9 @@ def deal_events(event_ids: list[int]) -> None:
     for event_id in event_ids:
         queue.enqueue("cadence.jobs.process_deal_event", event_id, job_timeout=300,
                       result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)
+
+
+def deal_amounts(currencies: list[str]) -> None:
+    """Convert again the amounts of the deals in these currencies, after their exchange rates changed."""
+    get_queue("cadence").enqueue("cadence.jobs.convert_deal_amounts", currencies, job_timeout=600,
+                                 result_ttl=RESULT_TTL, failure_ttl=FAILURE_TTL)

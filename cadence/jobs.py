@@ -59,3 +59,10 @@ def process_deal_event(event_id: int) -> str:
     from surveys.deals.processing import process_event
 
     return process_event(event_id, utcnow())
+
+
+def convert_deal_amounts(currencies: list[str] | None) -> int:
+    """Deal amounts in the reporting currency again, after rates changed."""
+    from surveys.deals.currency import reconvert
+
+    return reconvert(currencies)

@@ -6,13 +6,14 @@ from flask import Response, current_app, g, jsonify, request
 from sqlalchemy import select
 
 from cadence.clock import utcnow
-from surveys.api.base import api_bp, api_roles, get_or_404, problem_responses
-from surveys.deals import ingest
-from surveys.deals.models import EVENT_STATUSES, OUTCOMES, DealEvent
+from surveys import payloads
+from surveys.api.base import api_bp, api_roles, get_or_404, json_body, problem_responses
+from surveys.deals import currency, ingest
+from surveys.deals.models import EVENT_STATUSES, OUTCOMES, DealEvent, ExchangeRate
 from surveys.deals.processing import event_dict, raw_text, replay, store_events
 from surveys.deals.queries import deal_dict, list_deals, list_events
 from surveys.extensions import db
-from surveys.problems import ApiProblem
+from surveys.problems import ApiProblem, validation_problem
 from surveys.permissions import STAFF
 
 
@@ -128,7 +129,36 @@ def deal_event_replay(event_id):
     return jsonify(event_dict(event)), 202
 
 
+@api_bp.get("/exchange-rates")
+@api_roles(*STAFF)
+def exchange_rates_index():
+    return jsonify({"reporting_currency": currency.reporting_currency(),
+                    "rates": [currency.rate_dict(rate) for rate in currency.list_rates()],
+                    "deals_without_rate": [{"currency": code, "deals": count} for code, count in currency.deals_without_rate()]})
+
+
+@api_bp.post("/exchange-rates")
+@api_roles("admin")
+def exchange_rate_set():
+    data = json_body(schema="ExchangeRateInput")
+    try:
+        rate, change = currency.set_rate(g.api_user, data)
+    except currency.RateInvalid as invalid:
+        raise validation_problem(invalid.errors) from None
+    return jsonify(currency.rate_dict(rate)), (201 if change == "added" else 200)
+
+
+@api_bp.delete("/exchange-rates/<int:rate_id>")
+@api_roles("admin")
+def exchange_rate_delete(rate_id):
+    currency.delete_rate(g.api_user, get_or_404(ExchangeRate, rate_id, "exchange rate"))
+    return "", 204
+
+
 _ID = {"type": "integer"}
+_RATE = {"type": "object", "properties": {
+    "id": _ID, "currency": {"type": "string"}, "rate": {"type": "number"}, "reporting_currency": {"type": "string"},
+    "effective_from": {"type": "string", "format": "date"}}}
 _EVENT = {"type": "object", "properties": {
     "id": _ID, "source": {"type": "string"}, "event_id": {"type": "string"}, "type": {"type": "string"},
     "status": {"type": "string", "enum": list(EVENT_STATUSES)}, "error": {"type": ["string", "null"]},
@@ -136,6 +166,9 @@ _EVENT = {"type": "object", "properties": {
 _DEAL = {"type": "object", "properties": {
     "id": _ID, "source": {"type": "string"}, "external_id": {"type": "string"}, "owner_email": {"type": "string"},
     "account": {"type": "string"}, "amount": {"type": "number"}, "currency": {"type": "string"},
+    "amount_reporting": {"type": ["number", "null"],
+                         "description": "The amount in reporting_currency at the rate of the close date; null without a rate"},
+    "reporting_currency": {"type": "string"},
     "stage": {"type": "string"}, "outcome": {"type": "string", "enum": list(OUTCOMES)},
     "close_date": {"type": ["string", "null"]}, "competitor": {"type": ["string", "null"]},
     "segment": {"type": ["string", "null"]}, "region": {"type": ["string", "null"]},
@@ -210,6 +243,26 @@ OPENAPI_PATHS = {
                                _param("page", "integer", "query")],
                 "responses": {"200": {"description": "Deals", "content": {"application/json": {"schema": {
                     "type": "array", "items": _DEAL}}}}, **problem_responses(400, 401, 403)}},
+    },
+    "/exchange-rates": {
+        "get": {"summary": "Exchange rates to the reporting currency, and the deals no rate converts",
+                "description": "Roles pm, leader, admin.",
+                "responses": {"200": {"description": "Rates", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"reporting_currency": {"type": "string"},
+                                                     "rates": {"type": "array", "items": _RATE},
+                                                     "deals_without_rate": {"type": "array"}}}}}},
+                              **problem_responses(401, 403)}},
+        "post": {"summary": "Add a rate, or change the rate of a currency and date",
+                 "description": "Role admin. Audited. The currency's deals are converted again by a worker.",
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": payloads.ref("ExchangeRateInput")}}},
+                 "responses": {"201": {"description": "Added", "content": {"application/json": {"schema": _RATE}}},
+                               "200": {"description": "Changed", "content": {"application/json": {"schema": _RATE}}},
+                               **problem_responses(400, 401, 403, 422)}},
+    },
+    "/exchange-rates/{rate_id}": {
+        "delete": {"summary": "Delete a rate", "description": "Role admin. Audited. Its currency's deals are converted again.",
+                   "parameters": [_param("rate_id")],
+                   "responses": {"204": {"description": "Deleted"}, **problem_responses(401, 403, 404)}},
     },
     "/deals/{deal_id}": {
         "get": {"summary": "One deal and its events", "description": "Roles pm, leader, admin.",

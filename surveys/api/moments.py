@@ -81,12 +81,20 @@ def moment_resume(moment_id):
 @api_roles(*STAFF)
 def moment_scorecard(moment_id):
     moment = get_or_404(Moment, moment_id, "moment")
+    query = {name: value for name, value in request.args.items() if value != ""}
+    if "cap" in query:
+        try:
+            query["cap"] = float(query["cap"])
+        except ValueError:
+            pass  # the schema names it: must be a number
+    if errors := payloads.shape_errors("DealScorecardQuery", query, root="query"):
+        raise ApiProblem(400, "Bad request", "The query has invalid parameters: " + "; ".join(
+            f"{name}: {message}" for name, message in errors.items()) + ".", errors)
     try:
-        cap = float(request.args.get("cap", current_app.config.get("DEAL_WEIGHT_CAP", DEFAULT_CAP)))
-        options = Options(period=request.args.get("period", "quarter"), by=request.args.get("by") or None,
-                          weight=request.args.get("weight", "deal"), cap=cap)
+        options = Options(period=query.get("period", "quarter"), by=query.get("by"), weight=query.get("weight", "deal"),
+                          cap=query.get("cap", current_app.config.get("DEAL_WEIGHT_CAP", DEFAULT_CAP)))
         card = deal_scorecard(moment, options)
-    except (ScorecardQueryInvalid, ValueError) as error:
+    except ScorecardQueryInvalid as error:
         raise ApiProblem(400, "Bad request", str(error)) from None
     if request.args.get("format") == "csv":
         return download(csv_text(CSV_COLUMNS, csv_rows(card)), "text/csv", f"{moment.name}-deal-scorecard.csv")
@@ -124,9 +132,11 @@ OPENAPI_PATHS = {
     "/moments/{moment_id}/scorecard": {"get": {
         "summary": "The moment's deal scorecard per period of close date (JSON, or CSV with ?format=csv)",
         "description": "Roles pm, leader, admin. ?period=month|quarter, ?by=outcome|competitor|size|segment|region|product, "
-        "?weight=revenue adds the revenue-weighted view (weights capped at ?cap, default 0.10 of the group's total; "
+        "?weight=revenue adds the revenue-weighted view in the reporting currency (weights capped at ?cap, from 0.01 to 1, "
+        "default 0.10 of the group's total; deals whose currency has no rate on their close date are left out and listed; "
         "Kish effective n for intervals; deal counts always shown).",
-        "parameters": _ID + [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+        "parameters": _ID + [{"name": name, "in": "query", "required": False,
+                              "schema": payloads.SCHEMAS["DealScorecardQuery"]["properties"][name]}
                              for name in ("period", "by", "weight", "cap", "format")],
         "responses": {"200": {"description": "The scorecard", "content": {
             "application/json": {"schema": {"type": "object"}}, "text/csv": {"schema": {"type": "string"}}}},

@@ -1,10 +1,11 @@
-"""`flask --app wsgi deals import|replay`."""
+"""`flask --app wsgi deals import|replay|tick|rates import|rates reconvert`."""
 
 import click
 from flask.cli import AppGroup
 
 from cadence.clock import parse_instant, utcnow
 from surveys.deals.csv_import import import_deals
+from surveys.deals.currency import import_rates, reconvert, reporting_currency
 from surveys.deals.models import DealEvent
 from surveys.deals.moments import run_moments
 from surveys.deals.processing import replay
@@ -47,6 +48,34 @@ def tick_command(now):
     """Send due deal-moment invitations, today's digests, and expire old ones."""
     report = run_moments(parse_instant(now) if now else utcnow())
     click.echo(f"sent {report['sent']} invitations, {report['digests']} digests; expired {report['expired']}")
+
+
+rates_cli = AppGroup("rates", help="Exchange rates to the reporting currency, for deal amounts.")
+deals_cli.add_command(rates_cli)
+
+
+@rates_cli.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--dry-run", is_flag=True, help="Check the file and print the report; change nothing.")
+def rates_import_command(file, dry_run):
+    """Import exchange rates from FILE ('-' reads standard input): columns
+    currency, rate (units of the reporting currency per unit), effective_from
+    (YYYY-MM-DD). Prints one line per bad row and a summary; any bad row and
+    nothing is imported (exit status 1). The deals of the changed currencies
+    are converted again by a worker."""
+    report = import_rates(file.read(), None, dry_run=dry_run)
+    for line, reason in report.bad:
+        click.echo(f"line {line}: {reason}")
+    click.echo(report.summary())
+    if report.rejected:
+        click.get_current_context().exit(1)
+
+
+@rates_cli.command("reconvert")
+def rates_reconvert_command():
+    """Convert every deal's amount again, here and now (after changing
+    REPORTING_CURRENCY, say)."""
+    click.echo(f"{reconvert(None)} deals converted to {reporting_currency()}")
 
 
 def register_deal_commands(app):

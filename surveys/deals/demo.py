@@ -3,7 +3,9 @@ through the same path as a CRM's events (stored, then processed), with
 answered deal moments, so a newcomer sees a deal scorecard and its
 revenue-weighted view on first run. The "Lost deals" moment has no delay and
 round-the-clock hours, so a signed sample event (README) shows its
-invitation in the outbox at the next tick."""
+invitation in the outbox at the next tick. A few deals are in EUR and GBP,
+with quarterly rates to the reporting currency, so the scorecards show them
+converted at the rate of their close date (and /deals/rates lists the rates)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from surveys.org.models import Person, PersonRole
-from surveys.deals.models import MomentInvitation
+from surveys.deals.currency import reporting_currency
+from surveys.deals.models import ExchangeRate, MomentInvitation
 from surveys.deals.moments import create_moment, store_answers
 from surveys.deals.processing import process_event, store_events
 from surveys.extensions import db
@@ -26,6 +29,27 @@ PRODUCTS = ("Platform", "SSO", "Analytics", "Mobile")
 # The CRM's loss-reason picklist, and what reps answer: in Enterprise the
 # picklist says "Price" where reps mostly say a missing feature.
 CRM_REASONS = ("Price", "Missing Feature", "Competitor", "No Decision", "Timing")
+# Every 9th deal is in EUR, every 13th in GBP (unless either is the reporting
+# currency); their rates change each quarter, as a finance team publishes them.
+FOREIGN = ((9, "EUR", 1.08), (13, "GBP", 1.27))
+
+
+def _seed_rates(now, rng) -> None:
+    start = now.date().replace(day=1) - timedelta(days=400)
+    for _every, code, base in FOREIGN:
+        if code == reporting_currency():
+            continue
+        for quarter in range(6):
+            effective = (start + timedelta(days=92 * quarter)).replace(day=1)
+            db.session.add(ExchangeRate(currency=code, rate=round(base * rng.uniform(0.96, 1.04), 4), effective_from=effective))
+    db.session.flush()
+
+
+def _currency_of(n: int) -> str:
+    for every, code, _base in FOREIGN:
+        if n % every == every - 1 and code != reporting_currency():
+            return code
+    return reporting_currency()
 
 
 def seed_deal_moments(owner, now, rng: random.Random) -> list[str]:
@@ -40,6 +64,7 @@ def seed_deal_moments(owner, now, rng: random.Random) -> list[str]:
         moments[trigger] = create_moment(owner, {
             "name": name, "question_set_id": question_set.id, "on": [trigger], "delay_minutes": 0,
             "working_hours": "00:00-23:59", "reminder_days": [1, 3], "expire_days": 7})
+    _seed_rates(now, rng)
     db.session.commit()
     answered = 0
     for n in range(DEALS_PER_YEAR):
@@ -50,7 +75,7 @@ def seed_deal_moments(owner, now, rng: random.Random) -> list[str]:
         amount = round(rng.lognormvariate(11.3 if segment == "Enterprise" else 10.2, 0.8), -2)
         reason = None if won else rng.choice(CRM_REASONS)
         deal = {"id": f"DEMO-{n + 1:04d}", "owner_email": rep.email, "account": f"{rng.choice(ACCOUNTS)} {n + 1}",
-                "amount": amount, "currency": "USD", "stage": "Closed Won" if won else "Closed Lost",
+                "amount": amount, "currency": _currency_of(n), "stage": "Closed Won" if won else "Closed Lost",
                 "outcome": "won" if won else "lost", "close_date": closed.date().isoformat(),
                 "competitor": rng.choice(COMPETITORS), "segment": segment, "region": rep.region,
                 "products": rng.sample(PRODUCTS, rng.randint(1, 2)), "loss_reason": reason}
@@ -62,7 +87,8 @@ def seed_deal_moments(owner, now, rng: random.Random) -> list[str]:
         if invitation is not None and rng.random() < 0.8:
             answered += _answer(invitation, won, segment, reason, rng)
     db.session.commit()
-    return [f"deals: {DEALS_PER_YEAR} closed over the year, {answered} answered deal moments (see /deals)"]
+    return [f"deals: {DEALS_PER_YEAR} closed over the year, {answered} answered deal moments (see /deals); "
+            "some in EUR and GBP, converted to the reporting currency (see /deals/rates)"]
 
 
 ACCOUNTS = ("Northwind", "Contoso", "Fabrikam", "Tailspin", "Wingtip", "Litware", "Proseware", "Adatum")

@@ -50,6 +50,13 @@ class Deal(db.Model):
     account: Mapped[str] = mapped_column(String(300))
     amount: Mapped[float] = mapped_column(Float)
     currency: Mapped[str] = mapped_column(String(3))
+    # The amount in the reporting currency at the rate in effect on the close
+    # date; None while the currency has no rate then (or the deal no close
+    # date). Kept on the deal rather than joined from the rates at read time:
+    # the scorecard's GROUP BYs then sum one column, as cheap as the raw
+    # amount (B9), and `surveys.deals.currency` sets it in SQL when an event
+    # is applied and again, by an RQ job, when the rates change.
+    amount_reporting: Mapped[float | None] = mapped_column(Float)
     stage: Mapped[str] = mapped_column(String(100))
     outcome: Mapped[str] = mapped_column(String(20), default="open")
     close_date: Mapped[date | None] = mapped_column(Date)
@@ -203,3 +210,20 @@ class DealProduct(db.Model):
 
     deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id", ondelete="CASCADE"), primary_key=True)
     product: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class ExchangeRate(db.Model):
+    """How many units of the reporting currency one unit of `currency` is
+    worth, from `effective_from` until the currency's next rate."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (
+        UniqueConstraint("currency", "effective_from"),
+        CheckConstraint("rate > 0", name="positive_rate"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    rate: Mapped[float] = mapped_column(Float)
+    effective_from: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -56,7 +56,8 @@ _MOMENT_FIELDS = {
     "question_set_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID,
                         "description": "A published question set whose answers are attributed."},
     "on": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(TRIGGERS)}},
-    "min_amount": {"type": ["number", "null"], "minimum": 0},
+    "min_amount": {"type": ["number", "null"], "minimum": 0,
+                   "description": "In the reporting currency; a deal whose currency has no rate on its close date passes."},
     "segments": _NAMES, "regions": _NAMES, "products": _NAMES,
     "delay_minutes": {"type": "integer", "minimum": 0, "maximum": 14 * 24 * 60, "default": 60,
                       "description": "Minutes after the close (at most two weeks)."},
@@ -158,7 +159,12 @@ def _stage_order() -> list[str]:
 
 
 def matches(moment: Moment, deal: Deal) -> bool:
-    if moment.min_amount is not None and (deal.amount or 0) < moment.min_amount:
+    """Whether the deal passes the moment's filters. "Amount at least X" is
+    in the reporting currency. A deal whose currency has no rate on its close
+    date passes it: a moment fires once, when the deal closes, and a rate
+    added later cannot ask again, so Canary would rather ask about a deal
+    that proves small than never hear about one that was large."""
+    if moment.min_amount is not None and deal.amount_reporting is not None and deal.amount_reporting < moment.min_amount:
         return False
     if moment.segments and deal.segment not in moment.segments:
         return False
@@ -202,8 +208,10 @@ def _insert_ignoring_conflicts(model):
 
 
 def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, now: datetime) -> int:
-    """Invite the deal's owner for each matching moment; returns how many
-    invitations this call created (0 when they already existed)."""
+    """Invite the deal's owner for each matching moment, in the caller's
+    transaction (the one that records the event's outcome, so the two are
+    committed together or not at all); returns how many invitations this
+    call created (0 when they already existed)."""
     found = triggers_for(previous, deal)
     if not found:
         return 0
@@ -231,7 +239,6 @@ def on_deal_changed(deal: Deal, previous: dict | None, happened_at: datetime, no
             status="scheduled", send_at=send_at, expires_at=expires_at, reminders_sent=0,
             nonce=secrets.token_urlsafe(12), created_at=now).returning(MomentInvitation.id))
         created += len(result.all())
-    db.session.commit()
     return created
 
 

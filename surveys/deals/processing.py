@@ -22,19 +22,11 @@ from cadence import dispatch
 from surveys.org.models import Person
 from surveys.audit import record
 from surveys.deals.ingest import DEAL_FIELDS, dumps
-from surveys.deals import moments
+from surveys.deals import currency, moments
+from surveys.deals.currency import CURRENCIES
 from surveys.deals.models import OUTCOMES, Deal, DealEvent, DealProduct
 from surveys.extensions import db
 
-# ISO 4217 codes in use.
-CURRENCIES = frozenset("""
-AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN BWP BYN BZD CAD
-CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP GBP GEL GHS GIP GMD GNF GTQ
-GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR
-LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN
-PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB
-TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
-""".split())
 REQUIRED_FIELDS = ("owner_email", "account", "amount", "currency", "stage", "outcome")
 MAX_TEXT = {"account": 300, "stage": 100, "competitor": 200, "segment": 100, "region": 100, "loss_reason": 200}
 
@@ -141,30 +133,39 @@ def claim_event(event_id: int, now: datetime) -> int | None:
 
 
 def apply_claimed(event_id: int, attempt: int, now: datetime) -> str:
-    """Apply an event this worker claimed (attempt `attempt`), in one
-    transaction with its outcome. The outcome is written only while the claim
-    is still this worker's: when the tick has handed an abandoned event to
-    another worker meanwhile, everything is rolled back ("superseded")."""
+    """Apply an event this worker claimed (attempt `attempt`): the deal's
+    change, the invitations its moments make and the event's outcome are one
+    transaction, so a worker dying anywhere in it leaves the event
+    `processing` with nothing applied, for the tick to hand to another worker
+    (never an event `processed` whose owner was not asked). The outcome is
+    written only while the claim is still this worker's: when the tick has
+    handed an abandoned event to another worker meanwhile, everything is
+    rolled back ("superseded")."""
     event = db.session.get(DealEvent, event_id)
     try:
         deal, previous = apply_event(event, now)
     except DealInvalid as error:
         db.session.rollback()
-        return "failed" if _finish(event_id, attempt, status="failed", error=str(error), processed_at=now) else "superseded"
-    if not _finish(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=now):
+        if not _record_outcome(event_id, attempt, status="failed", error=str(error), processed_at=now):
+            return "superseded"
+        db.session.commit()
+        return "failed"
+    if not _record_outcome(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=now):
         return "superseded"
     if previous is not False:  # the event changed the deal: the moments decide whom to ask
         moments.on_deal_changed(deal, previous, event.occurred_at or now, now)
+    db.session.commit()
     return "processed"
 
 
-def _finish(event_id: int, attempt: int, **outcome) -> bool:
+def _record_outcome(event_id: int, attempt: int, **outcome) -> bool:
+    """Write the event's outcome in the current transaction if the claim is
+    still this worker's; otherwise roll the transaction back (False)."""
     done = db.session.execute(update(DealEvent).where(
         DealEvent.id == event_id, DealEvent.status == "processing", DealEvent.attempts == attempt).values(**outcome)).rowcount
     if not done:
         db.session.rollback()
         return False
-    db.session.commit()
     return True
 
 
@@ -192,6 +193,8 @@ def apply_event(event: DealEvent, now: datetime) -> tuple[Deal, dict | None | bo
     deal.state_at = event.occurred_at or now
     deal.updated_at = now
     db.session.flush()
+    currency.convert_deals(Deal.id == deal.id)
+    db.session.expire(deal, ["amount_reporting"])
     set_products(deal)
     return deal, (current or None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from surveys.org.models import Person
+from surveys.deals.currency import reporting_currency
 from surveys.deals.models import Deal, DealEvent, MomentInvitation
 from surveys.extensions import db
 
@@ -31,7 +32,8 @@ def deal_dict(deal: Deal) -> dict:
     return {
         "id": deal.id, "source": deal.source, "external_id": deal.external_id,
         "owner_email": deal.owner.email if deal.owner else None, "account": deal.account,
-        "amount": deal.amount, "currency": deal.currency, "stage": deal.stage, "outcome": deal.outcome,
+        "amount": deal.amount, "currency": deal.currency, "amount_reporting": deal.amount_reporting,
+        "reporting_currency": reporting_currency(), "stage": deal.stage, "outcome": deal.outcome,
         "close_date": deal.close_date.isoformat() if deal.close_date else None, "competitor": deal.competitor,
         "segment": deal.segment, "region": deal.region, "products": list(deal.products or []),
         "loss_reason": deal.loss_reason,

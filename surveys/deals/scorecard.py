@@ -8,10 +8,16 @@ turns the per-deal value counts into the metrics, intervals and
 period-over-period tests of a cadence scorecard.
 
 Revenue weights: within a group (one period, one slice), deal i weighs
-w_i = min(amount_i, cap x total), total being the amount of every answered
-deal of the group and cap 10 % unless configured, so no single deal decides
-a share. Weighted shares and means come with the deal count and Kish's
-effective sample size n_eff = (sum w)^2 / sum w^2, which their intervals use
+w_i = min(amount_i, cap x total), amounts in the reporting currency
+(`Deal.amount_reporting`, see `surveys.deals.currency`), total being the
+amount of every answered deal of the group and cap 10 % unless configured
+(at least 1 %: a cap c lets up to 1/c deals per group over it, each fetched
+into Python), so no single deal decides a share. A deal whose currency had
+no rate on its close date has no converted amount: SQL's SUM and COUNT of
+the column leave it out of every weighted figure, the group says how many
+deals in which currency were left out, and the per-deal view counts it.
+Weighted shares and means come with the deal count and Kish's effective
+sample size n_eff = (sum w)^2 / sum w^2, which their intervals use
 (Wilson for shares, t for means, with n_eff in place of n).
 
 The GROUP BYs sum uncapped amounts and their squares, so they need no group
@@ -28,7 +34,8 @@ from sqlalchemy import Date, Float, String, case, column, distinct, func, litera
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from surveys import metrics
+from surveys import metrics, payloads
+from surveys.deals import currency
 from surveys.deals.models import Deal, DealAnswer, DealProduct, Moment, MomentInvitation
 from surveys.extensions import db
 from surveys.models import QuestionSetVersion
@@ -37,13 +44,31 @@ PERIODS = ("month", "quarter")
 SLICES = ("outcome", "competitor", "size", "segment", "region", "product")
 WEIGHTS = ("deal", "revenue")
 DEFAULT_CAP = 0.10
-# Deal-size bands by amount (the deal's own currency; one currency per org is the usual case).
+# The smallest cap: the deals over it, up to 1/cap per group, are corrected in Python.
+MIN_CAP = 0.01
+# Deal-size bands by amount in the reporting currency; a deal without a rate
+# on its close date is in a band of its own.
 SIZE_BANDS = ((10_000, "under 10k"), (50_000, "10k-50k"), (250_000, "50k-250k"), (None, "250k and over"))
+NO_RATE_BAND = "(no rate)"
 LOSS_QUESTION = "loss_reason"
 
 
 class ScorecardQueryInvalid(ValueError):
     pass
+
+
+# The scorecard's query parameters as the API checks them, cap as a number.
+payloads.declare("DealScorecardQuery", {
+    "type": "object", "additionalProperties": True,
+    "properties": {
+        "period": {"enum": list(PERIODS)},
+        "by": {"enum": list(SLICES)},
+        "weight": {"enum": list(WEIGHTS)},
+        "cap": {"type": "number", "minimum": MIN_CAP, "maximum": 1,
+                "description": "the largest share of its group's total one deal may weigh (0.01 to 1)"},
+        "format": {"enum": ["json", "csv"]},
+    },
+})
 
 
 @dataclass(frozen=True)
@@ -55,7 +80,7 @@ class Options:
 
 
 def size_band_expression(amount):
-    whens = []
+    whens = [(amount.is_(None), NO_RATE_BAND)]
     for upper, label in SIZE_BANDS:
         if upper is None:
             break
@@ -67,7 +92,7 @@ def _slice_column(by, deal_table):
     if by is None:
         return literal("")
     if by == "size":
-        return size_band_expression(deal_table.c.amount)
+        return size_band_expression(deal_table.c.amount_reporting)
     if by == "product":
         return func.coalesce(DealProduct.__table__.c.product, "(none)")
     field = {"outcome": deal_table.c.outcome, "competitor": deal_table.c.competitor,
@@ -127,15 +152,17 @@ def _period_bounds(year: int, part: int, period: str) -> tuple[date, date]:
 
 
 class _Sums:
-    """Uncapped sums of one group, question or value: deals, amount, amount squared."""
+    """Uncapped sums of one group, question or value: deals, deals with a
+    converted amount, amount, amount squared."""
 
-    __slots__ = ("n", "a", "a2", "top")
+    __slots__ = ("n", "c", "a", "a2", "top")
 
     def __init__(self):
-        self.n, self.a, self.a2, self.top = 0, 0.0, 0.0, None
+        self.n, self.c, self.a, self.a2, self.top = 0, 0, 0.0, 0.0, None
 
-    def add(self, n, a, a2, top=None):
+    def add(self, n, c, a, a2, top=None):
         self.n += n
+        self.c += c
         self.a += a or 0.0
         self.a2 += a2 or 0.0
         if top is not None and (self.top is None or top > self.top):
@@ -152,7 +179,7 @@ def _sums(moment_id: int, options: Options, specs: dict) -> dict:
     products = DealProduct.__table__
     month = _Month(deals.c.close_date)
     slice_name = _Bytewise(_slice_column(options.by, deals))
-    amount = deals.c.amount
+    amount = deals.c.amount_reporting
     multi = sorted(key for key, spec in specs.items() if spec.type == "multi_choice")
     source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
     if options.by == "product":
@@ -165,17 +192,18 @@ def _sums(moment_id: int, options: Options, specs: dict) -> dict:
         flags.append(answered.c.invitation_id.is_not(None))
     groups, respondents = {}, {}
     rows = db.session.execute(
-        select(month, slice_name, *flags, func.count(), func.sum(amount), func.sum(amount * amount), func.max(amount))
+        select(month, slice_name, *flags, func.count(), func.count(amount), func.sum(amount), func.sum(amount * amount),
+               func.max(amount))
         .select_from(source)
         .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None), deals.c.close_date.is_not(None))
         .group_by(month, slice_name, *flags))
     for row in rows:
         key = _group_of(row[0], row[1], options.period)
-        n, a, a2, top = row[2 + len(multi):]
-        groups.setdefault(key, _Sums()).add(n, a, a2, top)
+        n, c, a, a2, top = row[2 + len(multi):]
+        groups.setdefault(key, _Sums()).add(n, c, a, a2, top)
         for question_key, answered in zip(multi, row[2:2 + len(multi)]):
             if answered:
-                respondents.setdefault((*key, question_key), _Sums()).add(n, a, a2)
+                respondents.setdefault((*key, question_key), _Sums()).add(n, c, a, a2)
     # Answers exist only for answered invitations (store_answers writes both
     # in one transaction), so the values need no join to the invitations.
     # A text answer's words are not aggregated: only its count is shown.
@@ -188,18 +216,39 @@ def _sums(moment_id: int, options: Options, specs: dict) -> dict:
     by_value = {}
     rows = db.session.execute(
         select(month, slice_name, question_key, answers.c.value_num, value_text,
-               func.count(), func.sum(amount), func.sum(amount * amount))
+               func.count(), func.count(amount), func.sum(amount), func.sum(amount * amount))
         .select_from(source).where(answers.c.moment_id == moment_id, deals.c.close_date.is_not(None))
         .group_by(month, slice_name, question_key, answers.c.value_num, value_text))
     for row in rows:
         key = (*_group_of(row[0], row[1], options.period), row[2])
-        by_value.setdefault(key, {}).setdefault((row[3], row[4]), _Sums()).add(row[5], row[6], row[7])
+        by_value.setdefault(key, {}).setdefault((row[3], row[4]), _Sums()).add(*row[5:9])
     for key, counts in by_value.items():
         if key[3] not in multi:  # one row per deal: the value counts add up to the respondents
             total = respondents.setdefault(key, _Sums())
             for sums in counts.values():
-                total.add(sums.n, sums.a, sums.a2)
-    return {"groups": groups, "respondents": respondents, "values": by_value, "text_keys": text_keys}
+                total.add(sums.n, sums.c, sums.a, sums.a2)
+    left_out = _left_out(moment_id, options) if any(s.c < s.n for s in groups.values()) else {}
+    return {"groups": groups, "respondents": respondents, "values": by_value, "text_keys": text_keys, "left_out": left_out}
+
+
+def _left_out(moment_id: int, options: Options) -> dict:
+    """Per group, the answered deals without a converted amount, by currency
+    (only run when some group has one)."""
+    deals, invitations = Deal.__table__, MomentInvitation.__table__
+    slice_name = _slice_column(options.by, deals)
+    source = invitations.join(deals, deals.c.id == invitations.c.deal_id)
+    if options.by == "product":
+        source = source.outerjoin(DealProduct.__table__, DealProduct.__table__.c.deal_id == deals.c.id)
+    month = _Month(deals.c.close_date)
+    found = {}
+    for row_month, name, code, count in db.session.execute(
+            select(month, slice_name, deals.c.currency, func.count()).select_from(source)
+            .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None),
+                   deals.c.close_date.is_not(None), deals.c.amount_reporting.is_(None))
+            .group_by(month, slice_name, deals.c.currency)):
+        by_currency = found.setdefault(_group_of(row_month, name, options.period), {})
+        by_currency[code] = by_currency.get(code, 0) + count
+    return found
 
 
 def _overall(sliced: dict) -> dict:
@@ -208,16 +257,21 @@ def _overall(sliced: dict) -> dict:
         folded = {}
         for key, sums in source.items():
             total = folded.setdefault((key[0], key[1], "", *key[3:]), _Sums())
-            total.add(sums.n, sums.a, sums.a2, sums.top)
+            total.add(sums.n, sums.c, sums.a, sums.a2, sums.top)
         return folded
 
     folded_values = {}
     for key, by_value in sliced["values"].items():
         target = folded_values.setdefault((key[0], key[1], "", key[3]), {})
         for value, sums in by_value.items():
-            target.setdefault(value, _Sums()).add(sums.n, sums.a, sums.a2)
+            target.setdefault(value, _Sums()).add(sums.n, sums.c, sums.a, sums.a2)
+    left_out = {}
+    for (year, part, _name), by_currency in sliced["left_out"].items():
+        target = left_out.setdefault((year, part, ""), {})
+        for code, count in by_currency.items():
+            target[code] = target.get(code, 0) + count
     return {"groups": fold(sliced["groups"]), "respondents": fold(sliced["respondents"]), "values": folded_values,
-            "text_keys": sliced["text_keys"]}
+            "text_keys": sliced["text_keys"], "left_out": left_out}
 
 
 _IDS_PER_QUERY = 5000  # well under SQLite's limit of bound parameters
@@ -245,11 +299,12 @@ def _over_the_cap(moment_id: int, options: Options, data: dict) -> list:
     # the lowest limit (a join would let the planner scan the deals once per group).
     own_limit = (select(limits.c.cap).where(limits.c.slice == slice_name, limits.c.first <= deals.c.close_date,
                                             deals.c.close_date < limits.c.after).scalar_subquery())
+    amount = deals.c.amount_reporting
     found = db.session.execute(
-        select(invitations.c.id, _Month(deals.c.close_date), slice_name, deals.c.amount).select_from(source)
+        select(invitations.c.id, _Month(deals.c.close_date), slice_name, amount).select_from(source)
         .where(invitations.c.moment_id == moment_id, invitations.c.responded_at.is_not(None),
-               deals.c.close_date.is_not(None), deals.c.amount > min(row[-1] for row in thresholds),
-               deals.c.amount > own_limit)).all()
+               deals.c.close_date.is_not(None), amount > min(row[-1] for row in thresholds),
+               amount > own_limit)).all()
     text_keys = data["text_keys"]
     value_text = case((answers.c.question_key.in_(text_keys), null()), else_=answers.c.value_text) if text_keys else answers.c.value_text
     given, ids = {}, sorted({row[0] for row in found})
@@ -272,8 +327,9 @@ def _weigh(data: dict, heavy: list, cap: float) -> dict:
         limit = cap * data["groups"][key].a
         if amount > limit:
             corrections[(invitation_id, key)] = (limit - amount, limit * limit - amount * amount, given)
-    groups = {key: {"deals": s.n, "revenue": s.a, "w": s.a, "w2": s.a2} for key, s in data["groups"].items()}
-    respondents = {key: {"n": s.n, "w": s.a, "w2": s.a2, "revenue": s.a} for key, s in data["respondents"].items()}
+    groups = {key: {"deals": s.n, "weighted_deals": s.c, "revenue": s.a, "w": s.a, "w2": s.a2,
+                    "left_out": data["left_out"].get(key, {})} for key, s in data["groups"].items()}
+    respondents = {key: {"n": s.n, "c": s.c, "w": s.a, "w2": s.a2, "revenue": s.a} for key, s in data["respondents"].items()}
     weights = {key: {value: [s.a, s.a2] for value, s in by_value.items()} for key, by_value in data["values"].items()}
     for (_invitation_id, key), (dw, dw2, given) in corrections.items():
         groups[key]["w"] += dw
@@ -324,8 +380,8 @@ def deal_scorecard(moment: Moment, options: Options) -> dict:
         raise ScorecardQueryInvalid(f"by must be one of {', '.join(SLICES)}")
     if options.weight not in WEIGHTS:
         raise ScorecardQueryInvalid(f"weight must be one of {', '.join(WEIGHTS)}")
-    if not 0 < options.cap <= 1:
-        raise ScorecardQueryInvalid("cap must be a fraction above 0 and at most 1")
+    if not MIN_CAP <= options.cap <= 1:
+        raise ScorecardQueryInvalid(f"cap must be a fraction from {MIN_CAP} to 1")
     specs = _specs(moment)
     overall, sliced = aggregate(moment.id, options, specs)
     keys = sorted({(y, p) for (y, p, _s) in overall["groups"]})
@@ -344,13 +400,20 @@ def deal_scorecard(moment: Moment, options: Options) -> dict:
         for question in entry["questions"] + [q for s in entry["slices"] for q in s["questions"]]:
             question.pop("_result", None)
     return {"moment": {"id": moment.id, "name": moment.name}, "period": options.period, "by": options.by,
-            "weight": options.weight, "weight_cap_pct": round(options.cap * 100, 1), "periods": periods,
+            "weight": options.weight, "weight_cap_pct": round(options.cap * 100, 1),
+            "reporting_currency": currency.reporting_currency(), "periods": periods,
             "calibration": calibration(moment.id, single_valued=LOSS_QUESTION in specs and specs[LOSS_QUESTION].type != "multi_choice")}
 
 
 def _group_totals(data, key) -> dict:
+    """A group's deal count (every answered deal), and for the weighted view
+    the deals it weighs, their revenue, Kish's n and the deals left out for
+    want of a rate (by currency, most first)."""
     group = data["groups"][key]
-    return {"deals": group["deals"], "revenue": round(group["revenue"], 2), "n_eff": _kish(group["w"], group["w2"])}
+    left_out = sorted(group["left_out"].items(), key=lambda item: (-item[1], item[0]))
+    return {"deals": group["deals"], "weighted_deals": group["weighted_deals"], "revenue": round(group["revenue"], 2),
+            "n_eff": _kish(group["w"], group["w2"]),
+            "left_out": [{"currency": code, "deals": count, "reason": "no rate"} for code, count in left_out]}
 
 
 def _kish(w, w2):
@@ -390,10 +453,11 @@ def _questions(specs, data, key, options, previous):
 
 
 def weighted(spec, rows, respondents) -> dict:
-    """Revenue-weighted metrics of one question in one group, with the deal
-    count, the revenue (uncapped) and Kish's effective n."""
+    """Revenue-weighted metrics of one question in one group, with the count
+    of deals weighed (those with a converted amount), the revenue (uncapped,
+    in the reporting currency) and Kish's effective n."""
     total_w, n_eff = respondents["w"], (respondents["w"] ** 2 / respondents["w2"] if respondents["w2"] else 0.0)
-    result = {"deals": respondents["n"], "revenue": round(respondents["revenue"], 2), "n_eff": round(n_eff, 2),
+    result = {"deals": respondents["c"], "revenue": round(respondents["revenue"], 2), "n_eff": round(n_eff, 2),
               "metrics": {}, "ci95": {}}
     if not total_w:
         return result
@@ -468,7 +532,7 @@ def calibration(moment_id: int, question_key: str = LOSS_QUESTION, single_valued
 
 
 CSV_COLUMNS = ("period", "slice_kind", "slice", "question", "metric", "option", "value", "ci_low", "ci_high",
-               "deals", "weighted_value", "weighted_ci_low", "weighted_ci_high", "n_eff", "revenue")
+               "deals", "weighted_value", "weighted_ci_low", "weighted_ci_high", "n_eff", "revenue", "currency")
 
 
 def csv_rows(card: dict) -> list[dict]:
@@ -492,7 +556,8 @@ def csv_rows(card: dict) -> list[dict]:
                                      "ci_low": ci[0] if ci else None, "ci_high": ci[1] if ci else None,
                                      "deals": question["n"], "weighted_value": wvalue,
                                      "weighted_ci_low": wci[0] if wci else None, "weighted_ci_high": wci[1] if wci else None,
-                                     "n_eff": weighted_block.get("n_eff"), "revenue": weighted_block.get("revenue")})
+                                     "n_eff": weighted_block.get("n_eff"), "revenue": weighted_block.get("revenue"),
+                                     "currency": card["reporting_currency"]})
     return rows
 
 

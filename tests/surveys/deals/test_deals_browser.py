@@ -5,6 +5,7 @@ per deal and revenue-weighted, by quarter, by segment and by product line.
 No serious or critical axe-core violation, every control labelled, text at
 4.5:1 contrast, and nothing wider than the phone (issue 15)."""
 
+from surveys.deals.currency import deals_without_rate
 from tests.builders.deal_scorecards import lost_moment, seed
 from tests.builders.deals import DATA, configure, event_body, post_signed
 from tests.conftest import CONTRAST, UNLABELLED, accessibility_violations, run_worker, signed_in_page
@@ -71,3 +72,59 @@ def test_deal_pages_in_a_browser_at_desktop_and_phone_widths(app, client, clock,
                     check(page, f"{path} as {email} at {width}px", width)
             finally:
                 page.close()
+
+
+def test_exchange_rates_page_in_a_browser_at_desktop_and_phone_widths(app, client, clock, make_person, browser, live_server):
+    """The admin's rates: deals without a rate named, a rate added (and one
+    refused with its field errors, the input kept), the CSV import's report
+    with its bad lines; the scorecard naming the deals its weighted view
+    leaves out. Leaders and PMs may not open it."""
+    configure(app)
+    make_person(email="ana.rep@example.com", name="Ana Rep", roles=("rep",), password=None)
+    for n, code in enumerate(("EUR", "BRL", "BRL")):
+        post_signed(client, event_body(f"evt_rate_{n}", id=f"OPP-{n}", currency=code, amount=50_000 + n), clock())
+    run_worker(app)
+    moment = lost_moment()
+    seed(moment, count=20)
+    make_person(email="admin@example.com", name="Ada Admin", roles=("admin",))
+    make_person(email="leader@example.com", name="Lee Leader", roles=("leader",))
+    for device in WIDTHS:
+        width = device["viewport"]["width"]
+        page = signed_in_page(browser, live_server, "admin@example.com", **device)
+        try:
+            assert page.goto(live_server + "/deals/rates").status == 200
+            assert "2 deals in BRL" in page.content() and "1 deal in EUR" in page.content()
+            check(page, f"rates at {width}px", width)
+            page.get_by_label("Currency").fill("EURO")
+            page.get_by_label("Rate", exact=True).fill("-2")
+            page.get_by_label("Effective from").fill("2026-02-30")
+            page.get_by_role("button", name="Save rate").click()
+            page.wait_for_load_state()
+            errors = page.locator(".field-errors").all_inner_texts()
+            assert len(errors) == 3 and "Unknown currency 'EURO'" in errors[0], errors
+            assert page.get_by_label("Currency").input_value() == "EURO"  # the input is kept
+            check(page, f"rate refused at {width}px", width)
+            page.get_by_label("Currency").fill("EUR")
+            page.get_by_label("Rate", exact=True).fill("1.1")
+            page.get_by_label("Effective from").fill("2026-01-01")
+            page.get_by_role("button", name="Save rate").click()
+            page.wait_for_load_state()
+            assert "EUR from 2026-01-01: 1.1 USD" in page.content()
+            check(page, f"rate saved at {width}px", width)
+            page.get_by_label("Exchange rates CSV").set_input_files(str(DATA / "exchange_rates_bad.csv"))
+            page.get_by_role("button", name="Import").click()
+            page.wait_for_load_state()
+            assert "Nothing imported: 6 bad rows of 7" in page.content()
+            assert page.locator(".bad-rows tbody tr").count() == 6
+            check(page, f"rates import report at {width}px", width)
+            assert page.goto(live_server + f"/deals/moments/{moment.id}/scorecard").status == 200
+            check(page, f"scorecard at {width}px", width)
+        finally:
+            page.close()
+        page = signed_in_page(browser, live_server, "leader@example.com", **device)
+        try:
+            assert page.goto(live_server + "/deals/rates").status == 403
+        finally:
+            page.close()
+    run_worker(app)  # the reconversion the saved rate queued
+    assert deals_without_rate() == [("BRL", 2)]

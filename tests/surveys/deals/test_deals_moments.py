@@ -290,3 +290,44 @@ def test_a_deal_moved_back_a_stage_and_one_closed_as_no_decision_trigger_their_m
     post_signed(client, event_body("evt_s3", stage="Negotiation", **open_deal).replace(b"14:00:00Z", b"14:20:00Z"), clock())
     run_worker(app)
     assert len(_invitations()) == 2  # moving forward again asks nothing
+
+
+def test_a_worker_dying_before_its_moments_ran_loses_no_invitation(app, client, clock, make_person, api_token, smtp):
+    """The worker applies the event and records its outcome, then dies
+    before committing: the outcome and the moment's invitation are one
+    transaction, so nothing was kept, and the tick hands the event to another
+    worker that applies it and invites the owner (issue 15)."""
+    from datetime import timedelta
+
+    from cadence.jobs import tick
+    from cadence.queues import get_queue
+    from surveys.deals.models import DealEvent
+    from surveys.deals.processing import _record_outcome, apply_event, claim_event
+
+    configure(app)
+    _rep(make_person)  # Paris
+    _moment(client, api_token(roles=("pm",)), _published().id)
+    post_signed(client, event_body("evt_crash"), clock())
+    event_id = db.session.scalar(select(DealEvent.id))
+    get_queue("cadence").empty()  # the worker took the job
+    # The worker's own path up to the point where it used to commit the outcome...
+    claimed = clock()
+    attempt = claim_event(event_id, claimed)
+    deal, _previous = apply_event(db.session.get(DealEvent, event_id), claimed)
+    assert _record_outcome(event_id, attempt, status="processed", error=None, deal_id=deal.id, processed_at=claimed)
+    # ...then it dies: its connection, and the transaction with it, is gone.
+    db.session.rollback()
+    db.session.close()
+    assert db.session.scalar(select(DealEvent.status)) == "processing"
+    assert db.session.scalar(select(func.count()).select_from(Deal)) == 0 and _invitations() == []
+    assert tick((claimed + timedelta(minutes=9)).isoformat())["deal_events_requeued"] == 0
+    clock.set(claimed + timedelta(minutes=11))
+    assert tick(clock().isoformat())["deal_events_requeued"] == 1
+    run_worker(app)
+    db.session.expire_all()
+    assert db.session.scalar(select(DealEvent.status)) == "processed"
+    [invitation] = _invitations()
+    assert (invitation.status, invitation.send_at) == ("scheduled", parse_instant("2026-12-01T15:00:00Z"))
+    assert tick("2026-12-01T14:59:00Z")["deal_moments"]["sent"] == 0
+    assert tick("2026-12-01T15:00:00Z")["deal_moments"]["sent"] == 1
+    assert smtp.wait_for(1) == 1 and smtp.messages[0]["To"] == "Ana Rep <ana.rep@example.com>"
