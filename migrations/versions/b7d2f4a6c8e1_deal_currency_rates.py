@@ -1,7 +1,7 @@
 """deal amounts in the reporting currency: exchange rates and each deal's converted amount
 
 Revision ID: b7d2f4a6c8e1
-Revises: a3c9e1d5b7f2
+Revises: b4e8c2a6d913
 Create Date: 2026-12-01 18:50:00
 
 """
@@ -15,7 +15,7 @@ from surveys.extensions import UTCDateTime
 
 # revision identifiers, used by Alembic.
 revision = 'b7d2f4a6c8e1'
-down_revision = 'a3c9e1d5b7f2'
+down_revision = 'b4e8c2a6d913'
 branch_labels = None
 depends_on = None
 
@@ -43,6 +43,7 @@ def upgrade():
 
 
 def downgrade():
-    with op.batch_alter_table('deals', schema=None) as batch_op:
-        batch_op.drop_column('amount_reporting')
+    # A plain DROP COLUMN: batch mode would copy and drop deals, which the
+    # rows referencing it forbid on SQLite.
+    op.execute('ALTER TABLE deals DROP COLUMN amount_reporting')
     op.drop_table('exchange_rates')
