@@ -22,11 +22,7 @@ def import_command(file, dry_run):
     line per bad row and a summary; any bad row and nothing is imported
     (exit status 1)."""
     report = import_deals(file.read(), utcnow(), dry_run=dry_run)
-    for line, reason in report.bad:
-        click.echo(f"line {line}: {reason}")
-    click.echo(report.summary())
-    if report.rejected:
-        click.get_current_context().exit(1)
+    _print_report(report)
 
 
 @deals_cli.command("replay")
@@ -64,11 +60,7 @@ def rates_import_command(file, dry_run):
     nothing is imported (exit status 1). The deals of the changed currencies
     are converted again by a worker."""
     report = import_rates(file.read(), None, dry_run=dry_run)
-    for line, reason in report.bad:
-        click.echo(f"line {line}: {reason}")
-    click.echo(report.summary())
-    if report.rejected:
-        click.get_current_context().exit(1)
+    _print_report(report)
 
 
 @rates_cli.command("reconvert")
@@ -80,3 +72,12 @@ def rates_reconvert_command():
 
 def register_deal_commands(app):
     app.cli.add_command(deals_cli)
+
+
+def _print_report(report) -> None:
+    """One line per bad row, then the summary; a rejected import exits 1."""
+    for line, reason in report.bad:
+        click.echo(f"line {line}: {reason}")
+    click.echo(report.summary())
+    if report.rejected:
+        click.get_current_context().exit(1)

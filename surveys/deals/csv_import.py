@@ -13,61 +13,29 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
+from surveys.deals.csv_files import ImportReport, read_rows as read_csv_rows
 from surveys.deals.ingest import DEAL_FIELDS, TYPE_OF_OUTCOME
 from surveys.deals.processing import DealInvalid, process_event, store_events, validate_deal
 from surveys.extensions import db
 
-MAX_ROWS = 100_000
 REQUIRED_COLUMNS = ("id", "owner_email", "account", "amount", "currency", "stage", "outcome", "close_date")
 
 
 @dataclass
-class DealImportReport:
-    dry_run: bool
-    rows: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
+class DealImportReport(ImportReport):
     stored: int = 0
     duplicates: int = 0
     failed: int = 0
-    file_error: str | None = None
 
-    @property
-    def rejected(self) -> bool:
-        return bool(self.bad or self.file_error)
-
-    def summary(self) -> str:
-        if self.file_error:
-            return f"nothing imported: {self.file_error}"
-        if self.bad:
-            return f"nothing imported: {len(self.bad)} bad row{'' if len(self.bad) == 1 else 's'} of {self.rows}"
-        if self.dry_run:
-            return f"dry run: {self.rows} good rows; nothing written"
+    def imported(self) -> str:
         return f"imported {self.stored} deal events ({self.duplicates} already imported, {self.failed} failed)"
 
 
 def read_rows(text: str) -> list[tuple[int, dict]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header or not any(cell.strip() for cell in header):
-        raise ValueError("the file is empty: the first line must be the header (id, owner_email, ...)")
-    names = [cell.strip().lower().replace(" ", "_").replace("-", "_") for cell in header]
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
-    if missing:
-        raise ValueError(f"line 1: the header lacks {', '.join(missing)}")
-    rows, previous_end = [], reader.line_num
-    for cells in reader:
-        line, previous_end = previous_end + 1, reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(rows) >= MAX_ROWS:
-            raise ValueError(f"line {line}: more than {MAX_ROWS:,} rows; split the file")
-        rows.append((line, {name: (cells[i].strip() if i < len(cells) else "")
-                            for i, name in enumerate(names) if name in DEAL_FIELDS}))
-    return rows
+    return read_csv_rows(text, REQUIRED_COLUMNS, DEAL_FIELDS, "id, owner_email, ...")
 
 
 def import_deals(source: bytes | str, now: datetime, dry_run: bool = False) -> DealImportReport:

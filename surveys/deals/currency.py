@@ -21,9 +21,8 @@ say so, per-deal views still count it.
 from __future__ import annotations
 
 import csv
-import io
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 
 from flask import current_app
@@ -32,6 +31,7 @@ from sqlalchemy import and_, case, func, null, select, update
 from cadence import dispatch
 from surveys import payloads
 from surveys.audit import record
+from surveys.deals.csv_files import ImportReport, read_rows
 from surveys.deals.models import Deal, ExchangeRate
 from surveys.extensions import db
 
@@ -44,7 +44,6 @@ LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR MWK MXN MYR MZN NAD NGN NIO 
 PGK PHP PKR PLN PYG QAR RON RSD RUB RWF SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB
 TJS TMT TND TOP TRY TTD TWD TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL
 """.split())
-MAX_ROWS = 100_000
 # No currency is worth anywhere near a million units of another (the dearest
 # are a few dollars): a larger rate is a typo, and would overflow amounts.
 MAX_RATE = 1_000_000
@@ -185,48 +184,13 @@ def delete_rate(actor, rate: ExchangeRate) -> None:
 
 
 @dataclass
-class RateImportReport:
-    dry_run: bool
-    rows: int = 0
-    bad: list[tuple[int, str]] = field(default_factory=list)
+class RateImportReport(ImportReport):
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-    file_error: str | None = None
 
-    @property
-    def rejected(self) -> bool:
-        return bool(self.bad or self.file_error)
-
-    def summary(self) -> str:
-        if self.file_error:
-            return f"nothing imported: {self.file_error}"
-        if self.bad:
-            return f"nothing imported: {len(self.bad)} bad row{'' if len(self.bad) == 1 else 's'} of {self.rows}"
-        if self.dry_run:
-            return f"dry run: {self.rows} good rows; nothing written"
+    def imported(self) -> str:
         return f"imported {self.rows} rates ({self.added} added, {self.updated} changed, {self.unchanged} unchanged)"
-
-
-def _read_rows(text: str) -> list[tuple[int, dict]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if not header or not any(cell.strip() for cell in header):
-        raise ValueError("the file is empty: the first line must be the header (currency, rate, effective_from)")
-    names = [cell.strip().lower().replace(" ", "_").replace("-", "_") for cell in header]
-    missing = [name for name in RATE_COLUMNS if name not in names]
-    if missing:
-        raise ValueError(f"line 1: the header lacks {', '.join(missing)}")
-    rows, previous_end = [], reader.line_num
-    for cells in reader:
-        line, previous_end = previous_end + 1, reader.line_num
-        if not any(cell.strip() for cell in cells):
-            continue
-        if len(rows) >= MAX_ROWS:
-            raise ValueError(f"line {line}: more than {MAX_ROWS:,} rows; split the file")
-        rows.append((line, {name: (cells[i].strip() if i < len(cells) else "")
-                            for i, name in enumerate(names) if name in RATE_COLUMNS}))
-    return rows
 
 
 def import_rates(source: bytes | str, actor=None, dry_run: bool = False) -> RateImportReport:
@@ -236,7 +200,7 @@ def import_rates(source: bytes | str, actor=None, dry_run: bool = False) -> Rate
     report = RateImportReport(dry_run=dry_run)
     try:
         text = source.decode("utf-8-sig") if isinstance(source, bytes) else source.removeprefix("\ufeff")
-        rows = _read_rows(text)
+        rows = read_rows(text, RATE_COLUMNS, RATE_COLUMNS, "currency, rate, effective_from")
     except UnicodeDecodeError:
         report.file_error = "the file is not UTF-8 text"
         return report
