@@ -142,7 +142,9 @@ def test_a_cadence_is_edited_on_its_page_and_the_change_is_audited(app, api_toke
     assert '<option selected value="monthly_first_monday">' in page.text
     data = {"csrf_token": csrf_token_from(page.text), "name": "EMEA pulse", "question_set_id": str(set_id),
             "preset": "monthly_first_monday", "send_time": "09:00", "timezone": "UTC", "open_days": "",
-            "reminder_days": "2, 4", "starts_on": "2026-12-01"}
+            "reminder_days": "2, 4",
+            # Unchanged: the day it was created, whatever the test's instant.
+            "starts_on": db.session.get(Cadence, cadence_id).starts_on.isoformat()}
     db.session.get(Cadence, cadence_id).ends_on = date(2027, 12, 31)
     db.session.commit()
     refused = pm.post(url, data=data)
