@@ -13,7 +13,8 @@ MAX_ROWS = 100_000
 
 @dataclass
 class ImportReport:
-    """The row-by-row report of an import; `imported()` says what a good import did."""
+    """The row-by-row report of an import. Each import's report adds its
+    counts and `imported()`, the words for what a good import did."""
 
     dry_run: bool
     rows: int = 0
@@ -33,8 +34,19 @@ class ImportReport:
             return f"dry run: {self.rows} good rows; nothing written"
         return self.imported()
 
-    def imported(self) -> str:
-        raise NotImplementedError
+
+def read_file(source: bytes | str, required: tuple[str, ...], known, header_hint: str) -> tuple[str, list[tuple[int, dict]]]:
+    """The text of an uploaded file (bytes in UTF-8, a byte-order mark
+    allowed) and its `read_rows`; ValueError says what is wrong with the file
+    as a whole."""
+    try:
+        text = source.decode("utf-8-sig") if isinstance(source, bytes) else source.removeprefix("\ufeff")
+    except UnicodeDecodeError:
+        raise ValueError("the file is not UTF-8 text") from None
+    try:
+        return text, read_rows(text, required, known, header_hint)
+    except csv.Error as error:
+        raise ValueError(str(error)) from None
 
 
 def read_rows(text: str, required: tuple[str, ...], known, header_hint: str) -> list[tuple[int, dict]]:

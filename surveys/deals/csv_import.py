@@ -11,12 +11,11 @@ changes nothing, and a changed row is a new event.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from surveys.deals.csv_files import ImportReport, read_rows as read_csv_rows
+from surveys.deals.csv_files import ImportReport, read_file
 from surveys.deals.ingest import DEAL_FIELDS, TYPE_OF_OUTCOME
 from surveys.deals.processing import DealInvalid, process_event, store_events, validate_deal
 from surveys.extensions import db
@@ -34,19 +33,11 @@ class DealImportReport(ImportReport):
         return f"imported {self.stored} deal events ({self.duplicates} already imported, {self.failed} failed)"
 
 
-def read_rows(text: str) -> list[tuple[int, dict]]:
-    return read_csv_rows(text, REQUIRED_COLUMNS, DEAL_FIELDS, "id, owner_email, ...")
-
-
 def import_deals(source: bytes | str, now: datetime, dry_run: bool = False) -> DealImportReport:
     report = DealImportReport(dry_run=dry_run)
     try:
-        text = source.decode("utf-8-sig") if isinstance(source, bytes) else source.removeprefix("\ufeff")
-        rows = read_rows(text)
-    except UnicodeDecodeError:
-        report.file_error = "the file is not UTF-8 text"
-        return report
-    except (ValueError, csv.Error) as error:
+        text, rows = read_file(source, REQUIRED_COLUMNS, DEAL_FIELDS, "id, owner_email, ...")
+    except ValueError as error:
         report.file_error = str(error)
         return report
     report.rows = len(rows)

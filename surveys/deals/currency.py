@@ -20,7 +20,6 @@ say so, per-deal views still count it.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from datetime import date
@@ -31,7 +30,7 @@ from sqlalchemy import and_, case, func, null, select, update
 from cadence import dispatch
 from surveys import payloads
 from surveys.audit import record
-from surveys.deals.csv_files import ImportReport, read_rows
+from surveys.deals.csv_files import ImportReport, read_file
 from surveys.deals.models import Deal, ExchangeRate
 from surveys.extensions import db
 
@@ -199,12 +198,8 @@ def import_rates(source: bytes | str, actor=None, dry_run: bool = False) -> Rate
     A currency and date already known takes the file's rate."""
     report = RateImportReport(dry_run=dry_run)
     try:
-        text = source.decode("utf-8-sig") if isinstance(source, bytes) else source.removeprefix("\ufeff")
-        rows = read_rows(text, RATE_COLUMNS, RATE_COLUMNS, "currency, rate, effective_from")
-    except UnicodeDecodeError:
-        report.file_error = "the file is not UTF-8 text"
-        return report
-    except (ValueError, csv.Error) as error:
+        _text, rows = read_file(source, RATE_COLUMNS, RATE_COLUMNS, "currency, rate, effective_from")
+    except ValueError as error:
         report.file_error = str(error)
         return report
     report.rows = len(rows)
