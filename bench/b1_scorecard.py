@@ -29,7 +29,6 @@ from sqlalchemy import select, text
 
 from bench import Result
 from bench.generate import OrgSize, database_url, ensure_generated, make_app
-from bench.scaling import scaling_url
 
 RUNS = 7
 TARGET_RATIO = 1.5
@@ -164,10 +163,7 @@ def measure(database: str, size: OrgSize) -> Result:
     from surveys.scorecard.finalized import finalize_scorecard
     from surveys.scorecard.history import previous_round, year_ago_round
 
-    # The default org has its own database; other sizes share bench.scaling's generated orgs.
-    url = database_url(database, size) if size == OrgSize() or database == "sqlite" else scaling_url(
-        database, size.reps, size.rounds)
-    app = make_app(url)
+    app = make_app(database_url(database, size))
     org = ensure_generated(app, size)
     with app.app_context():
         from surveys.caches import forget_all as forget_cached_rows
@@ -270,7 +266,7 @@ def measure(database: str, size: OrgSize) -> Result:
         f"the first view after a new answer (stored between views; the card is assembled again) p50 "
         f"{ms(first_view_time)}; the latest closed round's page, from its finalized card: p50 {ms(closed_page_time)}.",
     ]
-    return [Result(
+    return Result(
         id="B1", title=f"full scorecard, latest round, all slices, {size.reps:,} reps", database=database,
         measured=f"p50 {ms(measured)}; live page p50 {ms(page_time)} ({ms(first_view_time)} after a new answer); "
                  f"closed-round page p50 {ms(closed_page_time)}",
@@ -278,4 +274,4 @@ def measure(database: str, size: OrgSize) -> Result:
         target=f"<= {TARGET_RATIO}x; on PostgreSQL page < {PAGE_TARGET_MS:.0f} ms, after an answer < "
                f"{AFTER_ANSWER_TARGET_MS:.0f} ms, closed page < {CLOSED_PAGE_TARGET_MS:.0f} ms",
         met=ratio <= TARGET_RATIO and page_ok, notes=notes,
-    )]
+    )

@@ -69,7 +69,18 @@ def database_url(database: str, size: OrgSize) -> str:
     url = normalise(url)
     if url.rstrip("/").rsplit("/", 1)[-1] == "test":
         raise RuntimeError("BENCH_DATABASE_URL must not be the test database")
-    return url
+    if size.reps == OrgSize.reps:
+        return url
+    # Another size lives in a database of its own beside it (created once, then reused).
+    from sqlalchemy import create_engine
+
+    name = f"{url.rsplit('/', 1)[1].split('?')[0]}_{size.reps}_reps"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        if not connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}).scalar():
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return url.rsplit("/", 1)[0] + "/" + name
 
 
 def make_app(url: str):

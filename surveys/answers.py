@@ -376,7 +376,7 @@ INSERT_RESPONSE = insert(_responses).returning(_responses.c.id)
 DELETE_ANSWERS = (
     delete(_answers)
     .where(_answers.c.response_id == bindparam("response_id"))
-    .returning(_answers.c.question_key, _answers.c.value_num, _answers.c.value_text)
+    .returning(_answers.c.question_key, _answers.c.value_num, _answers.c.value_text, _answers.c.detail)
 )
 TOUCH_RESPONSE = (
     update(_responses)
@@ -413,7 +413,7 @@ def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned:
         try:
             response_id, removed = _replace_answers(invitation_id, round_id, answers, now, maybe_answered)
             # Last, just before the commit: the tally rows stay locked briefly.
-            added = [(row["question_key"], row["value_num"], row["value_text"]) for row in answers]
+            added = [(row["question_key"], row["value_num"], row["value_text"], row["detail"]) for row in answers]
             tallies.record_change(round_id, cell, text_keys, removed, added)
             db.session.commit()
             return response_id
@@ -427,7 +427,7 @@ def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned:
 
 def _replace_answers(invitation_id: int, round_id: int, answers: list[dict], now: datetime,
                      maybe_answered: bool) -> tuple[int, list[tuple]]:
-    """The response's id and the (key, value_num, value_text) rows it had before."""
+    """The response's id and the (key, value_num, value_text, detail) rows it had before."""
     session = db.session
     response_id = session.scalar(FIND_RESPONSE, {"invitation_id": invitation_id}) if maybe_answered else None
     removed = []

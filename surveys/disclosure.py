@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from cadence.models import Invitation
 from surveys import metrics
 from surveys.extensions import db
-from surveys.models import Answer
+from surveys.models import RespondentTally
 
 SMALL_GROUP = "small_group"
 COMPLEMENTARY = "complementary"
@@ -238,10 +238,9 @@ class RoundAtoms:
     other_writers: dict  # multi-choice key -> {atom: respondents who wrote an "other" text}
 
     @classmethod
-    def load(cls, round_id, multi_keys=()) -> RoundAtoms:
-        """`multi_keys`: the questions that store several rows per answer
-        (multi-choice), whose answerers need a COUNT(DISTINCT); every other
-        question stores one row per respondent."""
+    def load(cls, round_id) -> RoundAtoms:
+        """From the round's invitations and its respondent tallies
+        (surveys.scorecard.tallies), whose size follows the atoms, not the answers."""
         invited, responded = {}, {}
         for team_id, region, segment, count, answered in db.session.execute(
             select(Invitation.team_id, Invitation.region, Invitation.segment, func.count(Invitation.id),
@@ -252,22 +251,16 @@ class RoundAtoms:
             invited[(team_id, region, segment)] = count
             responded[(team_id, region, segment)] = answered
         answered_by_key, other = defaultdict(dict), defaultdict(dict)
-        atom = (Answer.team_id, Answer.region, Answer.segment)
-        for team_id, region, segment, key, rows, writers in db.session.execute(
-            select(*atom, Answer.question_key, func.count(), func.count(Answer.detail))
-            .where(Answer.round_id == round_id)
-            .group_by(*atom, Answer.question_key)
+        for team_id, region, segment, key, respondents, writers in db.session.execute(
+            select(RespondentTally.team_id, RespondentTally.region, RespondentTally.segment,
+                   RespondentTally.question_key, RespondentTally.respondents, RespondentTally.writers)
+            .where(RespondentTally.round_id == round_id,
+                   (RespondentTally.respondents != 0) | (RespondentTally.writers != 0))
         ):
-            answered_by_key[key][(team_id, region, segment)] = rows
-            if writers:  # one "other" text per response at most
-                other[key][(team_id, region, segment)] = writers
-        if multi_keys:
-            for team_id, region, segment, key, respondents in db.session.execute(
-                select(*atom, Answer.question_key, func.count(func.distinct(Answer.response_id)))
-                .where(Answer.round_id == round_id, Answer.question_key.in_(list(multi_keys)))
-                .group_by(*atom, Answer.question_key)
-            ):
+            if respondents:
                 answered_by_key[key][(team_id, region, segment)] = respondents
+            if writers:
+                other[key][(team_id, region, segment)] = writers
         return cls(invited, responded, dict(answered_by_key), dict(other))
 
 

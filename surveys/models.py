@@ -205,7 +205,9 @@ class AnswerTally(db.Model):
 
 
 class RespondentTally(db.Model):
-    """How many responses in one cell of a round answered one question."""
+    """How many responses in one cell of a round answered one question, and
+    how many of them wrote an "Other" text for it (the comment threshold
+    counts writers)."""
 
     __tablename__ = "respondent_tallies"
     __table_args__ = (UniqueConstraint("round_id", "slot"),)
@@ -218,6 +220,7 @@ class RespondentTally(db.Model):
     segment: Mapped[str | None] = mapped_column(String(100))
     question_key: Mapped[str] = mapped_column(String(64))
     respondents: Mapped[int] = mapped_column(Integer, default=0)
+    writers: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # -- Published versions are frozen -------------------------------------------

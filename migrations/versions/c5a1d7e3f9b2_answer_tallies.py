@@ -48,6 +48,7 @@ def upgrade():
         sa.Column('slot', sa.Text(), nullable=False),
         *_cell_columns(),
         sa.Column('respondents', sa.Integer(), nullable=False),
+        sa.Column('writers', sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(['round_id'], ['rounds.id'], name=op.f('fk_respondent_tallies_round_id_rounds')),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_respondent_tallies')),
         sa.UniqueConstraint('round_id', 'slot', name=op.f('uq_respondent_tallies_round_id_slot')),
@@ -87,13 +88,15 @@ def _tally_stored_answers(values, respondents):
                  'value_num': _number(num), 'value_text': text, 'answers': count}
                 for team_id, region, segment, key, num, text, count in value_rows])
         respondent_rows = connection.execute(sa.text(
-            'SELECT team_id, region, segment, question_key, count(DISTINCT response_id) FROM answers'
-            ' WHERE round_id = :round_id GROUP BY team_id, region, segment, question_key'), params).all()
+            'SELECT team_id, region, segment, question_key, count(DISTINCT response_id), count(detail)'
+            ' FROM answers WHERE round_id = :round_id GROUP BY team_id, region, segment, question_key'),
+            params).all()
         if respondent_rows:
             connection.execute(respondents.insert(), [
                 {'round_id': round_id, 'slot': _slot(team_id, region, segment, key), 'team_id': team_id,
-                 'region': region, 'segment': segment, 'question_key': key, 'respondents': count}
-                for team_id, region, segment, key, count in respondent_rows])
+                 'region': region, 'segment': segment, 'question_key': key, 'respondents': count,
+                 'writers': writers}
+                for team_id, region, segment, key, count, writers in respondent_rows])
 
 
 def downgrade():

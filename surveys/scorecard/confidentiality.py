@@ -4,6 +4,8 @@ comment list, export and list) and a round's aggregates seen through it."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -11,6 +13,7 @@ from sqlalchemy import select
 
 from cadence.models import Invitation, Round
 from surveys import disclosure
+from surveys.caches import BoundedCache
 from surveys.extensions import db
 from surveys.snapshots import ScorecardSnapshot
 from surveys.scorecard.cube import RoundAggregates
@@ -142,9 +145,37 @@ def round_plan(round_, tree: TeamTree | None = None):
     tree = tree or TeamTree.for_round(round_)
     names = {("team", team_id): path for team_id, (path, _parent) in tree.teams.items()}
     specs = question_specs(round_.version)
-    atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
-    return disclosure.plan_round(atoms, tree.lineage, specs, policy.min_size, policy.comment_min_size, names,
-                                 held=policy.held)
+    atoms = disclosure.RoundAtoms.load(round_.id)
+    inputs = _plan_inputs(atoms, tree, specs, policy)
+    plan = LIVE_PLANS.get(inputs)
+    if plan is None:
+        plan = LIVE_PLANS.remember(inputs, disclosure.plan_round(
+            atoms, tree.lineage, specs, policy.min_size, policy.comment_min_size, names, held=policy.held))
+    return plan
+
+
+# A plan is a pure function of what it is computed from, and computing it
+# (greedy passes in four orders over every group) costs more than reading
+# its inputs. As with live cards (surveys.scorecard.assembly.LIVE_CARDS), a
+# process keeps the last plans under a digest of every input and hands one
+# out again only for identical inputs: any new answer or invitation, moved
+# team or changed policy is a new digest. Plans are read-only once made.
+LIVE_PLANS = BoundedCache(size=32)
+
+
+def _plan_inputs(atoms, tree, specs, policy) -> str:
+    def cells(by_atom):
+        return sorted(json.dumps([*atom, count]) for atom, count in by_atom.items())
+
+    inputs = {
+        "invited": cells(atoms.invited), "responded": cells(atoms.responded),
+        "answered": {key: cells(by_atom) for key, by_atom in atoms.answered.items()},
+        "writers": {key: cells(by_atom) for key, by_atom in atoms.other_writers.items()},
+        "teams": sorted([team_id, path, parent] for team_id, (path, parent) in tree.teams.items()),
+        "specs": [[spec.key, spec.type, spec.has_comments] for spec in specs],
+        "policy": [policy.min_size, policy.comment_min_size, policy.held],
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass

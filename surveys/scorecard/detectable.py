@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from cadence.models import Cadence, Invitation, Round
 from surveys import metrics, stats
+from surveys.caches import BoundedCache
 from surveys.extensions import db
 from surveys.scorecard.cube import CellTargets
 from surveys.scorecard.groups import ALL_KINDS, OVERALL, SLICE_KINDS, TeamTree
@@ -36,20 +37,28 @@ def detectable_changes_for_sizes(sizes, response_rate=TYPICAL_RESPONSE_RATE) -> 
 RECENT_ROUNDS_FOR_RATE = 6
 
 
+# A closed round's invitations and answers never change: the rate over a
+# given set of closed rounds is counted once per process.
+_RATES_OF_CLOSED_ROUNDS = BoundedCache(size=64)
+
+
 def typical_response_rate(cadence: Cadence) -> float:
     """The cadence's response rate over its last six closed rounds (recent
     habits, and a bounded query), or 70 % before it has any."""
-    recent = (
+    recent = tuple(db.session.scalars(
         select(Round.id)
         .where(Round.cadence_id == cadence.id, Round.status == "closed")
         .order_by(Round.opens_at.desc())
         .limit(RECENT_ROUNDS_FOR_RATE)
-        .scalar_subquery()
-    )
-    invited, responded = db.session.execute(
-        select(func.count(Invitation.id), func.count(Invitation.responded_at)).where(Invitation.round_id.in_(recent))
-    ).one()
-    return responded / invited if invited else TYPICAL_RESPONSE_RATE
+    ))
+    rate = _RATES_OF_CLOSED_ROUNDS.get(recent)
+    if rate is None:
+        invited, responded = db.session.execute(
+            select(func.count(Invitation.id), func.count(Invitation.responded_at))
+            .where(Invitation.round_id.in_(recent))
+        ).one()
+        rate = _RATES_OF_CLOSED_ROUNDS.remember(recent, responded / invited if invited else TYPICAL_RESPONSE_RATE)
+    return rate
 
 
 def detectable_changes(cadence: Cadence, response_rate: float | None = None) -> list[dict]:

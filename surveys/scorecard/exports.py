@@ -103,7 +103,7 @@ def response_export(round_) -> dict:
                 f"This confidential round has fewer than {policy.min_size} responses (or invitations); "
                 "row-level answers are withheld."
             )
-        atoms = disclosure.RoundAtoms.load(round_.id, [spec.key for spec in specs if spec.type == "multi_choice"])
+        atoms = disclosure.RoundAtoms.load(round_.id)
         shown = disclosure.export_attributes(plan, atoms, tree.lineage, policy.min_size)
 
         def text_allowed(key, writers):

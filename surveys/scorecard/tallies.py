@@ -44,40 +44,42 @@ def respondent_slot(cell, key) -> str:
     return json.dumps([*cell, key], separators=(",", ":"))
 
 
-def _upsert(table, counted: str):
+def _upsert(table, *counted: str):
     """INSERT .. ON CONFLICT (round_id, slot) DO UPDATE count = count + the new row's."""
     dialect = db.session.get_bind().dialect.name
     module = {"postgresql": postgresql, "sqlite": sqlite}[dialect]
     statement = module.insert(table)
     return statement.on_conflict_do_update(
         index_elements=[table.c.round_id, table.c.slot],
-        set_={counted: table.c[counted] + statement.excluded[counted]},
+        set_={name: table.c[name] + statement.excluded[name] for name in counted},
     )
 
 
 def record_change(round_id: int, cell: tuple, text_keys, removed: list[tuple], added: list[tuple]) -> None:
     """Add one response's change to its round's tallies: `removed` and `added`
-    are its (question key, value_num, value_text) rows before and after (one
-    of them empty for a first answer or a deletion). `cell` is the response's
-    (team_id, region, segment); `text_keys` the round's free-text questions."""
+    are its (question key, value_num, value_text, detail) rows before and
+    after (one of them empty for a first answer or a deletion). `cell` is the
+    response's (team_id, region, segment); `text_keys` the round's free-text
+    questions."""
     value_changes = Counter()
-    for key, num, value_text in added:
-        if key not in text_keys:
-            value_changes[(key, _number(num), value_text)] += 1
-    for key, num, value_text in removed:
-        if key not in text_keys:
-            value_changes[(key, _number(num), value_text)] -= 1
-    respondent_changes = Counter()
-    for key in {row[0] for row in added}:
-        respondent_changes[key] += 1
-    for key in {row[0] for row in removed}:
-        respondent_changes[key] -= 1
+    for sign, rows in ((1, added), (-1, removed)):
+        for key, num, value_text, _detail in rows:
+            if key not in text_keys:
+                value_changes[(key, _number(num), value_text)] += sign
+    respondent_changes, writer_changes = Counter(), Counter()
+    for sign, rows in ((1, added), (-1, removed)):
+        for key in {row[0] for row in rows}:
+            respondent_changes[key] += sign
+        for key in {row[0] for row in rows if row[3] is not None}:  # an "Other" text
+            writer_changes[key] += sign
 
     team_id, region, segment = cell
     common = {"round_id": round_id, "team_id": team_id, "region": region, "segment": segment}
     respondent_rows = sorted(
-        ({**common, "slot": respondent_slot(cell, key), "question_key": key, "respondents": change}
-         for key, change in respondent_changes.items() if change),
+        ({**common, "slot": respondent_slot(cell, key), "question_key": key,
+          "respondents": respondent_changes[key], "writers": writer_changes[key]}
+         for key in set(respondent_changes) | set(writer_changes)
+         if respondent_changes[key] or writer_changes[key]),
         key=lambda row: row["slot"])
     value_rows = sorted(
         ({**common, "slot": value_slot(cell, key, num, value_text), "question_key": key, "value_num": num,
@@ -85,7 +87,7 @@ def record_change(round_id: int, cell: tuple, text_keys, removed: list[tuple], a
          for (key, num, value_text), change in value_changes.items() if change),
         key=lambda row: row["slot"])
     if respondent_rows:
-        db.session.execute(_upsert(_respondents, "respondents"), respondent_rows)
+        db.session.execute(_upsert(_respondents, "respondents", "writers"), respondent_rows)
     if value_rows:
         db.session.execute(_upsert(_values, "answers"), value_rows)
 
@@ -120,24 +122,27 @@ def recount_cells(round_) -> tuple[dict, dict]:
         values[value_slot(cell, key, num, value_text)] = (row, count)
     respondents = {}
     statement = (
-        select(*cell_columns, Answer.question_key, func.count(func.distinct(Answer.response_id)))
+        select(*cell_columns, Answer.question_key, func.count(func.distinct(Answer.response_id)),
+               func.count(Answer.detail))  # a response writes one "Other" text per question at most
         .where(Answer.round_id == round_.id)
         .group_by(*cell_columns, Answer.question_key)
     )
-    for team_id, region, segment, key, count in db.session.execute(statement):
+    for team_id, region, segment, key, count, writers in db.session.execute(statement):
         cell = (team_id, region, segment)
-        row = {"team_id": team_id, "region": region, "segment": segment, "question_key": key}
+        row = {"team_id": team_id, "region": region, "segment": segment, "question_key": key, "writers": writers}
         respondents[respondent_slot(cell, key)] = (row, count)
     return values, respondents
 
 
 def stored_cells(round_id: int) -> tuple[dict, dict]:
-    """The round's tallies as stored: ({value slot: answers}, {respondent slot: respondents}), zeros left out."""
+    """The round's tallies as stored: ({value slot: answers}, {respondent slot:
+    (respondents, writers)}), zeros left out."""
     values = dict(db.session.execute(
         select(_values.c.slot, _values.c.answers).where(_values.c.round_id == round_id, _values.c.answers != 0)).all())
-    respondents = dict(db.session.execute(
-        select(_respondents.c.slot, _respondents.c.respondents)
-        .where(_respondents.c.round_id == round_id, _respondents.c.respondents != 0)).all())
+    respondents = {slot: (count, writers) for slot, count, writers in db.session.execute(
+        select(_respondents.c.slot, _respondents.c.respondents, _respondents.c.writers)
+        .where(_respondents.c.round_id == round_id,
+               (_respondents.c.respondents != 0) | (_respondents.c.writers != 0)))}
     return values, respondents
 
 
@@ -146,12 +151,20 @@ def tally_drift(round_) -> list[str]:
     line per differing slot; empty when they agree."""
     counted_values, counted_respondents = recount_cells(round_)
     stored_values, stored_respondents = stored_cells(round_.id)
+    counted = {
+        "answers": {slot: count for slot, (_row, count) in counted_values.items()},
+        "respondents": {slot: count for slot, (_row, count) in counted_respondents.items()},
+        "writers": {slot: row["writers"] for slot, (row, _count) in counted_respondents.items() if row["writers"]},
+    }
+    stored = {
+        "answers": stored_values,
+        "respondents": {slot: count for slot, (count, _writers) in stored_respondents.items() if count},
+        "writers": {slot: writers for slot, (_count, writers) in stored_respondents.items() if writers},
+    }
     lines = []
-    for name, counted, stored in (("answers", counted_values, stored_values),
-                                  ("respondents", counted_respondents, stored_respondents)):
-        for slot in sorted(set(counted) | set(stored)):
-            recounted = counted[slot][1] if slot in counted else 0
-            kept = stored.get(slot, 0)
+    for name in ("answers", "respondents", "writers"):
+        for slot in sorted(set(counted[name]) | set(stored[name])):
+            recounted, kept = counted[name].get(slot, 0), stored[name].get(slot, 0)
             if recounted != kept:
                 lines.append(f"round {round_.id} {name} {slot}: tallied {kept}, recounted {recounted}")
     return lines

@@ -112,7 +112,7 @@ class ScorecardData:
                            segment=invitation.segment, question_key=key, value_num=value_num, value_text=value_text,
                            detail=detail)
                 )
-                added.append((key, value_num, value_text))
+                added.append((key, value_num, value_text, detail))
         invitation.responded_at = round_.opens_at + timedelta(hours=1)
         db.session.add(response)
         db.session.flush()

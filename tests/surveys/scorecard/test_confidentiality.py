@@ -270,7 +270,7 @@ def test_a_held_round_shows_nothing_that_moves_with_answers(client, api_token, s
         invitation.responded_at = FIRST_OPEN + timedelta(hours=count)
         db.session.add(response)
         tallies.record_change(round_.id, (invitation.team_id, invitation.region, invitation.segment), frozenset(),
-                              [], [("score", 5.0, None)])
+                              [], [("score", 5.0, None, None)])
         db.session.commit()
         assert everything() == before, f"something moved after answer {count}"
     # A nudge does not say how many have not answered either (judged on the real clock).
