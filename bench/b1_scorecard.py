@@ -11,13 +11,17 @@ answer keeps; all rows fetched. The scorecard is measured before any round
 is finalized, so it reads the same three rounds of answers. A stricter
 reference is also reported in the notes: the single GROUP BY at the finest
 (round, team, region, segment, question, value) grain that Canary itself
-sums slices from. Target: at most 1.5x the floor, and the scorecard page
-(sliced by team, signed in as a leader) under 300 ms p50 on PostgreSQL.
-Medians of 7 runs after a warm-up.
+sums slices from. Target: at most 1.5x the floor, and on PostgreSQL the
+scorecard page (sliced by team, signed in as a leader) under 300 ms p50,
+the first view after a new answer (stored through store_response, the
+submission's own path) under 500 ms, the latest closed round's page under
+150 ms. Measured at 5,000 and 20,000 reps (BENCH_B1_REPS=5000,20000,50000
+adds sizes). Medians of 7 runs after a warm-up.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -25,10 +29,14 @@ from sqlalchemy import select, text
 
 from bench import Result
 from bench.generate import OrgSize, database_url, ensure_generated, make_app
+from bench.scaling import scaling_url
 
 RUNS = 7
 TARGET_RATIO = 1.5
 PAGE_TARGET_MS = 300.0
+AFTER_ANSWER_TARGET_MS = 500.0
+CLOSED_PAGE_TARGET_MS = 150.0
+SIZES = (5_000, 20_000)
 LEADER_EMAIL = "leader@bench.example"
 LEADER_PASSWORD = "bench leader password"
 
@@ -126,15 +134,40 @@ def _leader(db):
     return person
 
 
+def _an_answer(version) -> dict:
+    """A plausible cleaned response to every question of the version."""
+    values = {"scale": 4, "nps": 9, "number": 2.0, "yes_no": "yes", "text": "Lost on price"}
+    answers = {}
+    for question in version.questions:
+        if question.type in ("single_choice", "multi_choice"):
+            first = question.settings["options"][0]["key"]
+            answers[question.key] = first if question.type == "single_choice" else [first]
+        else:
+            answers[question.key] = values[question.type]
+    return answers
+
+
+def sizes() -> list[int]:
+    wanted = os.environ.get("BENCH_B1_REPS")
+    return [int(reps) for reps in wanted.split(",")] if wanted else list(SIZES)
+
+
 def run(database: str) -> list[Result]:
-    from cadence.models import Round
+    return [measure(database, OrgSize(reps=reps)) for reps in sizes()]
+
+
+def measure(database: str, size: OrgSize) -> Result:
+    from cadence.models import Invitation, Round
+    from surveys.answers import store_response
     from surveys.extensions import db
     from surveys.scorecard.assembly import LIVE_CARDS, compute_scorecards
     from surveys.scorecard.finalized import finalize_scorecard
     from surveys.scorecard.history import previous_round, year_ago_round
 
-    size = OrgSize()
-    app = make_app(database_url(database, size))
+    # The default org has its own database; other sizes share bench.scaling's generated orgs.
+    url = database_url(database, size) if size == OrgSize() or database == "sqlite" else scaling_url(
+        database, size.reps, size.rounds)
+    app = make_app(url)
     org = ensure_generated(app, size)
     with app.app_context():
         from surveys.caches import forget_all as forget_cached_rows
@@ -191,7 +224,22 @@ def run(database: str) -> list[Result]:
         assert response.status_code == 200, response.status_code
 
     page_time = median_seconds(page)  # views repeat: the card assembled for the first is reused
-    first_view_time = median_seconds(page, between=LIVE_CARDS.clear)  # as after every new answer
+
+    with app.app_context():
+        waiting = db.session.scalars(select(Invitation.id).where(
+            Invitation.round_id == latest_id, Invitation.responded_at.is_(None)).limit(RUNS + 1)).all()
+        db.session.remove()
+    answered = iter(waiting)
+
+    def new_answer():
+        """A rep answers, through the submission's own path (answers and tallies, one transaction)."""
+        with app.app_context():
+            invitation = db.session.get(Invitation, next(answered))
+            round_ = db.session.get(Round, invitation.round_id)
+            store_response(invitation, round_.version, _an_answer(round_.version), round_.opens_at)
+            db.session.remove()
+
+    first_view_time = median_seconds(page, between=new_answer)
 
     with app.app_context():
         closed_id = db.session.scalar(select(Round.id).where(Round.status == "closed").order_by(Round.opens_at.desc()))
@@ -205,7 +253,9 @@ def run(database: str) -> list[Result]:
         db.engine.dispose()
 
     ratio = measured / floor_time
-    page_ok = database != "postgresql" or page_time * 1000 <= PAGE_TARGET_MS
+    page_ok = database != "postgresql" or (
+        page_time * 1000 <= PAGE_TARGET_MS and first_view_time * 1000 <= AFTER_ANSWER_TARGET_MS
+        and closed_page_time * 1000 <= CLOSED_PAGE_TARGET_MS)
     notes = [
         f"generated org: {size.reps:,} reps, {size.teams} teams, {size.regions} regions, {size.segments} segments, "
         f"{len(org.round_ids)} monthly rounds, {size.questions} questions, {org.answers:,} answers "
@@ -217,14 +267,15 @@ def run(database: str) -> list[Result]:
         "respondents, participation per slice and reminder gains, and computes every metric, interval and test).",
         f"scorecard page (?slice=team, leader signed in, sparklines from finalized rounds) p50 {ms(page_time)}"
         + (f" (target under {PAGE_TARGET_MS:.0f} ms)" if database == "postgresql" else "") + "; "
-        f"the first view after any change (a new answer: the card is assembled again) p50 {ms(first_view_time)}; "
-        f"the latest closed round's page, from its finalized card: p50 {ms(closed_page_time)}.",
+        f"the first view after a new answer (stored between views; the card is assembled again) p50 "
+        f"{ms(first_view_time)}; the latest closed round's page, from its finalized card: p50 {ms(closed_page_time)}.",
     ]
     return [Result(
-        id="B1", title="full scorecard, latest round, all slices", database=database,
-        measured=f"p50 {ms(measured)}; live page p50 {ms(page_time)} ({ms(first_view_time)} after a change); "
+        id="B1", title=f"full scorecard, latest round, all slices, {size.reps:,} reps", database=database,
+        measured=f"p50 {ms(measured)}; live page p50 {ms(page_time)} ({ms(first_view_time)} after a new answer); "
                  f"closed-round page p50 {ms(closed_page_time)}",
         floor=f"raw GROUP BY p50 {ms(floor_time)}", ratio=ratio,
-        target=f"<= {TARGET_RATIO}x; page < {PAGE_TARGET_MS:.0f} ms (PostgreSQL)",
+        target=f"<= {TARGET_RATIO}x; on PostgreSQL page < {PAGE_TARGET_MS:.0f} ms, after an answer < "
+               f"{AFTER_ANSWER_TARGET_MS:.0f} ms, closed page < {CLOSED_PAGE_TARGET_MS:.0f} ms",
         met=ratio <= TARGET_RATIO and page_ok, notes=notes,
     )]

@@ -117,6 +117,7 @@ def generate(size: OrgSize) -> GeneratedOrg:
     from surveys.caches import forget_all as forget_cached_rows
     from surveys.extensions import db
     from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
+    from surveys.scorecard.tallies import rebuild_tallies
 
     started = time.perf_counter()
     rng = random.Random(size.seed)
@@ -197,6 +198,8 @@ def generate(size: OrgSize) -> GeneratedOrg:
         bulk(Response, responses)
         bulk(Answer, answers)
         answer_total += len(answers)
+        # The scorecard reads tallies, which submissions keep; a bulk load recounts them.
+        rebuild_tallies(db.session.get(Round, round_id))
     seconds = time.perf_counter() - started
     org = GeneratedOrg(size, 1, round_ids, answer_total, round(seconds, 1))
     connection.execute(text("CREATE TABLE bench_generated (params TEXT)"))

@@ -31,6 +31,7 @@ from cadence.models import Invitation
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSetVersion, Response
 from surveys.caches import BoundedCache
+from surveys.scorecard import tallies
 
 OTHER_SUFFIX = "__other"
 OTHER_OPTION = "other"
@@ -372,7 +373,11 @@ def answer_rows(question: Question, value, other_text=None) -> list[dict]:
 _responses, _answers, _invitations = Response.__table__, Answer.__table__, Invitation.__table__
 FIND_RESPONSE = select(_responses.c.id).where(_responses.c.invitation_id == bindparam("invitation_id"))
 INSERT_RESPONSE = insert(_responses).returning(_responses.c.id)
-DELETE_ANSWERS = delete(_answers).where(_answers.c.response_id == bindparam("response_id"))
+DELETE_ANSWERS = (
+    delete(_answers)
+    .where(_answers.c.response_id == bindparam("response_id"))
+    .returning(_answers.c.question_key, _answers.c.value_num, _answers.c.value_text)
+)
 TOUCH_RESPONSE = (
     update(_responses)
     .where(_responses.c.id == bindparam("response_id"))
@@ -402,9 +407,14 @@ def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned:
     # the INSERT fail on the unique invitation id, and the retry replaces.
     maybe_answered = invitation.responded_at is not None
     invitation_id, round_id = invitation.id, invitation.round_id
+    cell = (invitation.team_id, invitation.region, invitation.segment)
+    text_keys = tallies.text_keys_of(version)
     for attempt in range(2):
         try:
-            response_id = _replace_answers(invitation_id, round_id, answers, now, maybe_answered)
+            response_id, removed = _replace_answers(invitation_id, round_id, answers, now, maybe_answered)
+            # Last, just before the commit: the tally rows stay locked briefly.
+            added = [(row["question_key"], row["value_num"], row["value_text"]) for row in answers]
+            tallies.record_change(round_id, cell, text_keys, removed, added)
             db.session.commit()
             return response_id
         except IntegrityError:
@@ -415,20 +425,23 @@ def store_response(invitation: Invitation, version: QuestionSetVersion, cleaned:
     raise RuntimeError("unreachable")
 
 
-def _replace_answers(invitation_id: int, round_id: int, answers: list[dict], now: datetime, maybe_answered: bool) -> int:
+def _replace_answers(invitation_id: int, round_id: int, answers: list[dict], now: datetime,
+                     maybe_answered: bool) -> tuple[int, list[tuple]]:
+    """The response's id and the (key, value_num, value_text) rows it had before."""
     session = db.session
     response_id = session.scalar(FIND_RESPONSE, {"invitation_id": invitation_id}) if maybe_answered else None
+    removed = []
     if response_id is None:
         response_id = session.scalar(
             INSERT_RESPONSE, {"invitation_id": invitation_id, "round_id": round_id, "submitted_at": now, "updated_at": now}
         )
     else:
-        session.execute(DELETE_ANSWERS, {"response_id": response_id})
+        removed = [tuple(row) for row in session.execute(DELETE_ANSWERS, {"response_id": response_id})]
         session.execute(TOUCH_RESPONSE, {"response_id": response_id, "changed_at": now})
     if answers:
         session.execute(INSERT_ANSWERS, [{"response_id": response_id, **row} for row in answers])
     session.execute(MARK_RESPONDED, {"invitation_id": invitation_id, "answered_at": now})
-    return response_id
+    return response_id, removed
 
 
 def stored_values(response: Response | None, version: QuestionSetVersion) -> dict:

@@ -1,4 +1,4 @@
-"""CLI: `flask --app wsgi users create|token`, `demo seed`."""
+"""CLI: `flask --app wsgi users create|token`, `demo seed`, `scorecard check-tallies`."""
 
 import click
 from flask import current_app
@@ -11,6 +11,7 @@ from surveys import audit
 
 users_cli = AppGroup("users", help="Staff accounts and API tokens.")
 demo_cli = AppGroup("demo", help="The demo organisation.")
+scorecard_cli = AppGroup("scorecard", help="Scorecards' stored sums.")
 
 
 def _roles(ctx, param, value):
@@ -83,6 +84,41 @@ def seed_command(force):
         click.echo(line)
 
 
+@scorecard_cli.command("check-tallies")
+@click.option("--round", "round_ids", type=int, multiple=True, help="A round id (repeatable); every round by default.")
+@click.option("--repair", is_flag=True, help="Recount the tallies of the rounds that differ.")
+def check_tallies_command(round_ids, repair):
+    """Compare each round's tallies with a recount of its answers; exit 1 when any differ (and were not repaired)."""
+    from sqlalchemy import select
+
+    from cadence.models import Round
+    from surveys.scorecard.tallies import rebuild_tallies, tally_drift
+
+    statement = select(Round).order_by(Round.id)
+    if round_ids:
+        statement = statement.where(Round.id.in_(round_ids))
+    rounds = db.session.scalars(statement).all()
+    missing = sorted(set(round_ids) - {r.id for r in rounds})
+    if missing:
+        raise click.ClickException(f"no round {missing[0]}")
+    drifted = 0
+    for round_ in rounds:
+        drift = tally_drift(round_)
+        if not drift:
+            continue
+        drifted += 1
+        for line in drift:
+            click.echo(line)
+        if repair:
+            rebuild_tallies(round_)
+            db.session.commit()
+            click.echo(f"round {round_.id}: recounted")
+    click.echo(f"{len(rounds)} rounds checked, {drifted} differed" + (", recounted" if repair and drifted else ""))
+    if drifted and not repair:
+        raise SystemExit(1)
+
+
 def register_survey_commands(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(demo_cli)
+    app.cli.add_command(scorecard_cli)

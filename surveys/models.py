@@ -1,7 +1,8 @@
 """Question sets, their immutable published versions, responses and answers.
 
-Answers are stored one row per value, keyed by round and question key, so a
-scorecard is a GROUP BY over `answers` joined to the invitation's snapshot:
+Answers are stored one row per value, keyed by round and question key, with
+a copy of the invitation's slice; their sums per cell are kept in tallies
+(below), which the scorecard reads:
 - scale, nps, number: `value_num`
 - yes_no: `value_num` 1 (yes) or 0 (no)
 - single_choice: `value_text` = the option key
@@ -171,6 +172,52 @@ class Answer(db.Model):
     detail: Mapped[str | None] = mapped_column(Text)
 
     response: Mapped[Response] = relationship(back_populates="answers")
+
+
+# -- Tallies: the answers' sums, kept as they change ---------------------------
+#
+# A scorecard reads these instead of the answers: their size follows the
+# cells shown (team x region x segment x question x value), not the answers
+# stored. surveys.scorecard.tallies keeps them in the transaction that stores
+# or replaces a response, and checks them against a recount of the answers.
+# `slot` names the row's cell, question and value as one string, so that a
+# unique index matches rows whose team, region or value is NULL (a NULL never
+# equals another in a unique index, on SQLite or PostgreSQL).
+
+
+class AnswerTally(db.Model):
+    """How many answers in one cell of a round had one value of one question
+    (free text is left out: only its respondents are ever shown)."""
+
+    __tablename__ = "answer_tallies"
+    __table_args__ = (UniqueConstraint("round_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    slot: Mapped[str] = mapped_column(Text)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    question_key: Mapped[str] = mapped_column(String(64))
+    value_num: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    answers: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RespondentTally(db.Model):
+    """How many responses in one cell of a round answered one question."""
+
+    __tablename__ = "respondent_tallies"
+    __table_args__ = (UniqueConstraint("round_id", "slot"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    slot: Mapped[str] = mapped_column(Text)
+    team_id: Mapped[int | None] = mapped_column(Integer)
+    region: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(100))
+    question_key: Mapped[str] = mapped_column(String(64))
+    respondents: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # -- Published versions are frozen -------------------------------------------

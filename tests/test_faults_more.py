@@ -31,6 +31,7 @@ from cadence.planner import REQUEUE_QUEUED_AFTER, tick
 from surveys.app import create_app
 from surveys.extensions import db
 from surveys.models import Answer, Response
+from surveys.scorecard.tallies import tally_drift
 from surveys.snapshots import ScorecardSnapshot
 from tests.conftest import csrf_token_from, empty_all_tables
 from tests.builders.loop import QUESTIONS, REPS, first_opening, link_path
@@ -279,6 +280,9 @@ def test_200_concurrent_submissions_through_gunicorn_are_all_stored_none_twice_n
     assert set(rows.values()) == {ROWS_PER_RESPONSE}  # and no answer twice
     assert count(select(func.count(func.distinct(Response.invitation_id)))) == reps
     assert count(select(func.count(Invitation.id)).where(Invitation.responded_at.is_not(None))) == reps
+    # The scorecard's tallies, added to by every racing submission, equal a recount.
+    (round_,) = db.session.scalars(select(Round)).all()
+    assert tally_drift(round_) == []
 
 
 # -- Two workers and two cron schedulers through a whole round -------------------------

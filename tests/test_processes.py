@@ -142,6 +142,29 @@ def test_upgrading_copies_each_invitations_slice_onto_its_stored_answers(app, tm
         cleanup()
 
 
+def test_upgrading_tallies_the_answers_already_stored(app, tmp_path):
+    """Revision c5a1d7e3f9b2 tallies the answers stored before it, exactly as a recount does."""
+    url, cleanup = _empty_database_url(app, tmp_path)
+    try:
+        env = flask_env(app, DATABASE_URL=url, MAIL_BACKEND="outbox", CANARY_INSTANCE_DIR=str(tmp_path))
+        for step in (("db", "upgrade"), ("demo", "seed"), ("db", "downgrade", "b7d2f4a6c8e1"), ("db", "upgrade")):
+            done = flask(env, *step)
+            assert done.returncode == 0, (step, done.stderr)
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            tallied = connection.execute(text("SELECT sum(answers) FROM answer_tallies")).scalar()
+            counted = connection.execute(text(
+                "SELECT count(*) FROM answers JOIN questions ON questions.key = answers.question_key"
+                " JOIN rounds ON rounds.id = answers.round_id AND questions.version_id = rounds.question_set_version_id"
+                " WHERE questions.type <> 'text'")).scalar()
+        engine.dispose()
+        assert counted > 2000 and tallied == counted
+        checked = flask(env, "scorecard", "check-tallies")
+        assert checked.returncode == 0 and "0 differed" in checked.stdout, checked.stdout + checked.stderr
+    finally:
+        cleanup()
+
+
 def test_demo_seed_builds_a_year_of_history_once(app, tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.sqlite3'}"
     env = flask_env(app, DATABASE_URL=url, MAIL_BACKEND="outbox", CANARY_INSTANCE_DIR=str(tmp_path))

@@ -2,8 +2,9 @@
 same period a year earlier, overall and per slice (team rolled up through the
 tree, region, segment), with confidentiality applied.
 
-Reading order: `groups` (slice kinds, the team tree), `cube` (the GROUP BY
-queries and their sums per group), `history` (which rounds compare),
+Reading order: `groups` (slice kinds, the team tree), `tallies` (the answers' sums,
+kept as answers arrive), `cube` (the GROUP BY queries and their sums per
+group), `history` (which rounds compare),
 `confidentiality` (the publication plan every view reads), `assembly` (the
 card), `stored` and `finalized` (a closed round's card, kept), then what the
 pages add: `participation`, `movers`, `trends`, `longrun` (change over 6 and

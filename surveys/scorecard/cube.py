@@ -2,7 +2,9 @@
 grain asked for (round, team, region, segment), and `RoundAggregates`, their
 sums per group. Every slice is a sum of disjoint cells, so one pass serves the
 overall numbers, every team (with its sub-teams), every region and every
-segment."""
+segment. The answers' sums are read from the rounds' tallies
+(surveys.scorecard.tallies), whose size follows the cells and values shown,
+not the answers stored; `recount=True` reads the answers themselves."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import func, null, select
 from cadence.models import Invitation
 from surveys import metrics
 from surveys.extensions import db
-from surveys.models import Answer
+from surveys.models import Answer, AnswerTally, RespondentTally
 from surveys.scorecard.groups import ALL_KINDS, OVERALL, SLICE_KINDS, TeamTree
 from surveys.scorecard.history import question_specs
 
@@ -47,9 +49,10 @@ def _participation_cube(round_ids, kinds=SLICE_KINDS):
     return db.session.execute(statement).all()
 
 
-def _value_cube(round_ids, text_keys, kinds=SLICE_KINDS):
-    """(round, team, region, segment, key, value_num, value_text, answers).
-    Free text is left out: its values are unique, and only its count is shown."""
+def _recounted_value_cube(round_ids, text_keys, kinds=SLICE_KINDS):
+    """(round, team, region, segment, key, value_num, value_text, answers) from
+    the answers themselves. Free text is left out: its values are unique, and
+    only its count is shown."""
     selected, grouped = _cell(Answer.round_id, _ANSWER_CELL, kinds)
     values = [Answer.question_key, Answer.value_num, Answer.value_text]
     statement = select(*selected, *values, func.count()).where(Answer.round_id.in_(round_ids))
@@ -58,10 +61,10 @@ def _value_cube(round_ids, text_keys, kinds=SLICE_KINDS):
     return db.session.execute(statement.group_by(*grouped, *values)).all()
 
 
-def _respondent_cube(round_ids, keys, kinds=SLICE_KINDS):
-    """(round, team, region, segment, key, respondents) for multi-choice and
-    text questions; every other type stores one row per respondent, so its
-    respondents are the sum of its value counts."""
+def _recounted_respondent_cube(round_ids, keys, kinds=SLICE_KINDS):
+    """(round, team, region, segment, key, respondents) from the answers, for
+    multi-choice and text questions; every other type stores one row per
+    respondent, so its respondents are the sum of its value counts."""
     if not keys:
         return []
     selected, grouped = _cell(Answer.round_id, _ANSWER_CELL, kinds)
@@ -73,7 +76,38 @@ def _respondent_cube(round_ids, keys, kinds=SLICE_KINDS):
     return db.session.execute(statement).all()
 
 
+def _tallied_value_cube(round_ids, kinds=SLICE_KINDS):
+    """The value cube from the rounds' tallies (surveys.scorecard.tallies),
+    which hold no free text."""
+    tally = AnswerTally
+    selected, grouped = _cell(tally.round_id, _tally_cell(tally), kinds)
+    values = [tally.question_key, tally.value_num, tally.value_text]
+    answers = func.sum(tally.answers)
+    statement = (
+        select(*selected, *values, answers)
+        .where(tally.round_id.in_(round_ids))
+        .group_by(*grouped, *values)
+        .having(answers > 0)
+    )
+    return db.session.execute(statement).all()
 
+
+def _tallied_respondent_cube(round_ids, kinds=SLICE_KINDS):
+    """(round, team, region, segment, key, respondents) for every question, from the tallies."""
+    tally = RespondentTally
+    selected, grouped = _cell(tally.round_id, _tally_cell(tally), kinds)
+    respondents = func.sum(tally.respondents)
+    statement = (
+        select(*selected, tally.question_key, respondents)
+        .where(tally.round_id.in_(round_ids))
+        .group_by(*grouped, tally.question_key)
+        .having(respondents > 0)
+    )
+    return db.session.execute(statement).all()
+
+
+def _tally_cell(tally):
+    return (("team", tally.team_id), ("region", tally.region), ("segment", tally.segment))
 
 
 @dataclass
@@ -131,11 +165,14 @@ class CellTargets:
         return targets
 
 
-def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answers: bool = True) -> dict:
+def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answers: bool = True,
+                    recount: bool = False) -> dict:
     """{(round_id, kind): RoundAggregates} for the rounds and slice kinds, from
     three GROUP BY queries at the (round, team, region, segment) grain, or
     coarser when fewer kinds are asked for (only the participation one when
-    `answers` is False)."""
+    `answers` is False). The answers' sums come from the rounds' tallies, or
+    with `recount` from the answers themselves (the same numbers: tests and
+    `tallies.tally_drift` hold them to it)."""
     round_ids = [r.id for r in rounds]
     kinds = tuple(kinds)
     targets = CellTargets(kinds, tree)
@@ -152,11 +189,11 @@ def load_aggregates(rounds, kinds=ALL_KINDS, tree: TeamTree | None = None, answe
     for aggregates in out.values():
         aggregates.participation.setdefault(OVERALL, (0, 0))
     if answers:
-        _load_answer_aggregates(rounds, targets, out, kinds)
+        _load_answer_aggregates(rounds, targets, out, kinds, recount)
     return out
 
 
-def _load_answer_aggregates(rounds, targets, out, kinds):
+def _load_answer_aggregates(rounds, targets, out, kinds, recount):
     round_ids = [r.id for r in rounds]
     specs_by_round = {r.id: question_specs(r.version) for r in rounds}
     types_by_key = defaultdict(set)
@@ -172,7 +209,13 @@ def _load_answer_aggregates(rounds, targets, out, kinds):
     # overall counter is one per round, whatever the kinds (B1).
     counters: dict = {}  # (round_id, group) or (round_id, kind, group) -> {key: {(num, text): count}}
     counters_of_cell: dict = {}
-    for round_id, team_id, region, segment, key, value_num, value_text, count in _value_cube(round_ids, text_everywhere, kinds):
+    if recount:
+        value_cube = _recounted_value_cube(round_ids, text_everywhere, kinds)
+        respondent_cube = _recounted_respondent_cube(round_ids, distinct_keys, kinds)
+    else:
+        value_cube = _tallied_value_cube(round_ids, kinds)
+        respondent_cube = _tallied_respondent_cube(round_ids, kinds)
+    for round_id, team_id, region, segment, key, value_num, value_text, count in value_cube:
         cell = (round_id, team_id, region, segment)
         cell_counters = counters_of_cell.get(cell)
         if cell_counters is None:
@@ -199,15 +242,15 @@ def _load_answer_aggregates(rounds, targets, out, kinds):
                 answered[(*owner, group, key)] = total
 
     distinct = defaultdict(int)
-    for round_id, team_id, region, segment, key, respondents in _respondent_cube(round_ids, distinct_keys, kinds):
+    for round_id, team_id, region, segment, key, respondents in respondent_cube:
         for kind, group in targets(team_id, region, segment):
             distinct[(round_id, kind, group, key)] += respondents
     # Responses are disjoint across cells, so summed distinct counts stay exact.
-    special = {(round_id, spec.key) for round_id, specs in specs_by_round.items() for spec in specs
-               if spec.type in ("text", "multi_choice")}
-    for (round_id, kind, group, key), count in answered.items():
-        if (round_id, key) not in special:
-            out[(round_id, kind)].respondents[group][key] = count
+    if recount:
+        # A recount counts distinct respondents only where a response has
+        # several rows of one question; elsewhere they are the rows.
+        special = {(round_id, spec.key) for round_id, specs in specs_by_round.items() for spec in specs
+                   if spec.type in ("text", "multi_choice")}
+        distinct.update((name, count) for name, count in answered.items() if (name[0], name[3]) not in special)
     for (round_id, kind, group, key), count in distinct.items():
-        if (round_id, key) in special:
-            out[(round_id, kind)].respondents[group][key] = count
+        out[(round_id, kind)].respondents[group][key] = count

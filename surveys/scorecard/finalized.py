@@ -3,6 +3,8 @@ stored once, so a later re-org or policy never changes what it published."""
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -14,6 +16,9 @@ from surveys.scorecard.confidentiality import policy_fingerprint
 from surveys.scorecard.groups import ALL_KINDS, kind_name
 from surveys.scorecard.history import question_specs
 from surveys.scorecard.stored import aggregates_json, measure_json
+from surveys.scorecard.tallies import rebuild_tallies, tally_drift
+
+log = logging.getLogger(__name__)
 
 
 def finalize_scorecard(round_) -> ScorecardSnapshot:
@@ -26,6 +31,13 @@ def finalize_scorecard(round_) -> ScorecardSnapshot:
     fingerprint = policy_fingerprint(round_.cadence.question_set)
     if existing is not None and existing.policy == fingerprint:
         return existing
+    # What the round publishes for good is checked against a recount first
+    # (a tally that drifted from the answers is a defect: said, then repaired).
+    drift = tally_drift(round_)
+    if drift:
+        log.error("round %s: %d tally rows differ from a recount of its answers; recounted. First: %s",
+                  round_.id, len(drift), "; ".join(drift[:3]))
+        rebuild_tallies(round_)
     cards, aggregates, plan, tree = assemble_cards(round_, ALL_KINDS)
     fields = {
         **cards,

@@ -11,6 +11,7 @@ from cadence.models import Cadence, Invitation, Round
 from surveys.org.models import Person, TEAM_PATH_SEPARATOR, Team
 from surveys.extensions import db
 from surveys.models import Answer, Question, QuestionSet, QuestionSetVersion, Response
+from surveys.scorecard import tallies
 from surveys.scorecard.trends import TREND_ROUNDS, trends
 
 FIRST_OPEN = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -103,6 +104,7 @@ class ScorecardData:
         ("other", text) for the other option), a string for text."""
         invitation = self.invite(round_, person)
         response = Response(invitation_id=invitation.id, round_id=round_.id)
+        added = []
         for key, value in answers.items():
             for value_num, value_text, detail in _answer_rows(value):
                 response.answers.append(
@@ -110,9 +112,13 @@ class ScorecardData:
                            segment=invitation.segment, question_key=key, value_num=value_num, value_text=value_text,
                            detail=detail)
                 )
+                added.append((key, value_num, value_text))
         invitation.responded_at = round_.opens_at + timedelta(hours=1)
         db.session.add(response)
         db.session.flush()
+        # As surveys.answers.store_response does, in the same transaction.
+        tallies.record_change(round_.id, (invitation.team_id, invitation.region, invitation.segment),
+                              tallies.text_keys_of(round_.version), [], added)
         return response
 
     def commit(self):

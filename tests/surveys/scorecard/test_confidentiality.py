@@ -262,12 +262,15 @@ def test_a_held_round_shows_nothing_that_moves_with_answers(client, api_token, s
     invitations = db.session.scalars(select_invitations(round_.id)).all()
     for count, invitation in enumerate(invitations[:7], start=1):
         from surveys.models import Answer, Response
+        from surveys.scorecard import tallies
 
         response = Response(invitation_id=invitation.id, round_id=round_.id)
         response.answers.append(Answer(round_id=round_.id, team_id=invitation.team_id, region=invitation.region,
                                        segment=invitation.segment, question_key="score", value_num=5.0))
         invitation.responded_at = FIRST_OPEN + timedelta(hours=count)
         db.session.add(response)
+        tallies.record_change(round_.id, (invitation.team_id, invitation.region, invitation.segment), frozenset(),
+                              [], [("score", 5.0, None)])
         db.session.commit()
         assert everything() == before, f"something moved after answer {count}"
     # A nudge does not say how many have not answered either (judged on the real clock).
