@@ -22,10 +22,11 @@ on each measures:
   rounds adds.
 
 `--sizes` and `--histories` measure only those orgs (of the size series, and
-of the history series at 5,000 reps); the figures of the others are kept
-from the last runs (docs/scaling.json, per database) and the table, the
-100,000-rep row extrapolated from the two largest sizes, and the chart are
-written again from all of them: docs/scaling.md and docs/scaling.svg.
+of the history series at 5,000 reps; `--sizes ''` measures none); the
+figures of the others are kept from the last runs (docs/scaling.json, per
+database), and the table, the 100,000-rep row extrapolated from the two
+largest sizes, and the chart are written again from all of them:
+docs/scaling.md and docs/scaling.svg.
 The orgs live in their own files (instance/bench/scaling-<reps>x<rounds>)
 on SQLite, or in BENCH_DATABASE_URL's server as databases named
 canary_scaling_<reps>x<rounds>, kept for the next run.
@@ -331,14 +332,16 @@ def write_markdown(points: list[Point], database: str) -> None:
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, {database}, by "
         "`python -m bench.scaling` (each row says the day it was measured; `--sizes` re-measures some orgs and "
         "keeps the others' figures). Generated orgs from `bench/generate.py` (40 teams, 6 regions, 3 segments, "
-        "15 questions, 70 % response, monthly rounds).",
+        "15 questions, 70 % response, monthly rounds). The machine's 1-minute load average when this was "
+        f"written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (it is shared with other work: compare "
+        "rows measured together rather than with other machines).",
         "",
         "![scorecard and tick cost against org size and history](scaling.svg)",
         "",
         "- **scorecard**: the latest round's full scorecard (overall, team, region and segment slices, compared "
         "with the previous round and a year earlier), B1's code path; median of 3 after a warm-up. In brackets the "
-        "CPU time of the process computing it (Python and the driver); the rest of the wall time is mostly the "
-        "database's work, what a read replica would take over.",
+        "CPU time of the process computing it (Python and the driver); the rest of the wall time is waiting: on "
+        "the database, and, on a loaded machine, for a core.",
         "- **idle tick**: a tick with nothing due, what the scheduler does almost every minute; median of 5.",
         "- **tick opening a round**: the tick that opens the next round for every rep (invitations and deliveries "
         "in bulk); median of 3 after a warm-up, the round removed between runs.",
