@@ -1,7 +1,8 @@
 """B6: opening a 50,000-person round from the CLI, as the cron scheduler's
 tick does: the process's peak memory, the tick's own time, and the idle tick
-that follows (nothing due, the round open) against the idle tick of the
-same database before any person was added."""
+that follows (nothing due, the round open, its rows analyzed as autovacuum
+does within minutes) against the idle tick of the same database before any
+person was added."""
 
 import os
 import subprocess
@@ -74,7 +75,7 @@ def last_tick_seconds() -> float:
 
 
 def run(database: str) -> list[Result]:
-    from sqlalchemy import func, select
+    from sqlalchemy import func, select, text
 
     from cadence.models import Invitation
     from cadence.planner import tick
@@ -92,16 +93,24 @@ def run(database: str) -> list[Result]:
         db.session.expire_all()
         opening_s = last_tick_seconds()
         invited = db.session.scalar(select(func.count(Invitation.id)))
-        idle = median_seconds(lambda: tick(opening_at, enqueue=False), repeat=7)  # the round open, nothing due
+        # The round open, nothing due: first as the minute after the opening finds
+        # it (statistics not yet updated for the 150,000 new rows), then as every
+        # later minute does, once autovacuum has analyzed them (ANALYZE here).
+        stale_idle = median_seconds(lambda: tick(opening_at, enqueue=False), repeat=7)
+        db.session.execute(text("ANALYZE"))
+        db.session.commit()
+        idle = median_seconds(lambda: tick(opening_at, enqueue=False), repeat=7)
     idle_ratio = idle / empty_idle
     return [Result(
         id="B6", title=f"opening a {PEOPLE:,}-person round (CLI tick): peak RSS, time, idle tick after",
         database=database,
-        measured=f"{peak_mb:.0f} MB; opening tick {opening_s:.1f} s; idle tick {idle * 1000:.0f} ms",
+        measured=f"{peak_mb:.0f} MB; opening tick {opening_s:.1f} s; idle tick {idle * 1000:.0f} ms "
+                 f"({stale_idle * 1000:.0f} ms before ANALYZE)",
         floor=f"the same CLI doing no work: {baseline_mb:.0f} MB; idle tick before any person {empty_idle * 1000:.0f} ms",
         ratio=peak_mb / baseline_mb,
         target=f"< {LIMIT_MB} MB; opening < {OPENING_LIMIT_S:.0f} s; idle tick <= {IDLE_FLAT_RATIO:.0f}x the one before",
         met=peak_mb < LIMIT_MB and opening_s < OPENING_LIMIT_S and idle_ratio <= IDLE_FLAT_RATIO and invited == PEOPLE,
         notes=[f"{invited:,} invitations created by the measured tick; the idle tick (median of 7, the round open, "
-               f"every delivery claimed) is {idle_ratio:.2f}x the one before any person was added"],
+               f"every delivery claimed) is {idle_ratio:.2f}x the one before any person was added once the new rows "
+               f"are analyzed; before that (the first minute or so, until autovacuum's ANALYZE) {stale_idle * 1000:.0f} ms"],
     )]
