@@ -25,7 +25,23 @@ PROFILE_NOTES = [
     "(yield_per) and create each chunk's invitations and deliveries before the next. After: at the idle baseline.",
     "issue 18, before: B6 measured memory only (116 MB on PostgreSQL, 107 MB on SQLite, 2026-11-29). After: the "
     "same run also reads the opening tick's time from its TickRun row (target under 10 s) and times the idle "
-    "tick that follows against the one before any person was added (target at most 2x); see the row for the figures.",
+    "tick that follows against the one before any person was added (target at most 2x).",
+    "issue 18, first run with those targets (2026-12-01, host load 4-8 from other work): memory 132 MB on "
+    "PostgreSQL, 127 MB on SQLite, but the opening tick 14.8 s and 10.6 s (bench.scaling's 50,000-rep org: 12.2 s). "
+    "cProfile of that tick on PostgreSQL (14.5 s under the profiler, 5.3 s of it this process's CPU, 7.7 s "
+    "waiting on the server): creating the invitations and deliveries 9.5 s (25 COPY chunks of invitations, "
+    "the 50,000 read back, 50 COPY chunks of deliveries; the server finishing the COPYs 3.9 s, writing the "
+    "100,000 rows 1.6 s of Python), marking the deliveries queued 4.7 s (a SELECT of the due ids, then 50 "
+    "UPDATEs of 1,000 ids each; psycopg converting those 1,000-parameter statements 1.2 s). Not changed: both "
+    "paths carry the tick's guarantees against a racing tick and for requeueing, which deserve more than a quick "
+    "fix; the candidates are inserting a new round's invites already queued, or one UPDATE ... RETURNING.",
+    "issue 18, idle tick after the opening, PostgreSQL: 410 ms (49x the tick before any person) while the "
+    "150,000 new rows were unanalyzed: estimating 39 invitations in the open round, the planner walked all "
+    "50,000 and their deliveries (the claim query alone, EXPLAIN ANALYZE: 583 ms). After ANALYZE, as autovacuum "
+    "does within minutes: 47 ms for that query, a BitmapOr on ix_deliveries_status_due_at that still reads every "
+    "queued delivery, since the requeue condition (queued, enqueued_at older than 10 minutes) has no index on "
+    "enqueued_at; an index on (status, enqueued_at) would bound it (a migration, left to the schema's owner). "
+    "B6 now reports the idle tick both before and after ANALYZE.",
 ]
 
 # Runs a command in a child and reports the child's peak RSS (kilobytes on Linux).

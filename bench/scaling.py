@@ -82,6 +82,7 @@ class Point:
     per_round_mb: float  # every table with a round_id, divided by the rounds, plus one round's deliveries
     measured: str  # the UTC day
     extrapolated: bool = False
+    load_average: float | None = None  # the machine's, over the last minute of the measurement
 
     @property
     def year_mb(self) -> float:
@@ -272,7 +273,7 @@ def measure(database: str, reps: int, rounds: int) -> Point:
     return Point(reps, rounds, org.answers, scorecard_ms, statistics.median(scorecard_cpu) * 1000, idle_ms, opening_ms, invitations[-1],
                  opening_peak_mb=peak_mb, cli_baseline_mb=baseline_mb, database_mb=database_size / MB,
                  answers_mb=answers_size / MB, per_round_mb=(history_size / rounds + deliveries_size) / MB,
-                 measured=f"{datetime.now(timezone.utc):%Y-%m-%d}")
+                 measured=f"{datetime.now(timezone.utc):%Y-%m-%d}", load_average=os.getloadavg()[0])
 
 
 # -- Output ---------------------------------------------------------------------------
@@ -310,7 +311,8 @@ def write_markdown(points: list[Point], database: str) -> None:
     def timing_row(p: Point) -> str:
         return (f"| {reps_label(p)} | {p.rounds} | {p.answers:,} | {p.scorecard_ms:,.0f} ({p.scorecard_cpu_ms:,.0f}) | "
                 f"{p.idle_tick_ms:,.1f} | "
-                f"{p.opening_tick_ms:,.0f} ({p.invitations:,} invitations) | {p.measured} |")
+                f"{p.opening_tick_ms:,.0f} ({p.invitations:,} invitations) | {p.measured} | "
+                f"{'–' if p.load_average is None else f'{p.load_average:.1f}'} |")
 
     def storage_row(p: Point) -> str:
         return (f"| {reps_label(p)} | {p.opening_peak_mb:,.0f} | {p.database_mb:,.0f} | {p.answers_mb:,.0f} | "
@@ -320,8 +322,8 @@ def write_markdown(points: list[Point], database: str) -> None:
     beyond = extrapolate(points, EXTRAPOLATED_REPS)
     by_size_shown = by_size + ([beyond] if beyond else [])
     by_history = [p for p in points if p.reps == SIZE_AT]
-    timing_header = ["| reps | rounds | answers | scorecard, all slices (ms; this process's CPU) | idle tick (ms) | tick opening a round (ms) | measured |",
-                     "|---|---|---|---|---|---|---|"]
+    timing_header = ["| reps | rounds | answers | scorecard, all slices (ms; this process's CPU) | idle tick (ms) | tick opening a round (ms) | measured | load |",
+                     "|---|---|---|---|---|---|---|---|"]
     storage_header = ["| reps | peak RSS, opening tick (MB) | database (MB) | answers + indexes (MB) | "
                       "per round (MB) | per year of history, 12 rounds (MB) |",
                       "|---|---|---|---|---|---|"]
@@ -332,9 +334,9 @@ def write_markdown(points: list[Point], database: str) -> None:
         f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}, {database}, by "
         "`python -m bench.scaling` (each row says the day it was measured; `--sizes` re-measures some orgs and "
         "keeps the others' figures). Generated orgs from `bench/generate.py` (40 teams, 6 regions, 3 segments, "
-        "15 questions, 70 % response, monthly rounds). The machine's 1-minute load average when this was "
-        f"written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (it is shared with other work: compare "
-        "rows measured together rather than with other machines).",
+        "15 questions, 70 % response, monthly rounds). The machine is shared with other work: **load** is its "
+        f"1-minute load average (on {os.cpu_count()} cores) as each org's measurement ended (– where not "
+        "recorded); compare rows measured together rather than with other machines.",
         "",
         "![scorecard and tick cost against org size and history](scaling.svg)",
         "",
@@ -342,7 +344,9 @@ def write_markdown(points: list[Point], database: str) -> None:
         "with the previous round and a year earlier), B1's code path; median of 3 after a warm-up. In brackets the "
         "CPU time of the process computing it (Python and the driver); the rest of the wall time is waiting: on "
         "the database, and, on a loaded machine, for a core.",
-        "- **idle tick**: a tick with nothing due, what the scheduler does almost every minute; median of 5.",
+        "- **idle tick**: a tick with nothing due, what the scheduler does almost every minute; median of 5. "
+        "The generated orgs hold no deliveries; B6 (`docs/benchmarks.md`) measures the idle tick with a "
+        "50,000-person round's deliveries queued.",
         "- **tick opening a round**: the tick that opens the next round for every rep (invitations and deliveries "
         "in bulk); median of 3 after a warm-up, the round removed between runs.",
         "- **peak RSS, opening tick**: the same tick run by `flask --app wsgi cadence tick --now ...` in a child "
