@@ -27,6 +27,10 @@ PROFILE_NOTES = [
     "issue 18, before: 2 workers against one sending loop, 20,000 reps: 105 msg/s against 152 msg/s (0.69x) on "
     "PostgreSQL, 123 against 147 (0.84x) on SQLite (2026-11-29). After: 4 workers against 4 concurrent sending "
     "processes, 20,000 reps on both databases and 50,000 on PostgreSQL; see the rows for the figures.",
+    "issue 18, 4 workers on SQLite (2026-12-01, host load about 6 from other work): 0.40x and 0.38x in two runs "
+    "(49 msg/s against 124, then 59 against 154). Not profiled; the likely cause is SQLite's single writer: "
+    "each worker commits every message's outcome at once (so a kill re-sends at most one), and four "
+    "processes queue for the write lock through the busy timeout's sleeps. With 2 workers it was 0.84x; production runs PostgreSQL.",
 ]
 SIZES = {"sqlite": (20_000,), "postgresql": (20_000, 50_000)}  # SQLite's one writer makes 50,000 a long wait
 WORKERS = 4
