@@ -30,7 +30,12 @@ PROFILE_NOTES = [
     "issue 18, 4 workers on SQLite (2026-12-01, host load about 6 from other work): 0.40x and 0.38x in two runs "
     "(49 msg/s against 124, then 59 against 154). Not profiled; the likely cause is SQLite's single writer: "
     "each worker commits every message's outcome at once (so a kill re-sends at most one), and four "
-    "processes queue for the write lock through the busy timeout's sleeps. With 2 workers it was 0.84x; production runs PostgreSQL.",
+    "processes queue for the write lock through the busy timeout's sleeps. With 2 workers it was 0.84x.",
+    "issue 18, 4 workers on PostgreSQL, same day and host: 0.36x at 20,000 (56 msg/s against 155) and 0.40x at "
+    "50,000 (67 against 168); an earlier run while the host was busier measured 0.66x at 50,000 (56 against 85): "
+    "the floor's four light processes gain more from a quieter host than four workers, their four forked job "
+    "processes and PostgreSQL sharing 2 cores. Missed, not yet profiled (per-message commit and the job "
+    "processes' start-up per batch of 100 are the first suspects).",
 ]
 SIZES = {"sqlite": (20_000,), "postgresql": (20_000, 50_000)}  # SQLite's one writer makes 50,000 a long wait
 WORKERS = 4
