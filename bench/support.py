@@ -36,8 +36,8 @@ def wait_for_server(base: str, server: subprocess.Popen, timeout: float = 60) ->
         try:
             if requests.get(base + "/healthz", timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or its workers still loading the app on a busy machine
         if time.monotonic() > deadline:
             raise RuntimeError("gunicorn did not answer /healthz")
         time.sleep(0.3)
