@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, relationship
 
 from cadence.clock import utcnow
 from surveys.extensions import UTCDateTime, db
@@ -185,12 +185,13 @@ class Answer(db.Model):
 # equals another in a unique index, on SQLite or PostgreSQL).
 
 
-class AnswerTally(db.Model):
-    """How many answers in one cell of a round had one value of one question
-    (free text is left out: only its respondents are ever shown)."""
+class _TallyRow:
+    """What both tallies hold besides their counts: the round, the slot and
+    the cell and question the slot names."""
 
-    __tablename__ = "answer_tallies"
-    __table_args__ = (UniqueConstraint("round_id", "slot"),)
+    @declared_attr.directive
+    def __table_args__(cls):
+        return (UniqueConstraint("round_id", "slot"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
@@ -199,26 +200,26 @@ class AnswerTally(db.Model):
     region: Mapped[str | None] = mapped_column(String(100))
     segment: Mapped[str | None] = mapped_column(String(100))
     question_key: Mapped[str] = mapped_column(String(64))
+
+
+class AnswerTally(_TallyRow, db.Model):
+    """How many answers in one cell of a round had one value of one question
+    (free text is left out: only its respondents are ever shown)."""
+
+    __tablename__ = "answer_tallies"
+
     value_num: Mapped[float | None] = mapped_column(Float)
     value_text: Mapped[str | None] = mapped_column(Text)
     answers: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class RespondentTally(db.Model):
+class RespondentTally(_TallyRow, db.Model):
     """How many responses in one cell of a round answered one question, and
     how many of them wrote an "Other" text for it (the comment threshold
     counts writers)."""
 
     __tablename__ = "respondent_tallies"
-    __table_args__ = (UniqueConstraint("round_id", "slot"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
-    slot: Mapped[str] = mapped_column(Text)
-    team_id: Mapped[int | None] = mapped_column(Integer)
-    region: Mapped[str | None] = mapped_column(String(100))
-    segment: Mapped[str | None] = mapped_column(String(100))
-    question_key: Mapped[str] = mapped_column(String(64))
     respondents: Mapped[int] = mapped_column(Integer, default=0)
     writers: Mapped[int] = mapped_column(Integer, default=0)
 
