@@ -98,6 +98,25 @@ PROFILE_NOTES = [
     "pure function of what is read for it, so a process keeps the last cards it assembled under a digest of "
     "every input (the sums, team paths, policy, rounds, participation) and reuses one only for identical inputs: "
     "repeat views 240 ms, the first view after a change 364 ms, closed-round page 140 ms in the same run.",
+    "20,000 reps (issue 18), PostgreSQL, host shared with two other benchmark jobs (load 3-9), before/after: "
+    "with the value and respondent cubes read from per-round tallies (surveys.scorecard.tallies, kept in the "
+    "submission's transaction) instead of the answers, the full card was 3,933 ms against an 11,193 ms floor, "
+    "but the live page still took 1,336 ms (1,373 ms after a new answer; closed-round page 362 ms). cProfile: "
+    "the confidential plan re-read the round's answers (two GROUP BYs, ~430 ms) and was computed again (four "
+    "greedy passes, ~240 ms) on every view, before the card cache was consulted; the typical response rate "
+    "counted six closed rounds' 120,000 invitations (66 ms). Now the plan reads its atoms from the respondent "
+    "tallies (which also count the writers of 'Other' texts) and a process keeps the last plans under a digest "
+    "of their inputs, as it does live cards; the rate is counted once per set of closed rounds: full card "
+    "858 ms (floor 8,302 ms), live page 360 ms, 588 ms after a new answer, closed-round page 190 ms on the "
+    "same loaded host. The rows above were measured afterwards on the host alone.",
+    "still missed on the host alone (PostgreSQL): at 20,000 reps the live page 383 ms, 638 ms after a new "
+    "answer, the closed-round page 207 ms; at 5,000 the closed-round page is 161 ms against 75 ms before the "
+    "summary, key-metric tiles and long-run changes joined the page. cProfile of that closed page: the "
+    "template ~100 ms (21,000 calls for 40 team slices x 15 questions, the tiles and charts), the overview and "
+    "long-run tests ~40 ms, the stored card's JSON ~20 ms. Between 5,000 and 20,000 reps what still grows is "
+    "what counts invitations and people per cell (participation, the plan's atoms, the detectable-change "
+    "audience: four GROUP BYs over 20,000 rows) and, after an answer, the plan and the card assembled again. "
+    "Next: participation kept in the tallies too, and the card body rendered once per card digest.",
 ]
 
 

@@ -183,7 +183,11 @@ class Delivery(db.Model):
     __table_args__ = (
         UniqueConstraint("invitation_id", "kind"),
         CheckConstraint(f"status IN {DELIVERY_STATUSES!r}", name="known_status"),
+        # The tick's three ways a delivery is due (cadence.planner.claim_due_deliveries),
+        # each an index range, so a tick with 50,000 deliveries queued reads none of them.
         Index("ix_deliveries_status_due_at", "status", "due_at"),
+        Index("ix_deliveries_status_enqueued_at", "status", "enqueued_at"),
+        Index("ix_deliveries_status_claimed_at", "status", "claimed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
